@@ -1,0 +1,361 @@
+//! Configuration: read once from environment variables into a typed,
+//! validated struct. Every bad value is an error naming the variable and the
+//! value, so a misconfigured stack fails at start instead of at the first AMI.
+
+use std::collections::BTreeSet;
+
+use crate::model::RegionName;
+
+/// AWS limits on tags (EC2 "Tag restrictions").
+const MAX_TAG_KEY_CHARS: usize = 128;
+const MAX_TAG_VALUE_CHARS: usize = 256;
+/// AWS refuses a deprecation date more than 2 years after creation for a
+/// public AMI; 730 days keeps every date within that limit.
+pub const MAX_DEPRECATE_AFTER_DAYS: u16 = 730;
+const MAX_COPY_CONCURRENCY: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The region the function runs in (`AWS_REGION`, set by Lambda).
+    pub home_region: RegionName,
+    /// The tag that asks for publishing; the match is exact.
+    pub publish_tag_key: String,
+    pub publish_tag_value: String,
+    /// Prefix of the tags the function writes (`publish:status`, ...).
+    pub status_tag_prefix: String,
+    /// Deprecate each AMI this many days after its creation.
+    pub deprecate_after_days: Option<u16>,
+    /// Regions to copy source AMIs to, without duplicates, in the given order.
+    pub target_regions: Vec<RegionName>,
+    /// How many regions (and, in a sweep, AMIs) are worked at once.
+    pub copy_concurrency: usize,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| Var {
+            name,
+            value: lookup(name),
+        };
+
+        let home_region = var("AWS_REGION")
+            .required()?
+            .parse_with(RegionName::parse)?;
+        let publish_tag_key = var("PUBLISH_TAG_KEY").or("publish").tag_key()?;
+        let publish_tag_value = var("PUBLISH_TAG_VALUE").or("public").tag_value()?;
+        let prefix_var = var("STATUS_TAG_PREFIX");
+        let status_tag_prefix = prefix_var.clone().or("publish:").tag_key()?;
+        if publish_tag_key.starts_with(&status_tag_prefix) {
+            // The function's own status tags would then count as a change of
+            // the publish tag and trigger it again.
+            return Err(prefix_var.invalid(format!(
+                "the publish tag key `{publish_tag_key}` must not start with it"
+            )));
+        }
+        let deprecate_after_days = var("DEPRECATE_AFTER_DAYS").optional_number(
+            1,
+            MAX_DEPRECATE_AFTER_DAYS,
+            "AWS deprecates a public AMI at most 2 years after creation",
+        )?;
+        let target_regions = parse_target_regions(var("TARGET_REGIONS"))?;
+        let copy_concurrency = var("COPY_CONCURRENCY")
+            .optional_number(1, MAX_COPY_CONCURRENCY as u16, "")?
+            .map_or(4, usize::from);
+
+        Ok(Self {
+            home_region,
+            publish_tag_key,
+            publish_tag_value,
+            status_tag_prefix,
+            deprecate_after_days,
+            target_regions,
+            copy_concurrency,
+        })
+    }
+
+    /// Every region the function may act in: its own and the targets.
+    pub fn regions(&self) -> impl Iterator<Item = &RegionName> {
+        std::iter::once(&self.home_region).chain(
+            self.target_regions
+                .iter()
+                .filter(|r| **r != self.home_region),
+        )
+    }
+
+    /// The name of one of the function's own tags (`publish:status`, ...).
+    pub fn status_tag(&self, name: &str) -> String {
+        format!("{}{name}", self.status_tag_prefix)
+    }
+}
+
+fn parse_target_regions(var: Var) -> Result<Vec<RegionName>, ConfigError> {
+    let Some(text) = var.value.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut seen = BTreeSet::new();
+    let mut regions = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(var.invalid("empty region name in the list".into()));
+        }
+        let region = RegionName::parse(part).map_err(|e| var.invalid(e))?;
+        if !seen.insert(region.clone()) {
+            return Err(var.invalid(format!("region `{region}` is listed twice")));
+        }
+        regions.push(region);
+    }
+    Ok(regions)
+}
+
+/// One environment variable being read.
+#[derive(Clone)]
+struct Var {
+    name: &'static str,
+    value: Option<String>,
+}
+
+impl Var {
+    fn invalid(&self, reason: String) -> ConfigError {
+        ConfigError {
+            variable: self.name,
+            value: self.value.clone().unwrap_or_default(),
+            reason,
+        }
+    }
+
+    fn required(self) -> Result<Self, ConfigError> {
+        match self.value.as_deref() {
+            Some(v) if !v.is_empty() => Ok(self),
+            _ => Err(self.invalid("must be set".into())),
+        }
+    }
+
+    /// The value, or `default` when unset or empty.
+    fn or(mut self, default: &str) -> Self {
+        if self.value.as_deref().is_none_or(str::is_empty) {
+            self.value = Some(default.to_owned());
+        }
+        self
+    }
+
+    fn text(&self) -> &str {
+        self.value.as_deref().unwrap_or_default()
+    }
+
+    fn parse_with<T>(self, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+        parse(self.text()).map_err(|e| self.invalid(e))
+    }
+
+    fn tag_key(self) -> Result<String, ConfigError> {
+        let key = self.text();
+        if key.chars().count() > MAX_TAG_KEY_CHARS {
+            return Err(self.invalid(format!(
+                "a tag key has at most {MAX_TAG_KEY_CHARS} characters"
+            )));
+        }
+        if key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(self.invalid("tag keys starting with aws: are reserved by AWS".into()));
+        }
+        Ok(key.to_owned())
+    }
+
+    fn tag_value(self) -> Result<String, ConfigError> {
+        if self.text().chars().count() > MAX_TAG_VALUE_CHARS {
+            return Err(self.invalid(format!(
+                "a tag value has at most {MAX_TAG_VALUE_CHARS} characters"
+            )));
+        }
+        Ok(self.text().to_owned())
+    }
+
+    /// An optional whole number in `min..=max`; unset or empty means `None`.
+    fn optional_number(&self, min: u16, max: u16, why: &str) -> Result<Option<u16>, ConfigError> {
+        let text = self.text().trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match text.parse::<u16>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => {
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({why})")
+                };
+                Err(self.invalid(format!("must be a whole number from {min} to {max}{why}")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut env: HashMap<&str, &str> = HashMap::from([("AWS_REGION", "us-east-1")]);
+        env.extend(vars.iter().copied());
+        Config::from_lookup(|name| env.get(name).map(|v| v.to_string()))
+    }
+
+    fn error_for(vars: &[(&str, &str)]) -> ConfigError {
+        config(vars).expect_err("configuration should be refused")
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_region_is_set() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.home_region.as_str(), "us-east-1");
+        assert_eq!(c.publish_tag_key, "publish");
+        assert_eq!(c.publish_tag_value, "public");
+        assert_eq!(c.status_tag_prefix, "publish:");
+        assert_eq!(c.status_tag("status"), "publish:status");
+        assert_eq!(c.deprecate_after_days, None);
+        assert!(c.target_regions.is_empty());
+        assert_eq!(c.copy_concurrency, 4);
+    }
+
+    #[test]
+    fn empty_values_mean_the_default() {
+        let c = config(&[
+            ("PUBLISH_TAG_KEY", ""),
+            ("DEPRECATE_AFTER_DAYS", ""),
+            ("TARGET_REGIONS", " "),
+            ("COPY_CONCURRENCY", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.publish_tag_key, "publish");
+        assert_eq!(c.deprecate_after_days, None);
+        assert!(c.target_regions.is_empty());
+        assert_eq!(c.copy_concurrency, 4);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = config(&[
+            ("PUBLISH_TAG_KEY", "release"),
+            ("PUBLISH_TAG_VALUE", "yes"),
+            ("STATUS_TAG_PREFIX", "ami-publisher/"),
+            ("DEPRECATE_AFTER_DAYS", "365"),
+            ("TARGET_REGIONS", "eu-west-1, us-gov-west-1,ap-southeast-2"),
+            ("COPY_CONCURRENCY", "8"),
+        ])
+        .unwrap();
+        assert_eq!(c.publish_tag_key, "release");
+        assert_eq!(c.publish_tag_value, "yes");
+        assert_eq!(c.status_tag("status"), "ami-publisher/status");
+        assert_eq!(c.deprecate_after_days, Some(365));
+        let targets: Vec<&str> = c.target_regions.iter().map(RegionName::as_str).collect();
+        assert_eq!(targets, ["eu-west-1", "us-gov-west-1", "ap-southeast-2"]);
+        assert_eq!(c.copy_concurrency, 8);
+    }
+
+    #[test]
+    fn missing_region_is_named() {
+        let e = Config::from_lookup(|_| None).unwrap_err();
+        assert_eq!(e.variable, "AWS_REGION");
+        assert!(e.to_string().contains("must be set"), "{e}");
+    }
+
+    #[test]
+    fn malformed_home_region_is_refused() {
+        let e = error_for(&[("AWS_REGION", "US_EAST")]);
+        assert_eq!((e.variable, e.value.as_str()), ("AWS_REGION", "US_EAST"));
+    }
+
+    #[test]
+    fn deprecation_days_outside_one_to_730_are_refused() {
+        for bad in ["0", "731", "-1", "1.5", "two", "99999999"] {
+            let e = error_for(&[("DEPRECATE_AFTER_DAYS", bad)]);
+            assert_eq!(e.variable, "DEPRECATE_AFTER_DAYS");
+            assert_eq!(e.value, bad);
+            assert!(e.reason.contains("1 to 730"), "{e}");
+        }
+        assert_eq!(
+            config(&[("DEPRECATE_AFTER_DAYS", "1")])
+                .unwrap()
+                .deprecate_after_days,
+            Some(1)
+        );
+        assert_eq!(
+            config(&[("DEPRECATE_AFTER_DAYS", "730")])
+                .unwrap()
+                .deprecate_after_days,
+            Some(730)
+        );
+    }
+
+    #[test]
+    fn malformed_target_region_is_named() {
+        let e = error_for(&[("TARGET_REGIONS", "us-west-2,eu west 1")]);
+        assert_eq!(e.variable, "TARGET_REGIONS");
+        assert!(e.reason.contains("`eu west 1`"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_target_region_is_refused() {
+        let e = error_for(&[("TARGET_REGIONS", "us-west-2,eu-west-1,us-west-2")]);
+        assert!(e.reason.contains("us-west-2` is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn empty_entry_in_target_regions_is_refused() {
+        let e = error_for(&[("TARGET_REGIONS", "us-west-2,,eu-west-1")]);
+        assert!(e.reason.contains("empty region name"), "{e}");
+    }
+
+    #[test]
+    fn home_region_among_targets_is_kept_in_the_list_but_not_worked_twice() {
+        let c = config(&[("TARGET_REGIONS", "us-east-1,us-west-2")]).unwrap();
+        let regions: Vec<&str> = c.regions().map(RegionName::as_str).collect();
+        assert_eq!(regions, ["us-east-1", "us-west-2"]);
+    }
+
+    #[test]
+    fn copy_concurrency_must_be_1_to_64() {
+        for bad in ["0", "65", "many"] {
+            let e = error_for(&[("COPY_CONCURRENCY", bad)]);
+            assert_eq!(e.variable, "COPY_CONCURRENCY");
+        }
+    }
+
+    #[test]
+    fn publish_key_inside_the_status_prefix_is_refused() {
+        let e = error_for(&[("PUBLISH_TAG_KEY", "publish:go")]);
+        assert_eq!(e.variable, "STATUS_TAG_PREFIX");
+        assert!(e.reason.contains("publish:go"), "{e}");
+    }
+
+    #[test]
+    fn reserved_and_oversized_tag_keys_are_refused() {
+        assert_eq!(
+            error_for(&[("PUBLISH_TAG_KEY", "aws:publish")]).variable,
+            "PUBLISH_TAG_KEY"
+        );
+        let long = "k".repeat(129);
+        assert_eq!(
+            error_for(&[("PUBLISH_TAG_KEY", &long)]).variable,
+            "PUBLISH_TAG_KEY"
+        );
+        let long_value = "v".repeat(257);
+        assert_eq!(
+            error_for(&[("PUBLISH_TAG_VALUE", &long_value)]).variable,
+            "PUBLISH_TAG_VALUE"
+        );
+    }
+}

@@ -1,0 +1,424 @@
+//! Incoming payloads: EventBridge events and direct invocations, parsed
+//! loosely into one [`Trigger`]. Fields the function does not use are
+//! ignored; a payload of no known shape is a clear error naming what came.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::model::{ImageId, RegionName};
+
+/// What an invocation asks the function to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Reconcile one AMI toward its desired state.
+    Image {
+        image_id: ImageId,
+        region: RegionName,
+        cause: Cause,
+    },
+    /// Reconcile every AMI of the account in the region tagged for publishing.
+    Sweep { region: RegionName },
+    /// An event the function acknowledges and does nothing about.
+    Ignored { reason: String },
+}
+
+/// Why an AMI is being reconciled; logged and reported, never decisive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    Available,
+    TagChanged,
+    Direct,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("unsupported event: source `{event_source}`, detail-type `{detail_type}`{extra}")]
+    Unsupported {
+        event_source: String,
+        detail_type: String,
+        extra: String,
+    },
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error(
+        "unrecognised payload: neither an EventBridge event (source, detail-type, detail) nor a direct invocation {{\"image_id\": \"ami-...\", \"region\": \"...\"}}: {reason}"
+    )]
+    Unrecognised { reason: String },
+}
+
+const AMI_STATE_CHANGE: (&str, &str) = ("aws.ec2", "EC2 AMI State Change");
+const TAG_CHANGE: (&str, &str) = ("aws.tag", "Tag Change on Resource");
+const SCHEDULED: (&str, &str) = ("aws.events", "Scheduled Event");
+
+#[derive(Deserialize)]
+struct AmiStateChange {
+    #[serde(rename = "ImageId")]
+    image_id: String,
+    #[serde(rename = "State")]
+    state: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct TagChange {
+    changed_tag_keys: Vec<String>,
+    service: String,
+    resource_type: String,
+    /// The whole tag set after the change; a deleted key is absent.
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Direct {
+    image_id: String,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+/// Parses a payload. `publish_tag_key` decides which tag changes matter;
+/// `home_region` is the region of a direct invocation that names none.
+pub fn parse(
+    payload: &Value,
+    publish_tag_key: &str,
+    home_region: &RegionName,
+) -> Result<Trigger, EventError> {
+    if !payload.is_object() {
+        return Err(EventError::Unrecognised {
+            reason: format!("expected a JSON object, got {}", kind_of(payload)),
+        });
+    }
+    if payload.get("detail-type").is_some() || payload.get("source").is_some() {
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(payload.clone()).map_err(|e| EventError::Malformed {
+                what: "EventBridge event",
+                reason: e.to_string(),
+            })?;
+        return parse_eventbridge(event, publish_tag_key);
+    }
+    let direct: Direct =
+        serde_json::from_value(payload.clone()).map_err(|e| EventError::Unrecognised {
+            reason: e.to_string(),
+        })?;
+    let image_id = ImageId::parse(&direct.image_id).map_err(|reason| EventError::Malformed {
+        what: "direct invocation image_id",
+        reason,
+    })?;
+    let region = match direct.region.as_deref() {
+        None | Some("") => home_region.clone(),
+        Some(r) => RegionName::parse(r).map_err(|reason| EventError::Malformed {
+            what: "direct invocation region",
+            reason,
+        })?,
+    };
+    Ok(Trigger::Image {
+        image_id,
+        region,
+        cause: Cause::Direct,
+    })
+}
+
+fn parse_eventbridge(
+    event: EventBridgeEvent<Value>,
+    publish_tag_key: &str,
+) -> Result<Trigger, EventError> {
+    let kind = (event.source.as_str(), event.detail_type.as_str());
+    if kind == AMI_STATE_CHANGE {
+        let region = envelope_region(&event)?;
+        let detail: AmiStateChange = detail(&event, "EC2 AMI State Change detail")?;
+        let image_id =
+            ImageId::parse(&detail.image_id).map_err(|reason| EventError::Malformed {
+                what: "EC2 AMI State Change detail.ImageId",
+                reason,
+            })?;
+        if detail.state != "available" {
+            return Ok(Trigger::Ignored {
+                reason: format!("{image_id} in {region} became {}", detail.state),
+            });
+        }
+        Ok(Trigger::Image {
+            image_id,
+            region,
+            cause: Cause::Available,
+        })
+    } else if kind == TAG_CHANGE {
+        let detail: TagChange = detail(&event, "Tag Change on Resource detail")?;
+        if (detail.service.as_str(), detail.resource_type.as_str()) != ("ec2", "image") {
+            return Err(EventError::Unsupported {
+                event_source: event.source,
+                detail_type: event.detail_type,
+                extra: format!(
+                    " on service `{}` resource-type `{}` (only ec2 images are published)",
+                    detail.service, detail.resource_type
+                ),
+            });
+        }
+        let (image_id, region) = image_from_resources(&event)?;
+        if !detail.changed_tag_keys.iter().any(|k| k == publish_tag_key) {
+            return Ok(Trigger::Ignored {
+                reason: format!(
+                    "tag change on {image_id} in {region} does not touch `{publish_tag_key}`"
+                ),
+            });
+        }
+        let _ = detail.tags; // the AMI's current tags are read from EC2, not trusted from the event
+        Ok(Trigger::Image {
+            image_id,
+            region,
+            cause: Cause::TagChanged,
+        })
+    } else if kind == SCHEDULED {
+        Ok(Trigger::Sweep {
+            region: envelope_region(&event)?,
+        })
+    } else {
+        Err(EventError::Unsupported {
+            event_source: event.source,
+            detail_type: event.detail_type,
+            extra: String::new(),
+        })
+    }
+}
+
+fn detail<T: serde::de::DeserializeOwned>(
+    event: &EventBridgeEvent<Value>,
+    what: &'static str,
+) -> Result<T, EventError> {
+    serde_json::from_value(event.detail.clone()).map_err(|e| EventError::Malformed {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+fn envelope_region(event: &EventBridgeEvent<Value>) -> Result<RegionName, EventError> {
+    let text = event
+        .region
+        .as_deref()
+        .ok_or_else(|| EventError::Malformed {
+            what: "EventBridge event",
+            reason: "no `region`".into(),
+        })?;
+    RegionName::parse(text).map_err(|reason| EventError::Malformed {
+        what: "EventBridge event region",
+        reason,
+    })
+}
+
+/// The AMI of a tag change: `resources[0]` is
+/// `arn:aws:ec2:REGION:[ACCOUNT]:image/ami-...`.
+fn image_from_resources(
+    event: &EventBridgeEvent<Value>,
+) -> Result<(ImageId, RegionName), EventError> {
+    let malformed = |reason: String| EventError::Malformed {
+        what: "Tag Change on Resource resources",
+        reason,
+    };
+    let arn = event
+        .resources
+        .as_deref()
+        .and_then(<[String]>::first)
+        .ok_or_else(|| malformed("no resource ARN".into()))?;
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [_arn, _partition, "ec2", region, _account, resource] = parts[..] else {
+        return Err(malformed(format!("`{arn}` is not an EC2 ARN")));
+    };
+    let id = resource
+        .strip_prefix("image/")
+        .ok_or_else(|| malformed(format!("`{arn}` is not an image ARN")))?;
+    let image_id = ImageId::parse(id).map_err(malformed)?;
+    let region = RegionName::parse(region).map_err(malformed)?;
+    Ok((image_id, region))
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn home() -> RegionName {
+        RegionName::parse("us-east-1").unwrap()
+    }
+
+    fn parse_json(value: Value) -> Result<Trigger, EventError> {
+        parse(&value, "publish", &home())
+    }
+
+    fn image(id: &str, region: &str, cause: Cause) -> Trigger {
+        Trigger::Image {
+            image_id: ImageId::parse(id).unwrap(),
+            region: RegionName::parse(region).unwrap(),
+            cause,
+        }
+    }
+
+    /// The EC2 AMI State Change sample from the EC2 documentation, verbatim.
+    const AWS_AMI_SAMPLE: &str = r#"{"version":"0","id":"example-9f07-51db-246b-d8b8441bcdf0","detail-type":"EC2 AMI State Change","source":"aws.ec2","account":"012345678901","time":"2024-01-01T00:00:00Z","region":"us-east-1","resources":["arn:aws:ec2:us-east-1::image/ami-0123456789example"],"detail":{"RequestId":"example-9dcc-40a6-aa77-7ce457d5442b","ImageId":"ami-0123456789example","State":"available","ErrorMessage":""}}"#;
+
+    /// The Tag Change on Resource sample from the EventBridge documentation, verbatim.
+    const AWS_TAG_SAMPLE: &str = r#"{"version":"0","id":"bddcf1d6-0251-35a1-aab0-adc1fb47c11c","detail-type":"Tag Change on Resource","source":"aws.tag","account":"123456789012","time":"2018-09-18T20:41:38Z","region":"us-east-1","resources":["arn:aws:ec2:us-east-1:123456789012:instance/i-0000000aaaaaaaaaa"],"detail":{"changed-tag-keys":["a-new-key","an-updated-key","a-deleted-key"],"tags":{"a-new-key":"tag-value-on-new-key-just-added","an-updated-key":"tag-value-was-just-changed","an-unchanged-key":"tag-value-still-the-same"},"service":"ec2","resource-type":"instance","version":3}}"#;
+
+    fn sample(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn aws_ami_available_sample_reconciles_its_image() {
+        assert_eq!(
+            parse_json(sample(AWS_AMI_SAMPLE)),
+            Ok(image(
+                "ami-0123456789example",
+                "us-east-1",
+                Cause::Available
+            ))
+        );
+    }
+
+    #[test]
+    fn other_ami_states_are_ignored() {
+        for state in ["failed", "deregistered", "disabled", "pending"] {
+            let mut event = sample(AWS_AMI_SAMPLE);
+            event["detail"]["State"] = json!(state);
+            let Ok(Trigger::Ignored { reason }) = parse_json(event) else {
+                panic!("state {state} should be ignored");
+            };
+            assert!(reason.contains(state), "{reason}");
+        }
+    }
+
+    #[test]
+    fn aws_tag_change_sample_on_an_instance_is_unsupported() {
+        let err = parse_json(sample(AWS_TAG_SAMPLE)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("aws.tag") && text.contains("resource-type `instance`"),
+            "{text}"
+        );
+    }
+
+    fn tag_change(arn: &str, changed: &[&str]) -> Value {
+        let mut event = sample(AWS_TAG_SAMPLE);
+        event["resources"] = json!([arn]);
+        event["detail"]["resource-type"] = json!("image");
+        event["detail"]["changed-tag-keys"] = json!(changed);
+        event
+    }
+
+    #[test]
+    fn tag_change_of_the_publish_key_reconciles_the_image_with_or_without_account() {
+        for arn in [
+            "arn:aws:ec2:eu-west-1::image/ami-0a1b2c3d4e5f60001",
+            "arn:aws:ec2:eu-west-1:123456789012:image/ami-0a1b2c3d4e5f60001",
+        ] {
+            assert_eq!(
+                parse_json(tag_change(arn, &["Name", "publish"])),
+                Ok(image(
+                    "ami-0a1b2c3d4e5f60001",
+                    "eu-west-1",
+                    Cause::TagChanged
+                )),
+                "{arn}"
+            );
+        }
+    }
+
+    #[test]
+    fn tag_change_of_other_keys_is_ignored_even_status_tags() {
+        let event = tag_change(
+            "arn:aws:ec2:us-east-1::image/ami-0a1b2c3d4e5f60001",
+            &["publish:status", "publish:reason"],
+        );
+        assert!(matches!(parse_json(event), Ok(Trigger::Ignored { .. })));
+    }
+
+    #[test]
+    fn tag_change_with_a_bad_arn_is_malformed() {
+        for arn in [
+            "arn:aws:ec2:us-east-1::snapshot/snap-0123",
+            "arn:aws:ec2:us-east-1::image/not-an-ami",
+            "nonsense",
+        ] {
+            let err = parse_json(tag_change(arn, &["publish"])).unwrap_err();
+            assert!(matches!(err, EventError::Malformed { .. }), "{arn}: {err}");
+        }
+    }
+
+    #[test]
+    fn scheduled_event_sweeps_its_region() {
+        let event = json!({"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2015-10-08T16:53:06Z","region":"us-west-2","resources":["arn:aws:events:us-west-2:123456789012:rule/my-scheduled-rule"],"detail":{}});
+        assert_eq!(
+            parse_json(event),
+            Ok(Trigger::Sweep {
+                region: RegionName::parse("us-west-2").unwrap()
+            })
+        );
+    }
+
+    #[test]
+    fn direct_payload_with_and_without_region() {
+        assert_eq!(
+            parse_json(json!({"image_id": "ami-12345678", "region": "eu-central-1"})),
+            Ok(image("ami-12345678", "eu-central-1", Cause::Direct))
+        );
+        assert_eq!(
+            parse_json(json!({"image_id": "ami-12345678"})),
+            Ok(image("ami-12345678", "us-east-1", Cause::Direct))
+        );
+    }
+
+    #[test]
+    fn direct_payload_with_malformed_id_or_region_names_the_field() {
+        let err = parse_json(json!({"image_id": "ami-XYZ"})).unwrap_err();
+        assert!(err.to_string().contains("image_id") && err.to_string().contains("ami-XYZ"));
+        let err = parse_json(json!({"image_id": "ami-12345678", "region": "Mars"})).unwrap_err();
+        assert!(err.to_string().contains("region") && err.to_string().contains("Mars"));
+    }
+
+    #[test]
+    fn unknown_eventbridge_event_names_source_and_detail_type() {
+        let event = json!({"version":"0","id":"x","detail-type":"Object Created","source":"aws.s3","region":"us-east-1","resources":[],"detail":{}});
+        let text = parse_json(event).unwrap_err().to_string();
+        assert!(
+            text.contains("aws.s3") && text.contains("Object Created"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn payloads_of_no_known_shape_are_unrecognised() {
+        for payload in [
+            json!({"hello": "world"}),
+            json!([1, 2]),
+            json!("ami-12345678"),
+            json!(null),
+        ] {
+            let err = parse_json(payload.clone()).unwrap_err();
+            assert!(
+                matches!(err, EventError::Unrecognised { .. }),
+                "{payload}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn eventbridge_event_missing_its_detail_is_malformed() {
+        let event = json!({"detail-type":"EC2 AMI State Change","source":"aws.ec2","region":"us-east-1","detail":{"State":"available"}});
+        let text = parse_json(event).unwrap_err().to_string();
+        assert!(text.contains("ImageId"), "{text}");
+    }
+}

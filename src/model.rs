@@ -1,0 +1,168 @@
+//! Plain data the rest of the crate reasons about: validated names (image
+//! ids, regions) and the facts about an AMI and its region that decide
+//! whether it may be public. No SDK types here, so the pure modules
+//! (eligibility, plan) and their tests need no client.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+/// An AMI id: `ami-` and 8 or 17 lowercase letters or digits. Real ids are
+/// hexadecimal; AWS's own documentation samples use ids such as
+/// `ami-0123456789example`, so letters beyond `f` are accepted too.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ImageId(String);
+
+impl ImageId {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let suffix = text
+            .strip_prefix("ami-")
+            .ok_or_else(|| format!("`{text}` is not an AMI id (expected ami-...)"))?;
+        let well_formed = matches!(suffix.len(), 8 | 17)
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if well_formed {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not an AMI id (expected ami- and 8 or 17 lowercase letters or digits)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An AWS region name such as `us-east-1`, `us-gov-west-1` or
+/// `ap-southeast-2`: two letters, one or more words, a number.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RegionName(String);
+
+impl RegionName {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split('-').collect();
+        let well_formed = parts.len() >= 3
+            && parts[0].len() == 2
+            && parts[..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+            && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+            && !parts[parts.len() - 1].is_empty();
+        if well_formed {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not a region name (expected a name such as us-east-1)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RegionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The AMI states EC2 reports (`DescribeImages` `State`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageState {
+    Available,
+    Pending,
+    Failed,
+    Deregistered,
+    Disabled,
+    Other(String),
+}
+
+impl ImageState {
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "available" => Self::Available,
+            "pending" => Self::Pending,
+            "failed" => Self::Failed,
+            "deregistered" => Self::Deregistered,
+            "disabled" => Self::Disabled,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Available => "available",
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+            Self::Deregistered => "deregistered",
+            Self::Disabled => "disabled",
+            Self::Other(other) => other,
+        }
+    }
+}
+
+/// What `DescribeImages` tells about one AMI, reduced to what publishing needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    pub id: ImageId,
+    pub region: RegionName,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub owner_id: Option<String>,
+    /// Found by `DescribeImages` with `Owners=["self"]`: the only test of
+    /// ownership that does not need the account id.
+    pub owned: bool,
+    pub state: ImageState,
+    pub public: bool,
+    /// Device names of block device mappings whose EBS volume is encrypted.
+    pub encrypted_devices: Vec<String>,
+    pub product_codes: Vec<String>,
+    pub creation_date: Option<OffsetDateTime>,
+    pub deprecation_time: Option<OffsetDateTime>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Who set the image block public access state of a region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BpaManager {
+    Account,
+    /// An organization's declarative policy: the account can't change it.
+    DeclarativePolicy,
+    Other(String),
+}
+
+/// Image block public access (`GetImageBlockPublicAccessState`) in a region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockPublicAccess {
+    Unblocked,
+    BlockNewSharing { managed_by: BpaManager },
+}
+
+/// Formats a time as EC2 does (`2027-11-01T10:20:00Z`, RFC 3339 in UTC).
+pub fn format_time(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// Parses a time as EC2 gives it (`2026-11-01T10:20:30.000Z`).
+pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}

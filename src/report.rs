@@ -1,0 +1,210 @@
+//! What a run tells: the JSON outcome returned to Lambda, the status tags
+//! written onto each AMI, and one summary log line per invocation.
+
+use serde::Serialize;
+
+use crate::event::Cause;
+use crate::model::{ImageId, RegionName};
+
+/// AWS's limit on a tag value.
+const MAX_TAG_VALUE_CHARS: usize = 256;
+
+/// The status the function writes on an AMI (`publish:status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Public in its region, and every copy is public too.
+    Public,
+    /// Public in its region; some copies are not public yet.
+    Copying,
+    /// Pending: will be published when it becomes available.
+    Pending,
+    /// Must stay private; `publish:reason` says why.
+    Rejected,
+    /// A step failed; the function's retry or the sweep will try again.
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Copying => "copying",
+            Self::Pending => "pending",
+            Self::Rejected => "rejected",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// What the run did with one AMI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Made public by this run.
+    Published,
+    /// Was public before this run (missing steps, such as copies, were done).
+    AlreadyPublic,
+    Rejected,
+    /// Pending; its own `available` event or the sweep publishes it.
+    Waiting,
+    /// Not the function's to touch (untagged, failed, deregistered, unknown).
+    Skipped,
+    /// A step failed; see `errors`.
+    Failed,
+}
+
+/// A copy of a source AMI in one target region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CopyOutcome {
+    pub region: RegionName,
+    pub image_id: Option<ImageId>,
+    /// `pending`, `available`, ... as EC2 reports it.
+    pub state: Option<String>,
+    pub public: bool,
+    /// Whether this run started the copy (false: found by its source tag).
+    pub started: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageOutcome {
+    pub image_id: ImageId,
+    pub region: RegionName,
+    pub action: Action,
+    /// The status written on the AMI (absent when nothing was written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deprecation_time: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyOutcome>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+impl ImageOutcome {
+    pub fn new(image_id: ImageId, region: RegionName, action: Action) -> Self {
+        Self {
+            image_id,
+            region,
+            action,
+            status: None,
+            reasons: Vec::new(),
+            deprecation_time: None,
+            copies: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Every failure of this AMI and its copies, each naming region and image.
+    pub fn failures(&self) -> Vec<String> {
+        let own = self
+            .errors
+            .iter()
+            .map(|e| format!("{} in {}: {e}", self.image_id, self.region));
+        let copies = self.copies.iter().filter_map(|c| {
+            c.error
+                .as_ref()
+                .map(|e| format!("copy of {} to {}: {e}", self.image_id, c.region))
+        });
+        own.chain(copies).collect()
+    }
+}
+
+/// The JSON returned for an invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// `image`, `sweep` or `ignored`.
+    pub trigger: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    pub images: Vec<ImageOutcome>,
+}
+
+impl Outcome {
+    pub fn failures(&self) -> Vec<String> {
+        self.images
+            .iter()
+            .flat_map(ImageOutcome::failures)
+            .collect()
+    }
+
+    /// One structured log line with the counts of each action.
+    pub fn log_summary(&self) {
+        let count = |a: Action| self.images.iter().filter(|i| i.action == a).count();
+        tracing::info!(
+            trigger = self.trigger,
+            region = self.region.as_ref().map(RegionName::as_str),
+            images = self.images.len(),
+            published = count(Action::Published),
+            already_public = count(Action::AlreadyPublic),
+            rejected = count(Action::Rejected),
+            waiting = count(Action::Waiting),
+            skipped = count(Action::Skipped),
+            failed = count(Action::Failed),
+            copies_started = self
+                .images
+                .iter()
+                .flat_map(|i| &i.copies)
+                .filter(|c| c.started)
+                .count(),
+            "summary"
+        );
+    }
+}
+
+/// Cuts a tag value to AWS's 256-character limit, marking the cut.
+pub fn tag_value(text: &str) -> String {
+    if text.chars().count() <= MAX_TAG_VALUE_CHARS {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(MAX_TAG_VALUE_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_tag_values_are_kept_and_long_ones_cut_to_256_chars() {
+        assert_eq!(tag_value("fine"), "fine");
+        let exact = "é".repeat(256);
+        assert_eq!(tag_value(&exact), exact);
+        let long = "é".repeat(300);
+        let cut = tag_value(&long);
+        assert_eq!(cut.chars().count(), 256);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn failures_name_region_and_image_for_own_and_copy_errors() {
+        let region = RegionName::parse("us-east-1").unwrap();
+        let id = ImageId::parse("ami-12345678").unwrap();
+        let mut outcome = ImageOutcome::new(id.clone(), region, Action::Failed);
+        outcome.errors.push("boom".into());
+        outcome.copies.push(CopyOutcome {
+            region: RegionName::parse("eu-west-1").unwrap(),
+            image_id: None,
+            state: None,
+            public: false,
+            started: false,
+            error: Some("throttled".into()),
+        });
+        assert_eq!(
+            outcome.failures(),
+            [
+                "ami-12345678 in us-east-1: boom",
+                "copy of ami-12345678 to eu-west-1: throttled"
+            ]
+        );
+    }
+}
