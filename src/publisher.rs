@@ -201,7 +201,7 @@ impl Publisher {
         .await
         .map_err(|error| Error::Sweep {
             region: run.region.clone(),
-            error,
+            error: Box::new(error),
         })?;
         let status_key = config.status_tag("status");
         let listed = images.len();
@@ -330,11 +330,11 @@ impl Publisher {
             (self.config.status_tag("reason"), tag_value(&reason)),
         ];
         let unchanged = tags.iter().all(|(k, v)| image.tags.get(k) == Some(v));
-        if !unchanged {
-            if let Err(e) = ec2::create_tags(run.client, run.region, &image.id, &tags).await {
-                outcome.errors.push(e.to_string());
-                outcome.action = Action::Failed;
-            }
+        if !unchanged
+            && let Err(e) = ec2::create_tags(run.client, run.region, &image.id, &tags).await
+        {
+            outcome.errors.push(e.to_string());
+            outcome.action = Action::Failed;
         }
         outcome.status = Some(status);
         outcome

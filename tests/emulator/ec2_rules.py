@@ -1,0 +1,1051 @@
+"""EC2 rules that moto 5.2.5 does not model, added to moto in-process.
+
+Everything here reaches into moto's internals (``moto.ec2``): moto is pinned
+to 5.2.5 in tests/requirements.txt, and this module checks the version at
+import time so that a silent upgrade fails loudly instead of half-working.
+
+How it plugs in (verified against moto 5.2.5):
+  * a method on ``moto.ec2.responses.EC2Response`` named after the action in
+    snake case (``get_image_block_public_access_state``) answers that action;
+    assigning one on the class replaces moto's own handler for that action;
+  * moto serialises ``Ami`` objects through the botocore output shape, looking
+    up each member by name (``DeprecationTime`` -> ``deprecation_time``), or
+    by the aliases in ``Ami.Meta.serialization_aliases``.
+
+Each rule cites the AWS documentation (or, where AWS documents the rule but
+not the error code, says which code the emulator chose and why). See
+README.md in this directory for the list.
+
+State that is not moto's (BPA, configuration, faults, the call log, CopyImage
+idempotency tokens) lives in ``STATE``; every access goes through
+``STATE.lock`` (the server also holds it around each moto dispatch).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import threading
+import time
+from typing import Any
+
+# Must be set before moto.ec2 is imported: otherwise every (account, region)
+# backend is pre-filled with ~hundreds of Amazon-owned public AMIs, which
+# would make "public images" listings and the call-free visibility rules noisy.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+import moto  # noqa: E402
+
+PINNED_MOTO = "5.2.5"
+if moto.__version__ != PINNED_MOTO:  # pragma: no cover - guard
+    raise RuntimeError(
+        f"the EC2 emulator is written against moto {PINNED_MOTO} internals, "
+        f"found moto {moto.__version__}; install tests/requirements.txt"
+    )
+
+from moto.core.parse import default_timestamp_parser  # noqa: E402
+from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
+from moto.core.utils import utcnow  # noqa: E402
+from moto.ec2.exceptions import (  # noqa: E402
+    EC2ClientError,
+    InvalidAMIIdError,
+    InvalidSnapshotIdError,
+    InvalidTaggableResourceType,
+    MalformedAMIIdError,
+    UnvailableAMIIdError,
+)
+from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.ec2.models.amis import Ami  # noqa: E402
+from moto.ec2.responses import EC2Response  # noqa: E402
+from moto.ec2.utils import generic_filter, random_ami_id  # noqa: E402
+
+DEFAULT_ACCOUNT = "123456789012"
+
+# --------------------------------------------------------------------------
+# Emulator state (not moto's)
+# --------------------------------------------------------------------------
+
+BPA_STATES = ("block-new-sharing", "unblocked")
+BPA_MANAGED_BY = ("account", "declarative-policy")
+
+
+class EmulatorState:
+    """Configuration, BPA, faults, call log and CopyImage tokens.
+
+    One re-entrant lock guards all of it and every moto dispatch, so the
+    threaded server never runs two EC2 handlers at once (moto's backends are
+    not thread-safe); injected latency is slept outside the lock so that
+    concurrent clients still overlap in time.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.cli_copy_delay_seconds = 30.0
+        self.reset_all()
+
+    def default_config(self) -> dict[str, float]:
+        return {
+            "latency_ms": 0,
+            "copy_delay_seconds": self.cli_copy_delay_seconds,
+            # AWS: "Public AMIs per Region" default quota is 5
+            # (Service Quotas L-0E3CBAB9; see DESIGN.md).
+            "public_image_quota": 5,
+            # DESIGN.md: concurrent AMI copies per destination Region ~100.
+            "concurrent_copy_limit": 100,
+        }
+
+    def reset_all(self) -> None:
+        with self.lock:
+            self.config: dict[str, float] = self.default_config()
+            # region -> {"account_state", "policy_state", "managed_by"}
+            self.bpa: dict[str, dict[str, str]] = {}
+            self.faults: list[dict[str, Any]] = []
+            self.calls: list[dict[str, str]] = []
+            # (account, destination region, client token) -> (fingerprint, image id)
+            self.copy_tokens: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+    # -- image block public access ------------------------------------
+    def bpa_entry(self, region: str) -> dict[str, str]:
+        # Emulator default: unblocked. NOTE: on AWS, block public access for
+        # AMIs is ON (block-new-sharing) by default for new accounts; tests
+        # that want that start by POST /_emulator/bpa.
+        return self.bpa.setdefault(
+            region,
+            {
+                "account_state": "unblocked",
+                "policy_state": "unblocked",
+                "managed_by": "account",
+            },
+        )
+
+    def bpa_effective(self, region: str) -> tuple[str, str]:
+        e = self.bpa_entry(region)
+        if e["managed_by"] == "declarative-policy":
+            return e["policy_state"], "declarative-policy"
+        return e["account_state"], "account"
+
+
+STATE = EmulatorState()
+
+
+# --------------------------------------------------------------------------
+# Time helpers (moto keeps naive UTC datetimes)
+# --------------------------------------------------------------------------
+
+
+def _naive_utc(value: Any) -> _dt.datetime:
+    if isinstance(value, _dt.datetime):
+        dt = value
+    else:
+        dt = default_timestamp_parser(str(value))
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def parse_iso8601(value: str) -> _dt.datetime:
+    """Parse an ISO8601 string from the control API into naive UTC."""
+    return _naive_utc(value)
+
+
+def fmt_time(dt: _dt.datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def add_years(dt: _dt.datetime, years: int) -> _dt.datetime:
+    try:
+        return dt.replace(year=dt.year + years)
+    except ValueError:  # 29 February
+        return dt.replace(year=dt.year + years, day=28)
+
+
+def round_to_minute(dt: _dt.datetime) -> _dt.datetime:
+    # AWS (EnableImageDeprecation, DeprecateAt): "If you specify a value for
+    # seconds, Amazon EC2 rounds the seconds to the nearest minute."
+    base = dt.replace(second=0, microsecond=0)
+    if dt.second * 1_000_000 + dt.microsecond >= 30_000_000:
+        base += _dt.timedelta(minutes=1)
+    return base
+
+
+# --------------------------------------------------------------------------
+# Extra attributes on moto's Ami
+# --------------------------------------------------------------------------
+
+# Defaults for every Ami (moto's own constructor does not know them).
+Ami.deprecation_time_dt = None  # type: ignore[attr-defined]
+Ami.emu_bdm = None  # type: ignore[attr-defined]  # list of mapping specs
+Ami.emu_is_copy = False  # type: ignore[attr-defined]
+Ami.emu_ready_at = None  # type: ignore[attr-defined]  # epoch seconds
+Ami.emu_source = None  # type: ignore[attr-defined]  # (region, image id)
+
+
+def _deprecation_time(self: Ami) -> str | None:
+    # DescribeImages returns DeprecationTime (string, ISO8601) when set.
+    return fmt_time(self.deprecation_time_dt)
+
+
+Ami.deprecation_time = property(_deprecation_time)  # type: ignore[attr-defined]
+
+
+def _product_code_structs(self: Ami) -> list[dict[str, str]]:
+    # DescribeImages returns ProductCodes as [{ProductCodeId, ProductCodeType}];
+    # moto keeps a set of ids and serialises them as empty structures.
+    return [
+        {"ProductCodeId": code, "ProductCodeType": "marketplace"}
+        for code in sorted(self.product_codes)
+    ]
+
+
+Ami.emu_product_codes = property(_product_code_structs)  # type: ignore[attr-defined]
+
+
+class _AmiMeta:
+    serialization_aliases = {"ProductCodes": "emu_product_codes"}
+
+
+Ami.Meta = _AmiMeta  # type: ignore[attr-defined]
+
+
+def _find_snapshot(ami: Ami, snapshot_id: str | None) -> Any:
+    if not snapshot_id:
+        return None
+    return ami.ec2_backend.snapshots.get(snapshot_id)
+
+
+def _block_device_mappings(self: Ami) -> list[dict[str, Any]]:
+    """BlockDeviceMappings with Ebs.Encrypted taken from the snapshot.
+
+    AWS: the encryption state of an EBS-backed AMI's volumes is that of its
+    snapshots ("Encrypted snapshots ... cannot be made public";
+    RegisterImage takes the snapshot's encryption).
+    """
+    specs = self.emu_bdm
+    if specs is None:
+        snap = self.ebs_snapshot
+        specs = [
+            {
+                "DeviceName": self.root_device_name,
+                "SnapshotId": snap.id,
+                "VolumeSize": 15,
+                "VolumeType": "standard",
+                "DeleteOnTermination": False,
+            }
+        ]
+    out = []
+    for spec in specs:
+        ebs: dict[str, Any] = {}
+        if spec.get("SnapshotId"):
+            ebs["SnapshotId"] = spec["SnapshotId"]
+        for key in ("VolumeSize", "VolumeType", "DeleteOnTermination", "Iops", "Throughput"):
+            if spec.get(key) is not None:
+                ebs[key] = spec[key]
+        snap = _find_snapshot(self, spec.get("SnapshotId"))
+        ebs["Encrypted"] = bool(snap.encrypted) if snap is not None else bool(spec.get("Encrypted", False))
+        out.append({"DeviceName": spec["DeviceName"], "Ebs": ebs})
+    return out
+
+
+Ami.block_device_mappings = property(_block_device_mappings)  # type: ignore[assignment]
+
+
+def ami_encrypted(ami: Ami) -> bool:
+    return any(m["Ebs"].get("Encrypted") for m in ami.block_device_mappings)
+
+
+def ami_tags(ami: Ami) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in ami.get_tags()}
+
+
+def ami_shared_with(ami: Ami) -> list[str]:
+    return [lp["UserId"] for lp in ami.launch_permissions if "UserId" in lp]
+
+
+# --------------------------------------------------------------------------
+# Cross-account image lookup and AWS visibility rules
+# --------------------------------------------------------------------------
+
+
+def region_backend(account: str, region: str) -> Any:
+    return ec2_backends[account][region]
+
+
+def existing_region_backends(region: str) -> list[Any]:
+    """The EC2 backends of every account that already has state in region.
+
+    Uses dict.get so that looking does not create backends.
+    """
+    out = []
+    for account in list(ec2_backends.keys()):
+        backend = dict.get(ec2_backends[account], region)
+        if backend is not None:
+            out.append(backend)
+    return out
+
+
+def all_images(region: str | None = None) -> list[tuple[str, Ami]]:
+    out = []
+    for account in list(ec2_backends.keys()):
+        acct = ec2_backends[account]
+        for reg in list(dict.keys(acct)):
+            if region is not None and reg != region:
+                continue
+            backend = dict.get(acct, reg)
+            for ami in list(backend.amis.values()):
+                out.append((reg, ami))
+    return out
+
+
+def is_visible(ami: Ami, caller: str) -> bool:
+    # AWS: an AMI is visible to an account that owns it, when it is public
+    # (launch permission group "all"), or when it is shared with that account
+    # (launch permission UserId). Private AMIs of other accounts are not.
+    return (
+        ami.owner_id == caller
+        or ami.is_public
+        or {"UserId": caller} in ami.launch_permissions
+    )
+
+
+def is_deprecated(ami: Ami, now: _dt.datetime | None = None) -> bool:
+    if ami.deprecation_time_dt is None:
+        return False
+    return ami.deprecation_time_dt <= (now or utcnow())
+
+
+def find_visible_image(region: str, caller: str, image_id: str) -> Ami:
+    if not image_id or not image_id.startswith("ami-"):
+        raise MalformedAMIIdError([image_id])
+    for backend in existing_region_backends(region):
+        ami = backend.amis.get(image_id)
+        if ami is not None and is_visible(ami, caller):
+            return ami
+    if image_id in region_backend(caller, region).deleted_amis:
+        raise UnvailableAMIIdError(image_id)
+    raise InvalidAMIIdError(image_id)
+
+
+def find_owned_image(region: str, caller: str, image_id: str) -> Ami:
+    ami = find_visible_image(region, caller, image_id)
+    if ami.owner_id != caller:
+        # AWS: only the owner can modify, deprecate or share an AMI; EC2
+        # answers AuthFailure ("... trying to use an AMI for which you do not
+        # have permissions", Common client error codes). Message as EC2's.
+        raise EC2ClientError("AuthFailure", f"Not authorized for image:{image_id}")
+    return ami
+
+
+def tick(now: float | None = None) -> None:
+    """Pending copies whose delay has elapsed become available."""
+    now = time.time() if now is None else now
+    with STATE.lock:
+        for _region, ami in all_images():
+            if ami.state == "pending" and ami.emu_ready_at is not None and ami.emu_ready_at <= now:
+                ami.state = "available"
+                ami.emu_ready_at = None
+
+
+def complete_pending(region: str | None = None) -> list[str]:
+    done = []
+    with STATE.lock:
+        for _reg, ami in all_images(region):
+            if ami.state == "pending":
+                ami.state = "available"
+                ami.emu_ready_at = None
+                done.append(ami.id)
+    return done
+
+
+# --------------------------------------------------------------------------
+# Building images and snapshots
+# --------------------------------------------------------------------------
+
+
+def _new_snapshot(backend: Any, owner: str, encrypted: bool, size: int, description: str, ami_id: str) -> Any:
+    volume = backend.create_volume(size=size, zone_name=f"{backend.region_name}a", encrypted=encrypted)
+    snap = backend.create_snapshot(volume.id, description, owner, from_ami=ami_id)
+    backend.delete_volume(volume.id)
+    return snap
+
+
+def _drop_auto_snapshot(backend: Any, ami: Ami) -> None:
+    # moto's Ami() always creates one unencrypted snapshot; the emulator
+    # replaces it with the snapshots the image really has.
+    backend.snapshots.pop(ami.ebs_snapshot.id, None)
+
+
+def new_ami(
+    backend: Any,
+    image_id: str,
+    *,
+    owner: str,
+    name: str | None,
+    description: str | None,
+    state: str = "available",
+    creation_date: _dt.datetime | None = None,
+    product_codes: list[str] | None = None,
+    source: Ami | None = None,
+    root_device_name: str = "/dev/xvda",
+    architecture: str = "x86_64",
+    virtualization_type: str = "hvm",
+    boot_mode: str | None = None,
+) -> Ami:
+    kwargs: dict[str, Any] = {}
+    if boot_mode:
+        kwargs["boot_mode"] = boot_mode
+    ami = Ami(
+        backend,
+        image_id,
+        source_ami=source,
+        name=name,
+        description=description,
+        owner_id=owner,
+        state=state,
+        creation_date=creation_date or utcnow(),
+        product_codes=set(product_codes or []),
+        root_device_name=root_device_name,
+        root_device_type="ebs",
+        architecture=architecture if source is None else source.architecture,
+        virtualization_type=virtualization_type if source is None else source.virtualization_type,
+        image_location=f"{owner}/{name}",
+        **kwargs,
+    )
+    return ami
+
+
+def image_id_taken(image_id: str) -> bool:
+    return any(ami.id == image_id for _r, ami in all_images())
+
+
+def seed_image(spec: dict[str, Any]) -> Ami:
+    """POST /_emulator/images: put an image in place, as it would be on AWS."""
+    region = spec["region"]
+    owner = str(spec.get("owner") or DEFAULT_ACCOUNT)
+    image_id = spec.get("image_id") or random_ami_id()
+    if image_id_taken(image_id):
+        raise ValueError(f"image id {image_id} already exists")
+    state = spec.get("state", "available")
+    creation = parse_iso8601(spec["creation_date"]) if spec.get("creation_date") else utcnow()
+    backend = region_backend(owner, region)
+    ami = new_ami(
+        backend,
+        image_id,
+        owner=owner,
+        name=spec["name"],
+        description=spec.get("description"),
+        state=state,
+        creation_date=creation,
+        product_codes=list(spec.get("product_codes") or []),
+    )
+    _drop_auto_snapshot(backend, ami)
+    snapshots = spec.get("snapshots")
+    if snapshots is None:
+        snapshots = [{"encrypted": False}]
+    bdm = []
+    for i, s in enumerate(snapshots):
+        snap = _new_snapshot(
+            backend, owner, bool(s.get("encrypted", False)), int(s.get("size", 8)),
+            f"Created for {image_id}", image_id,
+        )
+        device = ami.root_device_name if i == 0 else f"/dev/sd{chr(ord('b') + i - 1)}"
+        bdm.append({"DeviceName": device, "SnapshotId": snap.id, "VolumeSize": snap.volume.size,
+                    "VolumeType": "gp3", "DeleteOnTermination": True})
+        if i == 0:
+            ami.ebs_snapshot = snap
+    ami.emu_bdm = bdm
+    if spec.get("public"):
+        ami.launch_permissions.append({"Group": "all"})
+    for account in spec.get("shared_with") or []:
+        ami.launch_permissions.append({"UserId": str(account)})
+    if spec.get("deprecation_time"):
+        ami.deprecation_time_dt = parse_iso8601(spec["deprecation_time"])
+    backend.amis[image_id] = ami
+    for k, v in (spec.get("tags") or {}).items():
+        ami.add_tag(str(k), str(v))
+    return ami
+
+
+def image_view(region: str, ami: Ami) -> dict[str, Any]:
+    """One image as GET /_emulator/images shows it."""
+    return {
+        "image_id": ami.id,
+        "region": region,
+        "owner": ami.owner_id,
+        "name": ami.name,
+        "description": ami.description,
+        "state": ami.state,
+        "public": bool(ami.is_public),
+        "shared_with": ami_shared_with(ami),
+        "tags": ami_tags(ami),
+        "deprecation_time": ami.deprecation_time,
+        "creation_date": fmt_time(ami.creation_date),
+        "encrypted": ami_encrypted(ami),
+        "product_codes": sorted(ami.product_codes),
+        "is_copy": bool(ami.emu_is_copy),
+        "source": (
+            {"region": ami.emu_source[0], "image_id": ami.emu_source[1]} if ami.emu_source else None
+        ),
+    }
+
+
+# --------------------------------------------------------------------------
+# Parameter helpers
+# --------------------------------------------------------------------------
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    return str(value).lower() == "true"
+
+
+def _tag_specs(resp: EC2Response) -> list[dict[str, Any]]:
+    specs = resp._get_param("TagSpecifications") or resp._get_param("TagSpecification") or []
+    if isinstance(specs, dict):
+        specs = [specs]
+    return specs
+
+
+def _tags_for(specs: list[dict[str, Any]], allowed: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """ResourceType -> {key: value}; other resource types fail, as on AWS."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        rtype = spec.get("ResourceType")
+        if rtype not in allowed:
+            # AWS (CopyImage/RegisterImage TagSpecifications): "If you specify
+            # other values for ResourceType, the request fails."
+            raise InvalidTaggableResourceType(str(rtype))
+        for tag in spec.get("Tags") or []:
+            out.setdefault(rtype, {})[tag["Key"]] = tag.get("Value", "")
+    return out
+
+
+# --------------------------------------------------------------------------
+# Image block public access
+# --------------------------------------------------------------------------
+
+
+def get_image_block_public_access_state(self: EC2Response) -> ActionResult:
+    # AWS GetImageBlockPublicAccessState: ImageBlockPublicAccessState is
+    # block-new-sharing | unblocked; ManagedBy is account | declarative-policy.
+    self.error_on_dryrun()
+    with STATE.lock:
+        state, managed_by = STATE.bpa_effective(self.region)
+    return ActionResult({"ImageBlockPublicAccessState": state, "ManagedBy": managed_by})
+
+
+def enable_image_block_public_access(self: EC2Response) -> ActionResult:
+    # AWS EnableImageBlockPublicAccess: the only valid value is
+    # block-new-sharing. Already-public AMIs stay public. (AWS applies the
+    # change within up to 10 minutes; the emulator applies it at once.)
+    value = self._get_param("ImageBlockPublicAccessState")
+    if value != "block-new-sharing":
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"Value ({value}) for parameter ImageBlockPublicAccessState is invalid. "
+            "Valid value: block-new-sharing.",
+        )
+    self.error_on_dryrun()
+    with STATE.lock:
+        # With ManagedBy=declarative-policy the account-level setting is
+        # recorded but has no effect: the policy's state stays in force.
+        STATE.bpa_entry(self.region)["account_state"] = "block-new-sharing"
+    return ActionResult({"ImageBlockPublicAccessState": "block-new-sharing"})
+
+
+def disable_image_block_public_access(self: EC2Response) -> ActionResult:
+    # AWS DisableImageBlockPublicAccess: returns unblocked.
+    self.error_on_dryrun()
+    with STATE.lock:
+        STATE.bpa_entry(self.region)["account_state"] = "unblocked"
+    return ActionResult({"ImageBlockPublicAccessState": "unblocked"})
+
+
+# --------------------------------------------------------------------------
+# Deprecation
+# --------------------------------------------------------------------------
+
+TWO_YEARS = 2
+TEN_YEARS = 10
+
+
+def public_deprecation_limit(ami: Ami) -> _dt.datetime:
+    # AWS ("Deprecate an AMI"): "By default, the deprecation date of all
+    # public AMIs is set to two years from the AMI creation date. You can set
+    # the deprecation date to earlier than two years."
+    return add_years(ami.creation_date, TWO_YEARS)
+
+
+def enable_image_deprecation(self: EC2Response) -> ActionResult:
+    image_id = self._get_param("ImageId")
+    raw = self._get_param("DeprecateAt")
+    if raw is None:
+        raise EC2ClientError("MissingParameter", "The request must contain the parameter DeprecateAt")
+    self.error_on_dryrun()
+    with STATE.lock:
+        # AWS: "To deprecate an AMI, you must be the owner of the AMI."
+        ami = find_owned_image(self.region, self.current_account, image_id)
+        requested = _naive_utc(raw)
+        now = utcnow()
+        # AWS EnableImageDeprecation DeprecateAt: "You can't specify a date in
+        # the past." The code is not documented; InvalidParameterValue is
+        # EC2's code for "a value specified in a parameter is not valid".
+        if requested < now:
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"The deprecation time {fmt_time(requested)} is in the past. "
+                "Specify a date and time in the future.",
+            )
+        at = round_to_minute(requested)
+        # AWS: "The upper limit for DeprecateAt is 10 years from now, except
+        # for public AMIs, where the upper limit is 2 years from the creation
+        # date."
+        if ami.is_public:
+            limit = public_deprecation_limit(ami)
+            if at > limit:
+                raise EC2ClientError(
+                    "InvalidParameterValue",
+                    f"The deprecation time for a public image can't be later than "
+                    f"2 years after its creation date ({fmt_time(limit)}). "
+                    "To move it later, make the image private first.",
+                )
+        elif at > add_years(now, TEN_YEARS):
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                "The deprecation time can't be more than 10 years from now.",
+            )
+        ami.deprecation_time_dt = at
+    return ActionResult({"Return": True})
+
+
+def disable_image_deprecation(self: EC2Response) -> ActionResult:
+    image_id = self._get_param("ImageId")
+    self.error_on_dryrun()
+    with STATE.lock:
+        ami = find_owned_image(self.region, self.current_account, image_id)
+        if ami.is_public:
+            # AWS ("Deprecate an AMI"): "To cancel the deprecation date, or to
+            # move the deprecation to a later date, you must make the AMI
+            # private". Code not documented; OperationNotPermitted is EC2's
+            # code for "the specified operation is not allowed".
+            raise EC2ClientError(
+                "OperationNotPermitted",
+                f"You can't cancel the deprecation of public image {image_id}. "
+                "Make the image private first.",
+            )
+        ami.deprecation_time_dt = None
+    return ActionResult({"Return": True})
+
+
+# --------------------------------------------------------------------------
+# DescribeImages
+# --------------------------------------------------------------------------
+
+
+def describe_images(self: EC2Response) -> ActionResult:
+    """DescribeImages with AWS visibility.
+
+    Fixes moto 5.2.5, whose ImageIds path skips Owners (and every other
+    scope): with ImageIds=[x] and Owners=["self"] AWS returns nothing when x
+    belongs to another account; moto returned x.
+    """
+    self.error_on_dryrun()
+    ami_ids = self._get_param("ImageIds", []) or []
+    filters = self._filters_from_querystring()
+    owners = self._get_param("Owners", []) or []
+    exec_users = self._get_param("ExecutableUsers", []) or []
+    include_deprecated = _bool(self._get_param("IncludeDeprecated"))
+    caller = self.current_account
+    region = self.region
+    with STATE.lock:
+        images = [
+            ami for backend in existing_region_backends(region)
+            for ami in list(backend.amis.values())
+            if is_visible(ami, caller)
+        ]
+        if ami_ids:
+            malformed = [i for i in ami_ids if not i.startswith("ami-")]
+            if malformed:
+                raise MalformedAMIIdError(malformed)
+            found = [ami for ami in images if ami.id in ami_ids]
+            found_ids = {ami.id for ami in found}
+            deleted = set(region_backend(caller, region).deleted_amis)
+            # AWS: an ID that does not exist (or is not visible to the caller)
+            # fails the whole call with InvalidAMIID.NotFound; a recently
+            # deregistered one is simply not returned.
+            missing = [i for i in ami_ids if i not in found_ids and i not in deleted]
+            if missing:
+                raise InvalidAMIIdError(missing)
+            images = found
+        elif not include_deprecated:
+            # AWS ("Deprecate an AMI"): for AMI users a deprecated AMI does
+            # not appear in DescribeImages unless its ID is given or
+            # IncludeDeprecated is set; owners always see their own.
+            now = utcnow()
+            images = [a for a in images if a.owner_id == caller or not is_deprecated(a, now)]
+        if exec_users:
+            # AWS ExecutableUsers: account IDs, "self" or "all" (public AMIs).
+            wanted = {caller if u == "self" else u for u in exec_users}
+            images = [
+                a for a in images
+                if ("all" in wanted and a.is_public)
+                or any({"UserId": u} in a.launch_permissions for u in wanted if u != "all")
+            ]
+        if owners:
+            # AWS Owners: account IDs, "self", or aliases (amazon,
+            # aws-marketplace, aws-backup-vault).
+            wanted = {caller if o == "self" else o for o in owners}
+            images = [a for a in images if a.owner_id in wanted or (a.owner_alias and a.owner_alias in wanted)]
+        if filters:
+            images = generic_filter(filters, images)
+        return ActionResult({"Images": images})
+
+
+def describe_image_attribute(self: EC2Response) -> Any:
+    # moto looks the image up in the caller's own backend only (KeyError ->
+    # HTTP 500 for unknown ids); answer as AWS does for unknown/unowned ids,
+    # then let moto do the rest.
+    image_id = self._get_param("ImageId")
+    with STATE.lock:
+        find_owned_image(self.region, self.current_account, image_id)
+    return _ORIGINAL["describe_image_attribute"](self)
+
+
+# --------------------------------------------------------------------------
+# RegisterImage
+# --------------------------------------------------------------------------
+
+
+def register_image(self: EC2Response) -> ActionResult:
+    name = self._get_param("Name")
+    description = self._get_param("Description", "")
+    mappings = self._get_param("BlockDeviceMappings") or self._get_param("BlockDeviceMapping") or []
+    root_device_name = self._get_param("RootDeviceName")
+    architecture = self._get_param("Architecture") or "x86_64"
+    virtualization_type = self._get_param("VirtualizationType") or "hvm"
+    boot_mode = self._get_param("BootMode")
+    # AWS RegisterImage TagSpecifications: to tag the AMI, ResourceType must
+    # be image; other values make the request fail.
+    tags = _tags_for(_tag_specs(self), ("image",))
+    self.error_on_dryrun()
+    caller = self.current_account
+    with STATE.lock:
+        backend = region_backend(caller, self.region)
+        specs = []
+        for m in mappings:
+            ebs = m.get("Ebs")
+            if ebs is None:
+                continue  # instance-store / NoDevice mappings: not modelled
+            snap_id = ebs.get("SnapshotId")
+            if snap_id:
+                # AWS: the snapshot must exist (InvalidSnapshot.NotFound).
+                if snap_id not in backend.snapshots:
+                    raise InvalidSnapshotIdError()
+            specs.append({
+                "DeviceName": m.get("DeviceName"),
+                "SnapshotId": snap_id,
+                "VolumeSize": ebs.get("VolumeSize") or (backend.snapshots[snap_id].volume.size if snap_id else None),
+                "VolumeType": ebs.get("VolumeType") or "gp2",
+                "DeleteOnTermination": _bool(ebs.get("DeleteOnTermination", True)),
+                "Iops": ebs.get("Iops"),
+                "Throughput": ebs.get("Throughput"),
+                # Only used without a snapshot: with one, encryption is the
+                # snapshot's (an EBS volume restored from a snapshot has the
+                # snapshot's encryption).
+                "Encrypted": _bool(ebs.get("Encrypted")),
+            })
+        image_id = random_ami_id()
+        ami = new_ami(
+            backend, image_id, owner=caller, name=name, description=description,
+            root_device_name=root_device_name or (specs[0]["DeviceName"] if specs else "/dev/xvda"),
+            architecture=architecture, virtualization_type=virtualization_type, boot_mode=boot_mode,
+        )
+        if specs:
+            _drop_auto_snapshot(backend, ami)
+            ami.emu_bdm = specs
+            first = _find_snapshot(ami, specs[0].get("SnapshotId"))
+            if first is not None:
+                ami.ebs_snapshot = first
+        backend.amis[image_id] = ami
+        for k, v in tags.get("image", {}).items():
+            ami.add_tag(k, v)
+    return ActionResult({"ImageId": image_id})
+
+
+# --------------------------------------------------------------------------
+# CopyImage
+# --------------------------------------------------------------------------
+
+
+def copy_image(self: EC2Response) -> ActionResult:
+    source_image_id = self._get_param("SourceImageId")
+    source_region = self._get_param("SourceRegion")
+    name = self._get_param("Name")
+    description = self._get_param("Description")
+    client_token = self._get_param("ClientToken")
+    copy_tags = _bool(self._get_param("CopyImageTags"))
+    encrypted = _bool(self._get_param("Encrypted"))
+    kms_key_id = self._get_param("KmsKeyId")
+    tag_specs = _tag_specs(self)
+    self.error_on_dryrun()
+    caller = self.current_account
+    region = self.region
+    fingerprint = json.dumps(
+        {
+            "SourceImageId": source_image_id, "SourceRegion": source_region, "Name": name,
+            "Description": description, "CopyImageTags": copy_tags, "Encrypted": encrypted,
+            "KmsKeyId": kms_key_id, "TagSpecifications": tag_specs,
+        },
+        sort_keys=True, default=str,
+    )
+    with STATE.lock:
+        if client_token:
+            # AWS (Ensuring idempotency): a retry with the same client token
+            # and the same parameters returns the same result;
+            # "IdempotentParameterMismatch: The request uses the same client
+            # token as a previous, but non-identical request."
+            seen = STATE.copy_tokens.get((caller, region, client_token))
+            if seen is not None:
+                if seen[0] != fingerprint:
+                    raise EC2ClientError(
+                        "IdempotentParameterMismatch",
+                        "The request uses the same client token as a previous, but non-identical request. "
+                        "Do not reuse a client token with different requests, unless the requests are identical.",
+                    )
+                return ActionResult({"ImageId": seen[1]})
+        # AWS TagSpecifications for CopyImage: ResourceType image or snapshot.
+        tags = _tags_for(tag_specs, ("image", "snapshot"))
+        if source_region not in ec2_backends[caller].regions and source_region not in dict.keys(ec2_backends[caller]):
+            # AWS: "InvalidRegion: The specified AWS Region is not valid. For
+            # copying a snapshot or image, specify the source Region ..."
+            raise EC2ClientError("InvalidRegion", f"Region {source_region} is not valid.")
+        # The source must be visible to the caller: owned, public or shared.
+        source = find_visible_image(source_region, caller, source_image_id)
+        if source.state != "available":
+            # Not documented for CopyImage; IncorrectState is EC2's code for
+            # "the resource is in an incorrect state for the request".
+            raise EC2ClientError(
+                "IncorrectState",
+                f"Image {source_image_id} is in state {source.state}; only available images can be copied.",
+            )
+        limit = int(STATE.config["concurrent_copy_limit"])
+        backend = region_backend(caller, region)
+        in_progress = sum(1 for a in backend.amis.values() if a.emu_is_copy and a.state == "pending")
+        if in_progress >= limit:
+            # AWS: concurrent AMI copies per destination Region are limited;
+            # ResourceLimitExceeded ("You have exceeded an Amazon EC2 resource
+            # limit. For example, you might have too many snapshot copies in
+            # progress.", errors overview). Not retried by the SDK.
+            raise EC2ClientError(
+                "ResourceLimitExceeded",
+                f"You have reached the limit of {limit} concurrent AMI copies in progress "
+                f"for this destination Region ({region}). Wait for copies to complete and retry.",
+            )
+        image_id = random_ami_id()
+        ami = new_ami(
+            backend, image_id, owner=caller, name=name,
+            description=description if description is not None else source.description,
+            # "A copy starts pending" (DESIGN.md); it becomes available after
+            # the configured delay or on POST /_emulator/complete-copies.
+            state="pending",
+            # A copy is a new AMI: fresh CreationDate.
+            creation_date=utcnow(),
+            # Billing product codes stay with the copied AMI.
+            product_codes=sorted(source.product_codes),
+            source=source,
+            root_device_name=source.root_device_name,
+        )
+        _drop_auto_snapshot(backend, ami)
+        specs = []
+        for m in source.block_device_mappings:
+            ebs = m["Ebs"]
+            # AWS CopyImage: "Copies of encrypted backing snapshots for the
+            # AMI are encrypted. Copies of unencrypted backing snapshots
+            # remain unencrypted, unless you set Encrypted during the copy".
+            snap = _new_snapshot(
+                backend, caller, bool(ebs.get("Encrypted")) or encrypted,
+                int(ebs.get("VolumeSize") or 8),
+                f"Copied for DestinationAmi {image_id} from SourceAmi {source_image_id}", image_id,
+            )
+            for k, v in tags.get("snapshot", {}).items():
+                backend.create_tags([snap.id], {k: v})
+            specs.append({
+                "DeviceName": m["DeviceName"], "SnapshotId": snap.id, "VolumeSize": ebs.get("VolumeSize"),
+                "VolumeType": ebs.get("VolumeType"), "DeleteOnTermination": ebs.get("DeleteOnTermination"),
+            })
+        ami.emu_bdm = specs
+        if specs:
+            ami.ebs_snapshot = backend.snapshots[specs[0]["SnapshotId"]]
+        # Launch permissions and deprecation are not copied (new Ami: none).
+        ami.emu_is_copy = True
+        ami.emu_source = (source_region, source_image_id)
+        delay = float(STATE.config["copy_delay_seconds"])
+        ami.emu_ready_at = time.time() + delay
+        backend.amis[image_id] = ami
+        if copy_tags and source.owner_id == caller:
+            # AWS CopyImageTags: copies your user-defined AMI tags, except
+            # system tags (aws:) and, for public and shared AMIs, tags attached
+            # by other accounts. Default: not copied.
+            for k, v in ami_tags(source).items():
+                if not k.startswith("aws:"):
+                    ami.add_tag(k, v)
+        for k, v in tags.get("image", {}).items():
+            ami.add_tag(k, v)
+        if client_token:
+            STATE.copy_tokens[(caller, region, client_token)] = (fingerprint, image_id)
+    return ActionResult({"ImageId": image_id})
+
+
+# --------------------------------------------------------------------------
+# ModifyImageAttribute
+# --------------------------------------------------------------------------
+
+
+def _launch_permission_changes(self: EC2Response) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Same parsing as moto 5.2.5's handler (both request styles)."""
+    lp_param = self._get_param("LaunchPermission", {}) or {}
+    adds = list(lp_param.get("Add", []) or [])
+    removes = list(lp_param.get("Remove", []) or [])
+    operation_type = self._get_param("OperationType")
+    if operation_type in ("add", "remove"):
+        target = adds if operation_type == "add" else removes
+        for group in self._get_param("UserGroups", []) or []:
+            target.append({"Group": group})
+        for user_id in self._get_param("UserIds", []) or []:
+            target.append({"UserId": user_id})
+        for arn in self._get_param("OrganizationArns", []) or []:
+            target.append({"OrganizationArn": arn})
+        for arn in self._get_param("OrganizationalUnitArns", []) or []:
+            target.append({"OrganizationalUnitArn": arn})
+    return adds, removes
+
+
+def count_public_images(region: str, owner: str) -> int:
+    backend = region_backend(owner, region)
+    return sum(1 for a in backend.amis.values() if a.is_public)
+
+
+def modify_image_attribute(self: EC2Response) -> Any:
+    image_id = self._get_param("ImageId")
+    adds, removes = _launch_permission_changes(self)
+    description = self._get_param("Description")
+    self.error_on_dryrun()
+    caller = self.current_account
+    region = self.region
+    with STATE.lock:
+        # Only the owner may change an AMI's attributes ("Making an AMI public
+        # shares only launch rights: others can't ... change it").
+        ami = find_owned_image(region, caller, image_id)
+        if adds or removes:
+            if ami.state != "available":
+                # AWS errors overview, InvalidAMIID.Unavailable: "... or is not
+                # in a state from which you can launch an instance or modify
+                # attributes." (DESIGN.md: pending AMI -> this code.)
+                raise EC2ClientError(
+                    "InvalidAMIID.Unavailable",
+                    f"The image id '[{image_id}]' is not available (state: {ami.state})",
+                )
+            making_public = {"Group": "all"} in adds and not ami.is_public
+            if making_public:
+                _check_can_make_public(region, caller, ami)
+        if description is not None:
+            value = description.get("Value") if isinstance(description, dict) else description
+            if value is not None:
+                ami.description = value
+        if adds or removes:
+            self.ec2_backend.modify_image_attribute(
+                ami_id=image_id,
+                launch_permissions_to_add=adds,
+                launch_permissions_to_remove=removes,
+            )
+            if ami.is_public:
+                # AWS ("Deprecate an AMI"): "By default, the deprecation date
+                # of all public AMIs is set to two years from the AMI creation
+                # date"; an earlier date is kept.
+                limit = public_deprecation_limit(ami)
+                if ami.deprecation_time_dt is None or ami.deprecation_time_dt > limit:
+                    ami.deprecation_time_dt = limit
+    return EmptyResult()
+
+
+def _check_can_make_public(region: str, caller: str, ami: Ami) -> None:
+    """Every refusal AWS documents for adding the group "all". Order: BPA,
+    encryption, product codes, quota (AWS does not document an order)."""
+    state, _managed_by = STATE.bpa_effective(region)
+    if state == "block-new-sharing":
+        # AWS ("Block public access to your AMIs"): while block public access
+        # is on, public sharing fails with OperationNotPermitted; message as
+        # EC2 returns it (quoted in hortonworks/cloudbreak-images#926).
+        raise EC2ClientError(
+            "OperationNotPermitted",
+            "You can't publicly share this image because block public access for AMIs is "
+            "enabled for this account. To publicly share the image, you must call the "
+            "DisableImageBlockPublicAccess API.",
+        )
+    if ami_encrypted(ami):
+        # AWS ("Make your AMI public"): AMIs with encrypted volumes can't be
+        # made public. Code and message as EC2 returns them for
+        # ModifyImageAttribute (quoted in opendevstack/ods-core#1062).
+        raise EC2ClientError(
+            "UnsupportedOperation",
+            "Encrypted snapshots can't be shared publicly. Specify another snapshot.",
+        )
+    if ami.product_codes:
+        # AWS ModifyImageAttribute: "Images with an AWS Marketplace product
+        # code cannot be made public." The code is not documented; the
+        # emulator uses UnsupportedOperation, as for the encrypted case.
+        raise EC2ClientError(
+            "UnsupportedOperation",
+            "Images with an AWS Marketplace product code cannot be made public.",
+        )
+    quota = int(STATE.config["public_image_quota"])
+    if count_public_images(region, caller) >= quota:
+        # AWS: public AMIs per Region are limited (default 5); message as EC2
+        # returns it (quoted in iterative/studio-selfhosted#90).
+        raise EC2ClientError(
+            "ResourceLimitExceeded",
+            f"You have reached your quota of {quota} for the number of public images allowed "
+            "in this Region. Deregister unused public images or make them private, or request "
+            "an increase in your public AMIs quota.",
+        )
+
+
+# --------------------------------------------------------------------------
+# Installation
+# --------------------------------------------------------------------------
+
+_ORIGINAL: dict[str, Any] = {}
+
+HANDLERS = {
+    "get_image_block_public_access_state": get_image_block_public_access_state,
+    "enable_image_block_public_access": enable_image_block_public_access,
+    "disable_image_block_public_access": disable_image_block_public_access,
+    "enable_image_deprecation": enable_image_deprecation,
+    "disable_image_deprecation": disable_image_deprecation,
+    "describe_images": describe_images,
+    "describe_image_attribute": describe_image_attribute,
+    "register_image": register_image,
+    "copy_image": copy_image,
+    "modify_image_attribute": modify_image_attribute,
+}
+
+
+def install() -> None:
+    for name, fn in HANDLERS.items():
+        if name not in _ORIGINAL:
+            _ORIGINAL[name] = getattr(EC2Response, name, None)
+        setattr(EC2Response, name, fn)
+
+
+def reset_everything() -> None:
+    """POST /_emulator/reset: every moto backend and all emulator state."""
+    from moto.core.base_backend import BackendDict
+
+    with STATE.lock:
+        BackendDict.reset()
+        STATE.reset_all()

@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Local EC2 emulator for ami-publisher: moto's server plus the AWS rules it lacks.
+
+    .venv/bin/python tests/emulator/server.py --port 0
+
+binds 127.0.0.1 (port 0 picks a free port) and, once it accepts requests,
+prints exactly one line ``EMULATOR_READY http://127.0.0.1:<port>`` on stdout.
+On a start failure it says why on stderr and exits non-zero.
+
+EC2 (and any other moto service) is answered at ``/``; the control API is
+under ``/_emulator/`` on the same port. See README.md beside this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from io import BytesIO
+from typing import Any, Callable
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+DEFAULT_COPY_DELAY_SECONDS = 30.0
+
+# HTTP status EC2 uses for server-side error codes; everything else is a
+# client error (400). RequestLimitExceeded is answered with 503 by EC2, which
+# is what the SDKs' retry classifiers key on (together with the code).
+SERVER_ERROR_STATUS = {
+    "RequestLimitExceeded": 503,
+    "Unavailable": 503,
+    "ServiceUnavailable": 503,
+    "InsufficientInstanceCapacity": 500,
+    "InternalError": 500,
+    "InternalFailure": 500,
+}
+DEFAULT_FAULT_MESSAGES = {
+    "RequestLimitExceeded": "Request limit exceeded.",
+    "InternalError": "An internal error has occurred",
+    "ResourceLimitExceeded": "You have exceeded an Amazon EC2 resource limit.",
+}
+
+CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+
+StartResponse = Callable[..., Any]
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _json_response(start_response: StartResponse, status: int, body: Any) -> list[bytes]:
+    data = json.dumps(body).encode()
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
+    start_response(
+        f"{status} {reason.get(status, 'Status')}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+def ec2_error_body(code: str, message: str) -> bytes:
+    # The EC2 (query protocol) error document, as EC2 returns it.
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        f"</Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>"
+    ).encode()
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The whole request body, with or without Content-Length.
+
+    Without one (Transfer-Encoding: chunked), werkzeug's server de-chunks the
+    input and marks it terminated, so reading to the end is safe.
+    """
+    stream = environ["wsgi.input"]
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > 0:
+        return stream.read(length)
+    if environ.get("wsgi.input_terminated"):
+        return stream.read()
+    return b""
+
+
+def _number(body: dict[str, Any], key: str, *, integer: bool = False) -> float | int | None:
+    if key not in body:
+        return None
+    value = body[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ControlError(400, f"{key} must be a non-negative number")
+    if integer:
+        if int(value) != value:
+            raise ControlError(400, f"{key} must be an integer")
+        return int(value)
+    return value
+
+
+class EmulatorApp:
+    """WSGI app: control API under /_emulator/, everything else to moto."""
+
+    def __init__(self, rules: Any, moto_app: Any):
+        self.rules = rules
+        self.state = rules.STATE
+        self.moto_app = moto_app
+
+    # -- WSGI entry ------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_emulator/") or path == "/_emulator":
+            try:
+                return self.control(environ, start_response)
+            except ControlError as e:
+                return _json_response(start_response, e.status, {"error": e.message})
+            except Exception as e:  # pragma: no cover - surfaced to the caller
+                logging.exception("control API failure")
+                return _json_response(start_response, 500, {"error": f"{type(e).__name__}: {e}"})
+        return self.aws(environ, start_response)
+
+    # -- AWS API -------------------------------------------------------
+    def aws(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        from werkzeug.wrappers import Response
+
+        body = _read_body(environ)
+        environ["wsgi.input"] = BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+
+        region, service = "us-east-1", None
+        m = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if m:
+            region, service = m.group(1), m.group(2)
+        action = None
+        if body and b"Action=" in body:
+            action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or [None])[0]
+        if action is None:
+            action = (parse_qs(environ.get("QUERY_STRING", "")).get("Action") or [None])[0]
+
+        fault = None
+        with self.state.lock:
+            if action and service == "ec2":
+                self.state.calls.append({"action": action, "region": region})
+            latency = float(self.state.config["latency_ms"]) / 1000.0
+            if action:
+                fault = self._take_fault(action, region)
+        if latency > 0:
+            time.sleep(latency)
+        if fault is not None:
+            code = fault["error_code"]
+            status = int(fault.get("http_status") or SERVER_ERROR_STATUS.get(code, 400))
+            message = fault.get("message") or DEFAULT_FAULT_MESSAGES.get(code, f"Injected fault: {code}")
+            data = ec2_error_body(code, message)
+            start_response(
+                f"{status} Error",
+                [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", str(len(data)))],
+            )
+            return [data]
+        with self.state.lock:
+            self.rules.tick()
+            # Buffer the whole response inside the lock: moto's backends are
+            # not thread-safe, and a lazily generated body would run outside.
+            response = Response.from_app(self.moto_app, environ, buffered=True)
+        return response(environ, start_response)
+
+    def _take_fault(self, action: str, region: str) -> dict[str, Any] | None:
+        for fault in self.state.faults:
+            if fault["action"] != action or fault["remaining"] <= 0:
+                continue
+            if fault.get("region") and fault["region"] != region:
+                continue
+            fault["remaining"] -= 1
+            return fault
+        return None
+
+    # -- control API ---------------------------------------------------
+    def control(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        body: dict[str, Any] = {}
+        if method == "POST":
+            raw = _read_body(environ)
+            if raw.strip():
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError as e:
+                    raise ControlError(400, f"body is not JSON: {e}")
+                if not isinstance(body, dict):
+                    raise ControlError(400, "body must be a JSON object")
+
+        routes = {
+            ("POST", "/_emulator/reset"): self.c_reset,
+            ("POST", "/_emulator/images"): self.c_seed_image,
+            ("GET", "/_emulator/images"): self.c_list_images,
+            ("POST", "/_emulator/bpa"): self.c_bpa,
+            ("GET", "/_emulator/bpa"): self.c_get_bpa,
+            ("POST", "/_emulator/faults"): self.c_faults,
+            ("GET", "/_emulator/faults"): self.c_get_faults,
+            ("POST", "/_emulator/config"): self.c_config,
+            ("GET", "/_emulator/config"): self.c_get_config,
+            ("POST", "/_emulator/complete-copies"): self.c_complete_copies,
+            ("GET", "/_emulator/calls"): self.c_calls,
+            ("POST", "/_emulator/calls/clear"): self.c_clear_calls,
+            ("GET", "/_emulator/health"): lambda b, q: {"ok": True},
+        }
+        handler = routes.get((method, path))
+        if handler is None:
+            if any(p == path for (_m, p) in routes):
+                raise ControlError(405, f"{method} not allowed on {path}")
+            raise ControlError(404, f"no control endpoint {method} {path}")
+        with self.state.lock:
+            result = handler(body, query)
+        return _json_response(start_response, 200, result)
+
+    def c_reset(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        self.rules.reset_everything()
+        return {"ok": True}
+
+    def c_seed_image(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        for key in ("region", "name"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                raise ControlError(400, f"{key} is required (string)")
+        if body.get("state", "available") not in ("available", "pending", "failed", "disabled"):
+            raise ControlError(400, "state must be available, pending, failed or disabled")
+        if "image_id" in body and body["image_id"] is not None:
+            if not re.fullmatch(r"ami-[0-9a-f]{8,17}", str(body["image_id"])):
+                raise ControlError(400, "image_id must look like ami-0123456789abcdef0")
+        if "owner" in body and body["owner"] is not None and not re.fullmatch(r"\d{12}", str(body["owner"])):
+            raise ControlError(400, "owner must be a 12-digit account id")
+        if "tags" in body and not isinstance(body["tags"], dict):
+            raise ControlError(400, "tags must be an object")
+        if "snapshots" in body and not (
+            isinstance(body["snapshots"], list) and all(isinstance(s, dict) for s in body["snapshots"])
+        ):
+            raise ControlError(400, "snapshots must be a list of objects")
+        if body.get("snapshots") == []:
+            raise ControlError(400, "snapshots must not be empty (an EBS-backed AMI has a root snapshot)")
+        for key in ("product_codes", "shared_with"):
+            if key in body and not isinstance(body[key], list):
+                raise ControlError(400, f"{key} must be a list")
+        for key in ("creation_date", "deprecation_time"):
+            if body.get(key):
+                try:
+                    self.rules.parse_iso8601(body[key])
+                except Exception:
+                    raise ControlError(400, f"{key} is not an ISO8601 date-time")
+        try:
+            ami = self.rules.seed_image(body)
+        except ValueError as e:
+            raise ControlError(400, str(e))
+        return {"image_id": ami.id}
+
+    def c_list_images(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        self.rules.tick()
+        region = query.get("region") or None
+        images = [self.rules.image_view(reg, ami) for reg, ami in self.rules.all_images(region)]
+        images.sort(key=lambda i: (i["region"], i["creation_date"] or "", i["image_id"]))
+        return {"images": images}
+
+    def c_bpa(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        region = body.get("region")
+        state = body.get("state")
+        managed_by = body.get("managed_by", "account")
+        if not isinstance(region, str) or not region:
+            raise ControlError(400, "region is required")
+        if state not in self.rules.BPA_STATES:
+            raise ControlError(400, f"state must be one of {list(self.rules.BPA_STATES)}")
+        if managed_by not in self.rules.BPA_MANAGED_BY:
+            raise ControlError(400, f"managed_by must be one of {list(self.rules.BPA_MANAGED_BY)}")
+        entry = self.state.bpa_entry(region)
+        entry["managed_by"] = managed_by
+        if managed_by == "declarative-policy":
+            entry["policy_state"] = state
+        else:
+            entry["account_state"] = state
+        eff, by = self.state.bpa_effective(region)
+        return {"region": region, "state": eff, "managed_by": by}
+
+    def c_get_bpa(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        region = query.get("region") or "us-east-1"
+        eff, by = self.state.bpa_effective(region)
+        return {"region": region, "state": eff, "managed_by": by}
+
+    def c_faults(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        action = body.get("action")
+        code = body.get("error_code")
+        if not isinstance(action, str) or not action:
+            raise ControlError(400, "action is required (e.g. CopyImage)")
+        if not isinstance(code, str) or not code:
+            raise ControlError(400, "error_code is required (e.g. RequestLimitExceeded)")
+        count = _number(body, "count", integer=True)
+        if count is None:
+            count = 1
+        region = body.get("region")
+        if region is not None and not isinstance(region, str):
+            raise ControlError(400, "region must be a string")
+        status = _number(body, "http_status", integer=True)
+        fault = {
+            "action": action,
+            "region": region,
+            "error_code": code,
+            "count": count,
+            "remaining": count,
+            "message": body.get("message"),
+            "http_status": status,
+        }
+        self.state.faults.append(fault)
+        return {"ok": True, "fault": fault}
+
+    def c_get_faults(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"faults": self.state.faults}
+
+    def c_config(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        known = {"latency_ms": False, "copy_delay_seconds": False, "public_image_quota": True, "concurrent_copy_limit": True}
+        unknown = sorted(set(body) - set(known))
+        if unknown:
+            raise ControlError(400, f"unknown config keys: {unknown}; known: {sorted(known)}")
+        updates = {}
+        for key, integer in known.items():
+            value = _number(body, key, integer=integer)
+            if value is not None:
+                updates[key] = value
+        self.state.config.update(updates)
+        return {"config": self.state.config}
+
+    def c_get_config(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"config": self.state.config}
+
+    def c_complete_copies(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        region = body.get("region") or None
+        return {"completed": self.rules.complete_pending(region)}
+
+    def c_calls(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"calls": list(self.state.calls)}
+
+    def c_clear_calls(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        self.state.calls.clear()
+        return {"ok": True}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Local EC2 emulator (moto + AWS AMI rules) for ami-publisher")
+    p.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick a free port)")
+    p.add_argument(
+        "--copy-delay-seconds", type=float, default=DEFAULT_COPY_DELAY_SECONDS,
+        help=f"seconds a CopyImage copy stays pending before it becomes available (default {DEFAULT_COPY_DELAY_SECONDS:g})",
+    )
+    p.add_argument("--verbose", action="store_true", help="log every HTTP request to stderr")
+    args = p.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        p.error("--port must be between 0 and 65535")
+    if args.copy_delay_seconds < 0:
+        p.error("--copy-delay-seconds must be >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="emulator: %(levelname)s %(message)s")
+    if not args.verbose:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    try:
+        import ec2_rules as rules  # sibling module (sys.path[0] is this directory)
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+    except Exception as e:
+        print(f"emulator: cannot load moto ({type(e).__name__}: {e}); "
+              "install tests/requirements.txt into .venv", file=sys.stderr)
+        return 2
+
+    rules.STATE.cli_copy_delay_seconds = float(args.copy_delay_seconds)
+    rules.STATE.reset_all()
+    rules.install()
+    app = EmulatorApp(rules, DomainDispatcherApplication(create_backend_app))
+    try:
+        server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    except (OSError, SystemExit) as e:
+        # werkzeug reports "port in use" by printing and raising SystemExit.
+        reason = e if isinstance(e, OSError) else "address already in use"
+        print(f"emulator: cannot listen on 127.0.0.1:{args.port}: {reason}", file=sys.stderr)
+        return 3
+    print(f"EMULATOR_READY http://127.0.0.1:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,742 @@
+"""The EC2 emulator behaves as AWS documents (one test per rule) and its
+control API keeps its contract. Run: .venv/bin/python -m pytest tests/emulator -q
+
+The server is started once per session on a free port; when it cannot start
+the fixture raises, so every test errors (never skips).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from harness import SERVER, ControlAPIError, Emulator
+
+OWNER = "123456789012"
+OTHER = "999999999999"
+R1 = "us-east-1"
+R2 = "eu-west-1"
+
+
+@pytest.fixture(scope="session")
+def emu():
+    emulator = Emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean(emu):
+    emu.reset()
+    yield
+
+
+@pytest.fixture
+def ec2(emu):
+    return emu.client("ec2", R1, retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+@pytest.fixture
+def ec2_r2(emu):
+    return emu.client("ec2", R2, retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def parse(ts: str) -> dt.datetime:
+    return dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def error_of(exc: pytest.ExceptionInfo) -> tuple[str, str, int]:
+    resp = exc.value.response
+    return resp["Error"]["Code"], resp["Error"]["Message"], resp["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def describe(ec2, image_id: str) -> dict:
+    return ec2.describe_images(ImageIds=[image_id])["Images"][0]
+
+
+def make_public(ec2, image_id: str) -> None:
+    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"Group": "all"}]})
+
+
+# ---------------------------------------------------------------------------
+# Start-up contract
+# ---------------------------------------------------------------------------
+
+
+def test_ready_line_names_a_loopback_url(emu):
+    assert emu.url.startswith("http://127.0.0.1:")
+    assert emu.port > 0
+    assert emu.control("GET", "/_emulator/health") == {"ok": True}
+
+
+def test_start_failure_is_loud_and_non_zero(emu):
+    # The port is taken by the running emulator.
+    proc = subprocess.run(
+        [sys.executable, str(SERVER), "--port", str(emu.port)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "EMULATOR_READY" not in proc.stdout
+    assert f"cannot listen on 127.0.0.1:{emu.port}" in proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# Image block public access
+# ---------------------------------------------------------------------------
+
+
+def test_bpa_default_is_unblocked_and_managed_by_account(ec2):
+    # Emulator default (documented): unblocked. On AWS new accounts default
+    # to block-new-sharing.
+    state = ec2.get_image_block_public_access_state()
+    assert state["ImageBlockPublicAccessState"] == "unblocked"
+    assert state["ManagedBy"] == "account"
+
+
+def test_bpa_enable_and_disable_per_region(ec2, ec2_r2):
+    out = ec2.enable_image_block_public_access(ImageBlockPublicAccessState="block-new-sharing")
+    assert out["ImageBlockPublicAccessState"] == "block-new-sharing"
+    assert ec2.get_image_block_public_access_state()["ImageBlockPublicAccessState"] == "block-new-sharing"
+    # Per region: the other region is untouched.
+    assert ec2_r2.get_image_block_public_access_state()["ImageBlockPublicAccessState"] == "unblocked"
+    out = ec2.disable_image_block_public_access()
+    assert out["ImageBlockPublicAccessState"] == "unblocked"
+    assert ec2.get_image_block_public_access_state()["ImageBlockPublicAccessState"] == "unblocked"
+
+
+def test_bpa_managed_by_declarative_policy_cannot_be_changed_by_account(emu, ec2):
+    emu.set_bpa(R1, "block-new-sharing", managed_by="declarative-policy")
+    state = ec2.get_image_block_public_access_state()
+    assert state == {**state, "ImageBlockPublicAccessState": "block-new-sharing", "ManagedBy": "declarative-policy"}
+    ec2.disable_image_block_public_access()
+    state = ec2.get_image_block_public_access_state()
+    assert state["ImageBlockPublicAccessState"] == "block-new-sharing"
+    assert state["ManagedBy"] == "declarative-policy"
+
+
+def test_bpa_block_new_sharing_refuses_make_public(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    emu.set_bpa(R1, "block-new-sharing")
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, image_id)
+    code, message, status = error_of(exc)
+    assert (code, status) == ("OperationNotPermitted", 400)
+    assert "block public access for AMIs is enabled" in message
+    assert describe(ec2, image_id)["Public"] is False
+
+
+def test_bpa_does_not_affect_images_already_public(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    make_public(ec2, image_id)
+    ec2.enable_image_block_public_access(ImageBlockPublicAccessState="block-new-sharing")
+    assert describe(ec2, image_id)["Public"] is True
+    # Re-adding "all" to an image that is already public shares nothing new.
+    make_public(ec2, image_id)
+    assert describe(ec2, image_id)["Public"] is True
+
+
+def test_bpa_enable_rejects_other_values(ec2):
+    with pytest.raises(ClientError) as exc:
+        ec2.enable_image_block_public_access(ImageBlockPublicAccessState="unblocked")
+    assert error_of(exc)[0] == "InvalidParameterValue"
+
+
+# ---------------------------------------------------------------------------
+# Deprecation
+# ---------------------------------------------------------------------------
+
+
+def test_enable_image_deprecation_sets_deprecation_time_rounded_to_minute(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    assert "DeprecationTime" not in describe(ec2, image_id)
+    at = (utcnow() + dt.timedelta(days=30)).replace(second=40, microsecond=0)
+    assert ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=at)["Return"] is True
+    expected = at.replace(second=0) + dt.timedelta(minutes=1)  # 40 s rounds up
+    assert describe(ec2, image_id)["DeprecationTime"] == expected.strftime("%Y-%m-%dT%H:%M:00.000Z")
+
+
+def test_disable_image_deprecation_removes_it(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img", deprecation_time="2030-01-01T00:00:00Z")
+    assert describe(ec2, image_id)["DeprecationTime"] == "2030-01-01T00:00:00.000Z"
+    assert ec2.disable_image_deprecation(ImageId=image_id)["Return"] is True
+    assert "DeprecationTime" not in describe(ec2, image_id)
+
+
+def test_deprecation_in_the_past_is_refused(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    with pytest.raises(ClientError) as exc:
+        ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=utcnow() - dt.timedelta(days=1))
+    assert error_of(exc)[:1] == ("InvalidParameterValue",)
+    assert "DeprecationTime" not in describe(ec2, image_id)
+
+
+def test_public_image_deprecation_no_later_than_two_years_after_creation(emu, ec2):
+    created = utcnow().replace(microsecond=0) - dt.timedelta(days=10)
+    image_id = emu.seed_image(region=R1, name="img", creation_date=created.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    make_public(ec2, image_id)
+    limit = created.replace(year=created.year + 2)
+    with pytest.raises(ClientError) as exc:
+        ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=limit + dt.timedelta(days=1))
+    assert error_of(exc)[0] == "InvalidParameterValue"
+    earlier = (utcnow() + dt.timedelta(days=90)).replace(second=0, microsecond=0)
+    ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=earlier)
+    assert parse(describe(ec2, image_id)["DeprecationTime"]) == earlier
+
+
+def test_private_image_deprecation_no_later_than_ten_years_from_now(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=utcnow() + dt.timedelta(days=5 * 365))
+    with pytest.raises(ClientError) as exc:
+        ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=utcnow() + dt.timedelta(days=11 * 365))
+    assert error_of(exc)[0] == "InvalidParameterValue"
+
+
+def test_making_public_sets_default_deprecation_two_years_after_creation(emu, ec2):
+    created = "2026-01-15T10:20:30Z"
+    image_id = emu.seed_image(region=R1, name="img", creation_date=created)
+    make_public(ec2, image_id)
+    assert describe(ec2, image_id)["DeprecationTime"] == "2028-01-15T10:20:30.000Z"
+    # An earlier date is kept.
+    other = emu.seed_image(region=R1, name="img2", creation_date=created, deprecation_time="2027-03-01T00:00:00Z")
+    make_public(ec2, other)
+    assert describe(ec2, other)["DeprecationTime"] == "2027-03-01T00:00:00.000Z"
+
+
+def test_public_image_deprecation_cannot_be_cancelled(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    make_public(ec2, image_id)
+    with pytest.raises(ClientError) as exc:
+        ec2.disable_image_deprecation(ImageId=image_id)
+    assert error_of(exc)[0] == "OperationNotPermitted"
+    assert "DeprecationTime" in describe(ec2, image_id)
+
+
+def test_deprecation_requires_owner(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="theirs", owner=OTHER, public=True)
+    with pytest.raises(ClientError) as exc:
+        ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=utcnow() + dt.timedelta(days=1))
+    assert error_of(exc)[0] == "AuthFailure"
+
+
+def test_deprecated_images_of_others_hidden_from_listings(emu, ec2):
+    past = (utcnow() - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    theirs = emu.seed_image(region=R1, name="theirs", owner=OTHER, public=True, deprecation_time=past)
+    mine = emu.seed_image(region=R1, name="mine", deprecation_time=past)
+    listed = {i["ImageId"] for i in ec2.describe_images()["Images"]}
+    assert listed == {mine}
+    with_deprecated = {i["ImageId"] for i in ec2.describe_images(IncludeDeprecated=True)["Images"]}
+    assert with_deprecated == {mine, theirs}
+    assert describe(ec2, theirs)["ImageId"] == theirs  # by id: still found
+
+
+# ---------------------------------------------------------------------------
+# RegisterImage
+# ---------------------------------------------------------------------------
+
+
+def _snapshot(ec2, encrypted: bool) -> str:
+    vol = ec2.create_volume(AvailabilityZone=f"{R1}a", Size=8, Encrypted=encrypted)
+    return ec2.create_snapshot(VolumeId=vol["VolumeId"])["SnapshotId"]
+
+
+def test_register_image_takes_encryption_from_snapshots_and_tags(ec2):
+    plain, secret = _snapshot(ec2, False), _snapshot(ec2, True)
+    image_id = ec2.register_image(
+        Name="registered", RootDeviceName="/dev/xvda", VirtualizationType="hvm", Architecture="arm64",
+        BlockDeviceMappings=[
+            {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": plain, "VolumeType": "gp3"}},
+            {"DeviceName": "/dev/sdb", "Ebs": {"SnapshotId": secret}},
+        ],
+        TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "publish", "Value": "public"}]}],
+    )["ImageId"]
+    image = describe(ec2, image_id)
+    bdm = {m["DeviceName"]: m["Ebs"] for m in image["BlockDeviceMappings"]}
+    assert bdm["/dev/xvda"]["SnapshotId"] == plain and bdm["/dev/xvda"]["Encrypted"] is False
+    assert bdm["/dev/sdb"]["SnapshotId"] == secret and bdm["/dev/sdb"]["Encrypted"] is True
+    assert image["Tags"] == [{"Key": "publish", "Value": "public"}]
+    assert image["RootDeviceName"] == "/dev/xvda"
+    assert image["Architecture"] == "arm64"
+
+
+def test_register_image_with_unknown_snapshot_fails(ec2):
+    with pytest.raises(ClientError) as exc:
+        ec2.register_image(
+            Name="registered", RootDeviceName="/dev/xvda",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "snap-0123456789abcdef0"}}],
+        )
+    assert error_of(exc)[0] == "InvalidSnapshot.NotFound"
+
+
+# ---------------------------------------------------------------------------
+# ProductCodes and DescribeImages visibility
+# ---------------------------------------------------------------------------
+
+
+def test_product_codes_visible_in_describe_images(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="paid", product_codes=["abcdef1234567890"])
+    assert describe(ec2, image_id)["ProductCodes"] == [
+        {"ProductCodeId": "abcdef1234567890", "ProductCodeType": "marketplace"}
+    ]
+
+
+def test_owners_self_with_image_ids_excludes_other_accounts_images(emu, ec2):
+    # moto 5.2.5 returned the other account's image here; AWS returns nothing.
+    theirs = emu.seed_image(region=R1, name="theirs", owner=OTHER, public=True)
+    assert ec2.describe_images(ImageIds=[theirs], Owners=["self"])["Images"] == []
+    assert ec2.describe_images(ImageIds=[theirs], Owners=[OWNER])["Images"] == []
+    # Without the owner scope the public image is visible, owned by OTHER.
+    assert describe(ec2, theirs)["OwnerId"] == OTHER
+
+
+def test_private_images_of_other_accounts_are_invisible(emu, ec2):
+    private = emu.seed_image(region=R1, name="private", owner=OTHER)
+    shared = emu.seed_image(region=R1, name="shared", owner=OTHER, shared_with=[OWNER])
+    public = emu.seed_image(region=R1, name="public", owner=OTHER, public=True)
+    mine = emu.seed_image(region=R1, name="mine")
+    with pytest.raises(ClientError) as exc:
+        ec2.describe_images(ImageIds=[private])
+    assert error_of(exc)[0] == "InvalidAMIID.NotFound"
+    listed = {i["ImageId"] for i in ec2.describe_images()["Images"]}
+    assert listed == {shared, public, mine}
+    assert {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]} == {mine}
+    assert {i["ImageId"] for i in ec2.describe_images(ExecutableUsers=["self"])["Images"]} == {shared}
+    # The owner sees its private image.
+    other = ec2_as(emu, OTHER)
+    assert describe(other, private)["OwnerId"] == OTHER
+
+
+def ec2_as(emu, account: str, region: str = R1):
+    return emu.client("ec2", region, account=account, retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def test_describe_images_unknown_id_fails_whole_call(emu, ec2):
+    mine = emu.seed_image(region=R1, name="mine")
+    with pytest.raises(ClientError) as exc:
+        ec2.describe_images(ImageIds=[mine, "ami-0123456789abcdef0"])
+    code, message, status = error_of(exc)
+    assert (code, status) == ("InvalidAMIID.NotFound", 400)
+    assert "ami-0123456789abcdef0" in message and mine not in message
+    ec2.deregister_image(ImageId=mine)
+    assert ec2.describe_images(ImageIds=[mine])["Images"] == []
+
+
+def test_describe_images_filters_by_tag_and_public(emu, ec2):
+    tagged = emu.seed_image(region=R1, name="tagged", tags={"publish": "public"})
+    emu.seed_image(region=R1, name="untagged")
+    out = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:publish", "Values": ["public"]}])
+    assert [i["ImageId"] for i in out["Images"]] == [tagged]
+    make_public(ec2, tagged)
+    out = ec2.describe_images(Owners=["self"], Filters=[{"Name": "is-public", "Values": ["true"]}])
+    assert [i["ImageId"] for i in out["Images"]] == [tagged]
+
+
+# ---------------------------------------------------------------------------
+# CopyImage
+# ---------------------------------------------------------------------------
+
+
+def test_copy_image_is_idempotent_on_client_token(emu, ec2_r2):
+    src = emu.seed_image(region=R1, name="src")
+    first = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy", ClientToken="tok-1")["ImageId"]
+    again = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy", ClientToken="tok-1")["ImageId"]
+    assert again == first
+    assert [i["image_id"] for i in emu.images(R2)] == [first]
+    with pytest.raises(ClientError) as exc:
+        ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="other-name", ClientToken="tok-1")
+    assert error_of(exc)[:1] == ("IdempotentParameterMismatch",)
+    # Another token is another copy.
+    third = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy", ClientToken="tok-2")["ImageId"]
+    assert third != first
+
+
+def test_copy_image_tags(emu, ec2_r2):
+    src = emu.seed_image(region=R1, name="src", tags={"publish": "public", "team": "a"})
+    plain = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="plain")["ImageId"]
+    assert describe(ec2_r2, plain).get("Tags", []) == []  # default: tags not copied
+    copied = ec2_r2.copy_image(
+        SourceImageId=src, SourceRegion=R1, Name="tagged", CopyImageTags=True,
+        TagSpecifications=[
+            {"ResourceType": "image", "Tags": [{"Key": "team", "Value": "b"}, {"Key": "copy-of", "Value": src}]},
+            {"ResourceType": "snapshot", "Tags": [{"Key": "snap", "Value": "yes"}]},
+        ],
+    )["ImageId"]
+    tags = {t["Key"]: t["Value"] for t in describe(ec2_r2, copied)["Tags"]}
+    assert tags == {"publish": "public", "team": "b", "copy-of": src}
+    snap_id = describe(ec2_r2, copied)["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    snap = ec2_r2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"][0]
+    assert {"Key": "snap", "Value": "yes"} in snap["Tags"]
+    with pytest.raises(ClientError) as exc:
+        ec2_r2.copy_image(
+            SourceImageId=src, SourceRegion=R1, Name="bad",
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "k", "Value": "v"}]}],
+        )
+    assert error_of(exc)[0] == "InvalidParameterValue"
+
+
+def test_copy_starts_pending_and_stays_pending_by_default(emu, ec2_r2):
+    # Default delay (30 s): a copy stays pending for the length of a test.
+    src = emu.seed_image(region=R1, name="src")
+    copy_id = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy")["ImageId"]
+    assert describe(ec2_r2, copy_id)["State"] == "pending"
+    time.sleep(0.3)
+    assert describe(ec2_r2, copy_id)["State"] == "pending"
+    assert emu.complete_copies()["completed"] == [copy_id]
+    assert describe(ec2_r2, copy_id)["State"] == "available"
+
+
+def test_copy_becomes_available_after_configured_delay(emu, ec2_r2):
+    emu.config(copy_delay_seconds=1)
+    src = emu.seed_image(region=R1, name="src")
+    started = time.monotonic()
+    copy_id = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy")["ImageId"]
+    state = describe(ec2_r2, copy_id)["State"]
+    if time.monotonic() - started < 0.9:  # (only meaningful if we were quick)
+        assert state == "pending"
+    time.sleep(max(0.0, 1.3 - (time.monotonic() - started)))
+    assert describe(ec2_r2, copy_id)["State"] == "available"
+
+
+def test_complete_copies_is_per_region(emu, ec2, ec2_r2):
+    src = emu.seed_image(region=R1, name="src")
+    c1 = ec2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-1")["ImageId"]
+    c2 = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-2")["ImageId"]
+    assert emu.complete_copies(R2)["completed"] == [c2]
+    assert describe(ec2, c1)["State"] == "pending"
+    assert describe(ec2_r2, c2)["State"] == "available"
+
+
+def test_copy_is_a_new_image(emu, ec2_r2):
+    src = emu.seed_image(
+        region=R1, name="src", creation_date="2025-01-01T00:00:00Z", public=True, shared_with=[OTHER],
+        deprecation_time="2026-12-31T00:00:00Z", snapshots=[{"encrypted": False}, {"encrypted": False}],
+    )
+    copy_id = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy", Description="d")["ImageId"]
+    emu.complete_copies()
+    copy = describe(ec2_r2, copy_id)
+    source = emu.client("ec2", R1).describe_images(ImageIds=[src])["Images"][0]
+    assert parse(copy["CreationDate"]) > parse(source["CreationDate"])  # fresh CreationDate
+    assert abs((parse(copy["CreationDate"]) - utcnow()).total_seconds()) < 120
+    assert copy["Public"] is False  # launch permissions are not copied
+    assert ec2_r2.describe_image_attribute(ImageId=copy_id, Attribute="launchPermission")["LaunchPermissions"] == []
+    assert "DeprecationTime" not in copy  # deprecation is not copied
+    assert copy["OwnerId"] == OWNER and copy["Name"] == "copy" and copy["Description"] == "d"
+    src_snaps = {m["Ebs"]["SnapshotId"] for m in source["BlockDeviceMappings"]}
+    copy_snaps = {m["Ebs"]["SnapshotId"] for m in copy["BlockDeviceMappings"]}
+    assert len(copy_snaps) == 2 and not (copy_snaps & src_snaps)  # new snapshots
+    assert all(m["Ebs"]["Encrypted"] is False for m in copy["BlockDeviceMappings"])  # stay unencrypted
+    assert {s["SnapshotId"] for s in ec2_r2.describe_snapshots(OwnerIds=["self"])["Snapshots"]} == copy_snaps
+
+
+def test_copy_encryption_follows_source_or_encrypted_flag(emu, ec2_r2):
+    plain = emu.seed_image(region=R1, name="plain")
+    secret = emu.seed_image(region=R1, name="secret", snapshots=[{"encrypted": True}])
+    forced = ec2_r2.copy_image(SourceImageId=plain, SourceRegion=R1, Name="forced", Encrypted=True)["ImageId"]
+    kept = ec2_r2.copy_image(SourceImageId=secret, SourceRegion=R1, Name="kept")["ImageId"]
+    assert describe(ec2_r2, forced)["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
+    assert describe(ec2_r2, kept)["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
+
+
+def test_copy_keeps_product_codes(emu, ec2_r2):
+    src = emu.seed_image(region=R1, name="paid", product_codes=["code1"])
+    copy_id = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy")["ImageId"]
+    assert [p["ProductCodeId"] for p in describe(ec2_r2, copy_id)["ProductCodes"]] == ["code1"]
+
+
+def test_copy_source_must_be_visible(emu, ec2_r2):
+    private = emu.seed_image(region=R1, name="private", owner=OTHER)
+    with pytest.raises(ClientError) as exc:
+        ec2_r2.copy_image(SourceImageId=private, SourceRegion=R1, Name="copy")
+    assert error_of(exc)[0] == "InvalidAMIID.NotFound"
+    shared = emu.seed_image(region=R1, name="shared", owner=OTHER, shared_with=[OWNER], tags={"t": "v"})
+    copy_id = ec2_r2.copy_image(SourceImageId=shared, SourceRegion=R1, Name="copy", CopyImageTags=True)["ImageId"]
+    copy = describe(ec2_r2, copy_id)
+    assert copy["OwnerId"] == OWNER
+    assert copy.get("Tags", []) == []  # tags attached by another account are not copied
+
+
+def test_concurrent_copy_limit_per_destination_region(emu, ec2, ec2_r2):
+    emu.config(concurrent_copy_limit=2)
+    src = emu.seed_image(region=R1, name="src")
+    for n in range(2):
+        ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name=f"copy-{n}")
+    with pytest.raises(ClientError) as exc:
+        ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-3")
+    code, _message, status = error_of(exc)
+    assert (code, status) == ("ResourceLimitExceeded", 400)
+    # Another destination region has its own limit.
+    ec2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-r1")
+    # Completed copies no longer count.
+    emu.complete_copies(R2)
+    ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-4")
+
+
+def test_concurrent_copy_limit_default_is_100(emu, ec2_r2):
+    assert emu.control("GET", "/_emulator/config")["config"]["concurrent_copy_limit"] == 100
+
+
+def test_concurrent_copies_respect_limit_under_parallel_requests(emu):
+    emu.config(concurrent_copy_limit=5)
+    src = emu.seed_image(region=R1, name="src")
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        client = emu.client("ec2", R2, retries={"total_max_attempts": 1, "mode": "standard"})
+        try:
+            client.copy_image(SourceImageId=src, SourceRegion=R1, Name=f"copy-{n}", ClientToken=f"t-{n}")
+            outcome = "ok"
+        except ClientError as e:
+            outcome = e.response["Error"]["Code"]
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["ResourceLimitExceeded"] * 7 + ["ok"] * 5
+    assert len(emu.images(R2)) == 5
+
+
+# ---------------------------------------------------------------------------
+# ModifyImageAttribute (LaunchPermission group "all")
+# ---------------------------------------------------------------------------
+
+
+def test_make_public_and_private_again(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    assert describe(ec2, image_id)["Public"] is False
+    make_public(ec2, image_id)
+    assert describe(ec2, image_id)["Public"] is True
+    assert emu.image(image_id)["public"] is True
+    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": [{"Group": "all"}]})
+    assert describe(ec2, image_id)["Public"] is False
+
+
+def test_make_public_with_operation_type_style(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    ec2.modify_image_attribute(ImageId=image_id, Attribute="launchPermission", OperationType="add", UserGroups=["all"])
+    assert describe(ec2, image_id)["Public"] is True
+
+
+def test_make_public_refused_for_non_owner(emu):
+    image_id = emu.seed_image(region=R1, name="theirs", owner=OTHER, shared_with=[OWNER])
+    ec2 = ec2_as(emu, OWNER)
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, image_id)
+    assert error_of(exc)[0] == "AuthFailure"
+    private = emu.seed_image(region=R1, name="private", owner=OTHER)
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, private)
+    assert error_of(exc)[0] == "InvalidAMIID.NotFound"
+    assert emu.image(image_id)["public"] is False
+
+
+def test_make_public_refused_for_encrypted_snapshots(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img", snapshots=[{"encrypted": False}, {"encrypted": True}])
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, image_id)
+    code, message, status = error_of(exc)
+    assert (code, status) == ("UnsupportedOperation", 400)
+    assert "Encrypted snapshots" in message
+    assert describe(ec2, image_id)["Public"] is False
+
+
+def test_make_public_refused_for_product_codes(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="paid", product_codes=["code1"])
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, image_id)
+    assert error_of(exc)[0] == "UnsupportedOperation"
+    assert describe(ec2, image_id)["Public"] is False
+
+
+def test_make_public_refused_while_pending(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img", state="pending")
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, image_id)
+    assert error_of(exc)[0] == "InvalidAMIID.Unavailable"
+
+
+def test_public_image_quota_per_region(emu, ec2, ec2_r2):
+    ids = [emu.seed_image(region=R1, name=f"img-{n}") for n in range(6)]
+    for image_id in ids[:5]:
+        make_public(ec2, image_id)
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, ids[5])
+    code, message, status = error_of(exc)
+    assert (code, status) == ("ResourceLimitExceeded", 400)
+    assert message.startswith("You have reached your quota of 5 for the number of public images")
+    # Per region.
+    make_public(ec2_r2, emu.seed_image(region=R2, name="elsewhere"))
+    # Making one private frees a slot.
+    ec2.modify_image_attribute(ImageId=ids[0], LaunchPermission={"Remove": [{"Group": "all"}]})
+    make_public(ec2, ids[5])
+
+
+def test_public_image_quota_is_configurable(emu, ec2):
+    emu.config(public_image_quota=1)
+    a, b = emu.seed_image(region=R1, name="a"), emu.seed_image(region=R1, name="b")
+    make_public(ec2, a)
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, b)
+    assert "quota of 1 " in error_of(exc)[1]
+
+
+def test_sharing_with_an_account_is_not_public(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img", snapshots=[{"encrypted": True}])
+    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": OTHER}]})
+    assert describe(ec2, image_id)["Public"] is False
+    assert emu.image(image_id)["shared_with"] == [OTHER]
+
+
+# ---------------------------------------------------------------------------
+# Faults, latency, call log
+# ---------------------------------------------------------------------------
+
+
+def test_request_limit_fault_is_503_and_retried_by_sdk(emu):
+    emu.fault("DescribeImages", "RequestLimitExceeded", count=2)
+    retrying = emu.client("ec2", R1, retries={"total_max_attempts": 3, "mode": "standard"})
+    assert retrying.describe_images(Owners=["self"])["Images"] == []
+    assert [c["action"] for c in emu.calls()] == ["DescribeImages"] * 3
+    emu.clear_calls()
+    emu.fault("DescribeImages", "RequestLimitExceeded", count=1)
+    single = emu.client("ec2", R1, retries={"total_max_attempts": 1, "mode": "standard"})
+    with pytest.raises(ClientError) as exc:
+        single.describe_images(Owners=["self"])
+    assert error_of(exc)[0::2] == ("RequestLimitExceeded", 503)
+
+
+def test_resource_limit_fault_is_400_and_not_retried(emu):
+    src = emu.seed_image(region=R1, name="src")
+    emu.fault("CopyImage", "ResourceLimitExceeded", count=1)
+    retrying = emu.client("ec2", R2, retries={"total_max_attempts": 3, "mode": "standard"})
+    with pytest.raises(ClientError) as exc:
+        retrying.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy")
+    assert error_of(exc)[0::2] == ("ResourceLimitExceeded", 400)
+    assert emu.calls() == [{"action": "CopyImage", "region": R2}]
+    # count exhausted: the next call goes through.
+    retrying.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy")
+
+
+def test_fault_scoped_to_region(emu, ec2, ec2_r2):
+    emu.fault("DescribeImages", "InternalError", count=5, region=R2)
+    ec2.describe_images(Owners=["self"])
+    with pytest.raises(ClientError) as exc:
+        ec2_r2.describe_images(Owners=["self"])
+    assert error_of(exc)[0::2] == ("InternalError", 500)
+
+
+def test_not_found_right_after_copy_can_be_injected(emu, ec2_r2):
+    # DESIGN.md: right after a copy, tagging or deprecating it can briefly
+    # fail with InvalidAMIID.NotFound; the fault API reproduces that.
+    src = emu.seed_image(region=R1, name="src")
+    copy_id = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy")["ImageId"]
+    emu.fault("CreateTags", "InvalidAMIID.NotFound", count=1, region=R2,
+              message=f"The image id '[{copy_id}]' does not exist")
+    with pytest.raises(ClientError) as exc:
+        ec2_r2.create_tags(Resources=[copy_id], Tags=[{"Key": "k", "Value": "v"}])
+    assert error_of(exc) == ("InvalidAMIID.NotFound", f"The image id '[{copy_id}]' does not exist", 400)
+    ec2_r2.create_tags(Resources=[copy_id], Tags=[{"Key": "k", "Value": "v"}])
+    assert emu.image(copy_id)["tags"] == {"k": "v"}
+
+
+def test_latency_injection(emu, ec2):
+    ec2.describe_images(Owners=["self"])  # warm the connection and the client
+    emu.config(latency_ms=250)
+    started = time.monotonic()
+    ec2.describe_images(Owners=["self"])
+    assert time.monotonic() - started >= 0.25
+
+
+def test_call_log_in_arrival_order_with_regions(emu, ec2, ec2_r2):
+    emu.seed_image(region=R1, name="img")  # control calls are not logged
+    ec2.describe_images(Owners=["self"])
+    ec2_r2.get_image_block_public_access_state()
+    ec2.describe_images(Owners=["self"])
+    assert emu.calls() == [
+        {"action": "DescribeImages", "region": R1},
+        {"action": "GetImageBlockPublicAccessState", "region": R2},
+        {"action": "DescribeImages", "region": R1},
+    ]
+    emu.clear_calls()
+    assert emu.calls() == []
+
+
+# ---------------------------------------------------------------------------
+# Control API
+# ---------------------------------------------------------------------------
+
+
+def test_seed_image_with_fixed_id_and_listing_shape(emu):
+    image_id = emu.seed_image(
+        region=R1, image_id="ami-0a1b2c3d4e5f60001", name="fixed", description="desc",
+        tags={"publish": "public"}, product_codes=["pc"], creation_date="2026-02-03T04:05:06Z",
+        deprecation_time="2027-01-01T00:00:00Z", snapshots=[{"encrypted": True}],
+    )
+    assert image_id == "ami-0a1b2c3d4e5f60001"
+    (image,) = emu.images(R1)
+    assert image == {
+        **image,
+        "image_id": image_id, "region": R1, "owner": OWNER, "name": "fixed", "state": "available",
+        "public": False, "tags": {"publish": "public"}, "deprecation_time": "2027-01-01T00:00:00.000Z",
+        "creation_date": "2026-02-03T04:05:06.000Z", "encrypted": True, "product_codes": ["pc"],
+    }
+    assert emu.images(R2) == []
+    with pytest.raises(ControlAPIError) as exc:
+        emu.seed_image(region=R1, image_id="ami-0a1b2c3d4e5f60001", name="dup")
+    assert exc.value.status == 400
+
+
+def test_control_api_rejects_bad_input(emu):
+    with pytest.raises(ControlAPIError) as exc:
+        emu.control("POST", "/_emulator/images", {"name": "no-region"})
+    assert exc.value.status == 400
+    with pytest.raises(ControlAPIError) as exc:
+        emu.config(latency_ms=-1)
+    assert exc.value.status == 400
+    with pytest.raises(ControlAPIError) as exc:
+        emu.config(unknown=1)
+    assert exc.value.status == 400
+    with pytest.raises(ControlAPIError) as exc:
+        emu.set_bpa(R1, "blocked")
+    assert exc.value.status == 400
+    with pytest.raises(ControlAPIError) as exc:
+        emu.control("GET", "/_emulator/nope")
+    assert exc.value.status == 404
+
+
+def test_reset_restores_defaults(emu, ec2):
+    emu.seed_image(region=R1, name="img")
+    emu.set_bpa(R1, "block-new-sharing")
+    emu.config(latency_ms=5, copy_delay_seconds=1, public_image_quota=1, concurrent_copy_limit=1)
+    emu.fault("DescribeImages", "InternalError", count=10)
+    ec2.get_image_block_public_access_state()
+    emu.reset()
+    assert emu.images() == []
+    assert emu.calls() == []
+    assert emu.control("GET", "/_emulator/config")["config"] == {
+        "latency_ms": 0, "copy_delay_seconds": 30, "public_image_quota": 5, "concurrent_copy_limit": 100,
+    }
+    assert ec2.get_image_block_public_access_state()["ImageBlockPublicAccessState"] == "unblocked"
+    assert ec2.describe_images(Owners=["self"])["Images"] == []  # fault gone
+
+
+def test_seeded_pending_image_completes_on_request(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img", state="pending")
+    assert describe(ec2, image_id)["State"] == "pending"
+    assert emu.complete_copies()["completed"] == [image_id]
+    assert describe(ec2, image_id)["State"] == "available"

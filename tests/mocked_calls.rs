@@ -1,0 +1,781 @@
+//! Exact EC2 call sequences, with the SDK's own mocking crate: which calls a
+//! run makes, how many, and what happens when one fails. No network.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ami_publisher::config::Config;
+use ami_publisher::ec2::Clients;
+use ami_publisher::model::RegionName;
+use ami_publisher::publisher::{Error, Publisher};
+use ami_publisher::report::{Action, Outcome, Status};
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::ErrorMetadata;
+use aws_sdk_ec2::operation::copy_image::{CopyImageError, CopyImageOutput};
+use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
+use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
+use aws_sdk_ec2::operation::enable_image_deprecation::EnableImageDeprecationOutput;
+use aws_sdk_ec2::operation::get_image_block_public_access_state::GetImageBlockPublicAccessStateOutput;
+use aws_sdk_ec2::operation::modify_image_attribute::{
+    ModifyImageAttributeError, ModifyImageAttributeOutput,
+};
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, Image, ImageState, ManagedBy, PermissionGroup, ProductCode,
+    Tag,
+};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const HOME: &str = "us-east-1";
+const SOURCE_ID: &str = "ami-0a1b2c3d4e5f60001";
+
+fn now() -> OffsetDateTime {
+    datetime!(2026-11-28 12:00 UTC)
+}
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let mut all = vec![("AWS_REGION", HOME)];
+    all.extend_from_slice(vars);
+    Config::from_lookup(|k| {
+        all.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap()
+}
+
+fn region(name: &str) -> RegionName {
+    RegionName::parse(name).unwrap()
+}
+
+/// A mocked client whose SDK retries happen without real waiting.
+fn client(rules: &[&Rule]) -> Client {
+    mock_client!(aws_sdk_ec2, RuleMode::MatchAny, rules, |c| c.retry_config(
+        aws_sdk_ec2::config::retry::RetryConfig::standard()
+            .with_initial_backoff(Duration::from_millis(1))
+            .with_max_backoff(Duration::from_millis(2))
+    ))
+}
+
+fn publisher(config: Config, clients: Vec<(&str, Client)>) -> Publisher {
+    let clients = Clients::from_clients(clients.into_iter().map(|(r, c)| (region(r), c)));
+    Publisher::new(config, clients).with_clock(now)
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
+    pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect()
+}
+
+/// An owned, available, unencrypted AMI tagged publish=public.
+fn eligible() -> aws_sdk_ec2::types::builders::ImageBuilder {
+    Image::builder()
+        .image_id(SOURCE_ID)
+        .name("demo-image")
+        .owner_id("123456789012")
+        .state(ImageState::Available)
+        .public(false)
+        .creation_date("2026-11-01T00:00:00.000Z")
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(EbsBlockDevice::builder().encrypted(false).build())
+                .build(),
+        )
+        .set_tags(Some(tags(&[("publish", "public"), ("Name", "demo")])))
+}
+
+/// DescribeImages with `Owners=["self"]`: finds `image` (if any).
+fn describe_owned(image: Option<Image>) -> Rule {
+    mock!(Client::describe_images)
+        .match_requests(|r| r.owners() == ["self"] && r.image_ids() == [SOURCE_ID])
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .set_images(Some(image.clone().into_iter().collect()))
+                .build()
+        })
+}
+
+fn describe_any(image: Option<Image>) -> Rule {
+    mock!(Client::describe_images)
+        .match_requests(|r| r.owners().is_empty() && r.image_ids() == [SOURCE_ID])
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .set_images(Some(image.clone().into_iter().collect()))
+                .build()
+        })
+}
+
+fn bpa(state: &'static str, managed_by: ManagedBy) -> Rule {
+    mock!(Client::get_image_block_public_access_state).then_output(move || {
+        GetImageBlockPublicAccessStateOutput::builder()
+            .image_block_public_access_state(state)
+            .managed_by(managed_by.clone())
+            .build()
+    })
+}
+
+fn make_public_ok() -> Rule {
+    mock!(Client::modify_image_attribute)
+        .match_requests(|r| {
+            r.image_id() == Some(SOURCE_ID)
+                && r.launch_permission().is_some_and(|lp| {
+                    lp.add().len() == 1 && lp.add()[0].group() == Some(&PermissionGroup::All)
+                })
+        })
+        .then_output(|| ModifyImageAttributeOutput::builder().build())
+}
+
+fn create_tags_ok() -> Rule {
+    mock!(Client::create_tags).then_output(|| CreateTagsOutput::builder().build())
+}
+
+/// CreateTags that records the tags it was sent.
+fn create_tags_expecting(expected: &'static [(&'static str, &'static str)]) -> Rule {
+    mock!(Client::create_tags)
+        .match_requests(move |r| {
+            let sent: BTreeMap<&str, &str> = r
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))
+                .collect();
+            expected.iter().all(|(k, v)| sent.get(k) == Some(v))
+        })
+        .then_output(|| CreateTagsOutput::builder().build())
+}
+
+async fn run(p: &Publisher, payload: serde_json::Value) -> Result<Outcome, Error> {
+    p.handle(&payload).await
+}
+
+fn direct() -> serde_json::Value {
+    json!({"image_id": SOURCE_ID})
+}
+
+#[tokio::test]
+async fn eligible_ami_is_made_public_with_one_modify_call_and_tagged_public() {
+    let describe = describe_owned(Some(eligible().build()));
+    let bpa = bpa("unblocked", ManagedBy::Account);
+    let modify = make_public_ok();
+    let tag = create_tags_expecting(&[
+        ("publish:status", "public"),
+        ("publish:reason", "public in us-east-1"),
+    ]);
+    let p = publisher(
+        config(&[]),
+        vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))],
+    );
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    assert_eq!(outcome.images[0].action, Action::Published);
+    assert_eq!(outcome.images[0].status, Some(Status::Public));
+    assert_eq!(
+        (
+            describe.num_calls(),
+            bpa.num_calls(),
+            modify.num_calls(),
+            tag.num_calls()
+        ),
+        (1, 1, 1, 1)
+    );
+}
+
+/// Runs the function on an AMI that must not become public and checks it
+/// made no ModifyImageAttribute call and tagged it rejected with `reason`.
+async fn assert_rejected(image: Image, bpa_rule: Rule, reason: &str) {
+    let owned = image.owner_id() == Some("123456789012");
+    let describe_self = describe_owned(owned.then(|| image.clone()));
+    let describe_shared = describe_any(Some(image));
+    let modify = mock!(Client::modify_image_attribute)
+        .then_output(|| ModifyImageAttributeOutput::builder().build());
+    let tag = create_tags_ok();
+    let p = publisher(
+        config(&[]),
+        vec![(
+            HOME,
+            client(&[&describe_self, &describe_shared, &bpa_rule, &modify, &tag]),
+        )],
+    );
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    let image = &outcome.images[0];
+    assert_eq!(image.action, Action::Rejected, "{outcome:?}");
+    assert_eq!(image.status, Some(Status::Rejected));
+    assert!(
+        image.reasons.iter().any(|r| r.contains(reason)),
+        "{:?} lacks {reason}",
+        image.reasons
+    );
+    assert_eq!(
+        modify.num_calls(),
+        0,
+        "an ineligible AMI is never passed to ModifyImageAttribute"
+    );
+    assert_eq!(tag.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn encrypted_ami_gets_no_modify_call() {
+    let image = eligible()
+        .set_block_device_mappings(Some(vec![
+            BlockDeviceMapping::builder()
+                .device_name("/dev/sdb")
+                .ebs(EbsBlockDevice::builder().encrypted(true).build())
+                .build(),
+        ]))
+        .build();
+    assert_rejected(
+        image,
+        bpa("unblocked", ManagedBy::Account),
+        "encrypted EBS volume: /dev/sdb",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ami_with_product_code_gets_no_modify_call() {
+    let image = eligible()
+        .product_codes(
+            ProductCode::builder()
+                .product_code_id("8fbbk9yqlz2s")
+                .build(),
+        )
+        .build();
+    assert_rejected(
+        image,
+        bpa("unblocked", ManagedBy::Account),
+        "product code: 8fbbk9yqlz2s",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ami_of_another_account_gets_no_modify_call() {
+    let image = eligible().owner_id("210987654321").build();
+    assert_rejected(
+        image,
+        bpa("unblocked", ManagedBy::Account),
+        "owned by account 210987654321",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bpa_blocked_by_the_account_gets_no_modify_call() {
+    let rule = bpa("block-new-sharing", ManagedBy::Account);
+    assert_rejected(eligible().build(), rule, "managed by the account").await;
+}
+
+#[tokio::test]
+async fn bpa_blocked_by_a_declarative_policy_gets_no_modify_call() {
+    let rule = bpa("block-new-sharing", ManagedBy::DeclarativePolicy);
+    assert_rejected(eligible().build(), rule, "declarative policy").await;
+}
+
+#[tokio::test]
+async fn already_public_ami_with_its_status_gets_no_call_beyond_describe() {
+    let image = eligible()
+        .public(true)
+        .set_tags(Some(tags(&[
+            ("publish", "public"),
+            ("publish:status", "public"),
+            ("publish:reason", "public in us-east-1"),
+        ])))
+        .build();
+    let describe = describe_owned(Some(image));
+    let bpa = bpa("block-new-sharing", ManagedBy::Account);
+    let modify = make_public_ok();
+    let tag = create_tags_ok();
+    let p = publisher(
+        config(&[]),
+        vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))],
+    );
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    assert_eq!(outcome.images[0].action, Action::AlreadyPublic);
+    assert_eq!(
+        (bpa.num_calls(), modify.num_calls(), tag.num_calls()),
+        (0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn deprecation_is_set_before_the_ami_is_made_public() {
+    let describe = describe_owned(Some(eligible().build()));
+    let bpa = bpa("unblocked", ManagedBy::Account);
+    let deprecate = mock!(Client::enable_image_deprecation)
+        .match_requests(|r| {
+            r.image_id() == Some(SOURCE_ID)
+                && r.deprecate_at().map(|d| d.secs())
+                    == Some(datetime!(2027-01-30 00:00 UTC).unix_timestamp())
+        })
+        .then_output(|| {
+            EnableImageDeprecationOutput::builder()
+                .r#return(true)
+                .build()
+        });
+    let modify = make_public_ok();
+    let tag = create_tags_ok();
+    // Sequential: a ModifyImageAttribute before EnableImageDeprecation fails the test.
+    let c = mock_client!(
+        aws_sdk_ec2,
+        RuleMode::Sequential,
+        [&describe, &bpa, &deprecate, &modify, &tag]
+    );
+    let p = publisher(config(&[("DEPRECATE_AFTER_DAYS", "90")]), vec![(HOME, c)]);
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    assert_eq!(
+        outcome.images[0].deprecation_time.as_deref(),
+        Some("2027-01-30T00:00:00Z")
+    );
+    assert_eq!((deprecate.num_calls(), modify.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn public_quota_reached_is_reported_as_an_error_naming_region_and_image() {
+    let describe = describe_owned(Some(eligible().build()));
+    let bpa = bpa("unblocked", ManagedBy::Account);
+    let modify = mock!(Client::modify_image_attribute).then_error(|| {
+        ModifyImageAttributeError::generic(
+            ErrorMetadata::builder()
+                .code("ResourceLimitExceeded")
+                .message("You have reached your quota of 5 for the number of public images")
+                .build(),
+        )
+    });
+    let tag = create_tags_expecting(&[("publish:status", "error")]);
+    let p = publisher(
+        config(&[]),
+        vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))],
+    );
+
+    let err = run(&p, direct()).await.unwrap_err();
+
+    let text = err.to_string();
+    assert!(matches!(err, Error::Incomplete { .. }));
+    assert!(
+        text.contains(SOURCE_ID)
+            && text.contains("us-east-1")
+            && text.contains("ResourceLimitExceeded"),
+        "{text}"
+    );
+    assert_eq!((modify.num_calls(), tag.num_calls()), (1, 1));
+}
+
+// ---- copies ----
+
+const TARGETS: [&str; 4] = ["us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2"];
+
+fn source_ref() -> String {
+    format!("{HOME}/{SOURCE_ID}")
+}
+
+fn copy_id(target: &str) -> String {
+    format!(
+        "ami-0c0c0c0c0c0c{:05}",
+        TARGETS.iter().position(|t| *t == target).unwrap()
+    )
+}
+
+/// The copy lookup (by provenance tag) in a target region: finds `existing`.
+fn find_copy(existing: Option<Image>) -> Rule {
+    mock!(Client::describe_images)
+        .match_requests(|r| {
+            r.owners() == ["self"]
+                && r.filters()
+                    .iter()
+                    .any(|f| f.name() == Some("tag:publish:source") && f.values() == [source_ref()])
+        })
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .set_images(Some(existing.clone().into_iter().collect()))
+                .build()
+        })
+}
+
+fn copy_ok(target: &'static str) -> Rule {
+    mock!(Client::copy_image)
+        .match_requests(move |r| {
+            let tags: BTreeMap<&str, &str> = r
+                .tag_specifications()
+                .iter()
+                .flat_map(|s| s.tags())
+                .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))
+                .collect();
+            r.source_region() == Some(HOME)
+                && r.source_image_id() == Some(SOURCE_ID)
+                && r.name() == Some("demo-image")
+                && r.client_token() == Some(&format!("{HOME}/{SOURCE_ID}/{target}"))
+                && tags.get("publish:source") == Some(&source_ref().as_str())
+                && tags.get("publish") == Some(&"public")
+                && !tags.contains_key("publish:status")
+        })
+        .then_output(move || CopyImageOutput::builder().image_id(copy_id(target)).build())
+}
+
+struct Region {
+    name: &'static str,
+    find: Rule,
+    copy: Rule,
+}
+
+fn target_region(name: &'static str, existing: Option<Image>, copy: Rule) -> Region {
+    Region {
+        name,
+        find: find_copy(existing),
+        copy,
+    }
+}
+
+fn copy_config() -> Config {
+    config(&[("TARGET_REGIONS", &TARGETS.join(","))])
+}
+
+fn source_publisher(source: Image, targets: &[Region], home_rules: &[&Rule]) -> Publisher {
+    let describe = describe_owned(Some(source));
+    let mut rules: Vec<&Rule> = vec![&describe];
+    rules.extend_from_slice(home_rules);
+    let mut clients = vec![(HOME, client(&rules))];
+    for t in targets {
+        clients.push((t.name, client(&[&t.find, &t.copy])));
+    }
+    publisher(copy_config(), clients)
+}
+
+#[tokio::test]
+async fn first_run_starts_one_copy_per_target_region() {
+    let targets: Vec<Region> = TARGETS
+        .iter()
+        .map(|t| target_region(t, None, copy_ok(t)))
+        .collect();
+    let (bpa, modify, tag) = (
+        bpa("unblocked", ManagedBy::Account),
+        make_public_ok(),
+        create_tags_expecting(&[("publish:status", "copying")]),
+    );
+    let p = source_publisher(eligible().build(), &targets, &[&bpa, &modify, &tag]);
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    for t in &targets {
+        assert_eq!(
+            (t.name, t.find.num_calls(), t.copy.num_calls()),
+            (t.name, 1, 1)
+        );
+    }
+    let copies = &outcome.images[0].copies;
+    let regions: Vec<&str> = copies.iter().map(|c| c.region.as_str()).collect();
+    assert_eq!(regions, TARGETS, "reported in configured order");
+    assert!(
+        copies
+            .iter()
+            .all(|c| c.started && c.state.as_deref() == Some("pending"))
+    );
+    assert_eq!(outcome.images[0].status, Some(Status::Copying));
+}
+
+fn existing_copy(target: &str, state: ImageState, public: bool) -> Image {
+    eligible()
+        .image_id(copy_id(target))
+        .state(state)
+        .public(public)
+        .set_tags(Some(tags(&[
+            ("publish", "public"),
+            ("publish:source", &source_ref()),
+        ])))
+        .build()
+}
+
+#[tokio::test]
+async fn replay_finds_every_copy_by_its_tag_and_copies_nothing() {
+    let targets: Vec<Region> = TARGETS
+        .iter()
+        .map(|t| {
+            target_region(
+                t,
+                Some(existing_copy(t, ImageState::Pending, false)),
+                copy_ok(t),
+            )
+        })
+        .collect();
+    let source = eligible()
+        .public(true)
+        .set_tags(Some(tags(&[
+            ("publish", "public"),
+            ("publish:status", "copying"),
+        ])))
+        .build();
+    let (modify, tag) = (make_public_ok(), create_tags_ok());
+    let p = source_publisher(source, &targets, &[&modify, &tag]);
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    let copy_calls: usize = targets.iter().map(|t| t.copy.num_calls()).sum();
+    assert_eq!(copy_calls, 0, "no second copy");
+    assert_eq!(modify.num_calls(), 0);
+    assert!(outcome.images[0].copies.iter().all(|c| !c.started));
+}
+
+#[tokio::test]
+async fn source_turns_public_once_every_copy_is_public() {
+    let targets: Vec<Region> = TARGETS
+        .iter()
+        .map(|t| {
+            target_region(
+                t,
+                Some(existing_copy(t, ImageState::Available, true)),
+                copy_ok(t),
+            )
+        })
+        .collect();
+    let source = eligible()
+        .public(true)
+        .set_tags(Some(tags(&[
+            ("publish", "public"),
+            ("publish:status", "copying"),
+        ])))
+        .build();
+    let tag = create_tags_expecting(&[("publish:status", "public")]);
+    let p = source_publisher(source, &targets, &[&tag]);
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    assert_eq!(outcome.images[0].status, Some(Status::Public));
+    assert_eq!(tag.num_calls(), 1);
+}
+
+fn copy_failing(code: &'static str) -> Rule {
+    mock!(Client::copy_image).then_error(move || {
+        CopyImageError::generic(
+            ErrorMetadata::builder()
+                .code(code)
+                .message("injected")
+                .build(),
+        )
+    })
+}
+
+#[tokio::test]
+async fn throttled_region_is_retried_by_the_sdk_then_reported_while_others_finish() {
+    let targets: Vec<Region> = TARGETS
+        .iter()
+        .map(|t| {
+            let copy = if *t == "eu-west-1" {
+                copy_failing("RequestLimitExceeded")
+            } else {
+                copy_ok(t)
+            };
+            target_region(t, None, copy)
+        })
+        .collect();
+    let (bpa, modify, tag) = (
+        bpa("unblocked", ManagedBy::Account),
+        make_public_ok(),
+        create_tags_expecting(&[("publish:status", "error")]),
+    );
+    let p = source_publisher(eligible().build(), &targets, &[&bpa, &modify, &tag]);
+
+    let err = run(&p, direct()).await.unwrap_err();
+
+    let throttled = targets.iter().find(|t| t.name == "eu-west-1").unwrap();
+    assert_eq!(
+        throttled.copy.num_calls(),
+        3,
+        "the SDK's standard retry makes 3 attempts"
+    );
+    for t in targets.iter().filter(|t| t.name != "eu-west-1") {
+        assert_eq!(t.copy.num_calls(), 1, "{} still copied", t.name);
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("eu-west-1") && text.contains("RequestLimitExceeded"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("us-west-2"),
+        "only the failed region is listed: {text}"
+    );
+    assert_eq!(
+        modify.num_calls(),
+        1,
+        "the source's own region is still published"
+    );
+}
+
+#[tokio::test]
+async fn one_region_out_of_copy_capacity_does_not_stop_three_others() {
+    let targets: Vec<Region> = TARGETS
+        .iter()
+        .map(|t| {
+            let copy = if *t == "ap-southeast-2" {
+                copy_failing("ResourceLimitExceeded")
+            } else {
+                copy_ok(t)
+            };
+            target_region(t, None, copy)
+        })
+        .collect();
+    let (bpa, modify, tag) = (
+        bpa("unblocked", ManagedBy::Account),
+        make_public_ok(),
+        create_tags_ok(),
+    );
+    let p = source_publisher(eligible().build(), &targets, &[&bpa, &modify, &tag]);
+
+    let err = run(&p, direct()).await.unwrap_err();
+
+    let calls: Vec<(&str, usize)> = targets
+        .iter()
+        .map(|t| (t.name, t.copy.num_calls()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("us-west-2", 1),
+            ("eu-west-1", 1),
+            ("eu-central-1", 1),
+            ("ap-southeast-2", 1)
+        ],
+        "ResourceLimitExceeded is not retried by the SDK"
+    );
+    let Error::Incomplete { failures } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0].contains("ap-southeast-2") && failures[0].contains("ResourceLimitExceeded")
+    );
+}
+
+#[tokio::test]
+async fn a_copy_is_published_in_its_region_and_never_copied_onward() {
+    let copy = existing_copy("us-west-2", ImageState::Available, false);
+    let describe = mock!(Client::describe_images)
+        .match_requests(|r| r.owners() == ["self"])
+        .then_output(move || DescribeImagesOutput::builder().images(copy.clone()).build());
+    let bpa = bpa("unblocked", ManagedBy::Account);
+    let modify = mock!(Client::modify_image_attribute)
+        .then_output(|| ModifyImageAttributeOutput::builder().build());
+    let tag = create_tags_expecting(&[("publish:status", "public")]);
+    let copy_rule = mock!(Client::copy_image)
+        .then_output(|| CopyImageOutput::builder().image_id("ami-99999999").build());
+    let mut clients = vec![(
+        "us-west-2",
+        client(&[&describe, &bpa, &modify, &tag, &copy_rule]),
+    )];
+    for t in TARGETS.iter().filter(|t| **t != "us-west-2") {
+        clients.push((t, client(&[&copy_rule])));
+    }
+    clients.push((HOME, client(&[&copy_rule])));
+    let p = publisher(copy_config(), clients);
+
+    let outcome = run(
+        &p,
+        json!({"image_id": copy_id("us-west-2"), "region": "us-west-2"}),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(outcome.images[0].action, Action::Published);
+    assert!(outcome.images[0].copies.is_empty());
+    assert_eq!((modify.num_calls(), copy_rule.num_calls()), (1, 0));
+}
+
+#[tokio::test]
+async fn event_for_an_unconfigured_region_is_an_error_before_any_call() {
+    let describe = describe_owned(Some(eligible().build()));
+    let p = publisher(config(&[]), vec![(HOME, client(&[&describe]))]);
+
+    let err = run(&p, json!({"image_id": SOURCE_ID, "region": "sa-east-1"}))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::UnknownRegion { .. }), "{err}");
+    assert_eq!(describe.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn sweep_asks_bpa_once_and_skips_amis_already_public_with_status() {
+    let done = eligible()
+        .image_id("ami-0d0d0d0d0d0d00001")
+        .public(true)
+        .set_tags(Some(tags(&[
+            ("publish", "public"),
+            ("publish:status", "public"),
+            ("publish:reason", "public in us-east-1"),
+        ])))
+        .build();
+    let todo: Vec<Image> = (2..5)
+        .map(|n| {
+            eligible()
+                .image_id(format!("ami-0d0d0d0d0d0d0000{n}"))
+                .build()
+        })
+        .collect();
+    let mut listed = todo.clone();
+    listed.push(done);
+    let list = mock!(Client::describe_images)
+        .match_requests(|r| {
+            r.owners() == ["self"]
+                && r.filters()
+                    .iter()
+                    .any(|f| f.name() == Some("tag:publish") && f.values() == ["public"])
+        })
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .set_images(Some(listed.clone()))
+                .build()
+        });
+    let bpa = bpa("unblocked", ManagedBy::Account);
+    let modify = mock!(Client::modify_image_attribute)
+        .then_output(|| ModifyImageAttributeOutput::builder().build());
+    let tag = create_tags_ok();
+    let p = publisher(
+        config(&[]),
+        vec![(HOME, client(&[&list, &bpa, &modify, &tag]))],
+    );
+    let sweep = json!({"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-11-28T12:00:00Z","region":HOME,"resources":[],"detail":{}});
+
+    let outcome = run(&p, sweep).await.unwrap();
+
+    assert_eq!(outcome.images.len(), 3);
+    assert!(outcome.images.iter().all(|i| i.action == Action::Published));
+    assert_eq!(
+        (list.num_calls(), bpa.num_calls(), modify.num_calls()),
+        (1, 1, 3)
+    );
+}
+
+#[tokio::test]
+async fn untagged_ami_becoming_available_is_skipped_without_any_write() {
+    let image = eligible()
+        .set_tags(Some(tags(&[("Name", "other")])))
+        .build();
+    let describe = describe_owned(Some(image));
+    let (bpa, modify, tag) = (
+        bpa("unblocked", ManagedBy::Account),
+        make_public_ok(),
+        create_tags_ok(),
+    );
+    let p = publisher(
+        config(&[]),
+        vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))],
+    );
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    assert_eq!(outcome.images[0].action, Action::Skipped);
+    assert_eq!(
+        (bpa.num_calls(), modify.num_calls(), tag.num_calls()),
+        (0, 0, 0)
+    );
+}
