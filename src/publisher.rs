@@ -30,7 +30,10 @@ pub enum Error {
         home: RegionName,
     },
     #[error("sweep of {region} could not list the AMIs tagged for publishing: {error}")]
-    Sweep { region: RegionName, error: Ec2Error },
+    Sweep {
+        region: RegionName,
+        error: Box<Ec2Error>,
+    },
     #[error("{} failure(s), everything else done: {}", failures.len(), failures.join("; "))]
     Incomplete { failures: Vec<String> },
 }
