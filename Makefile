@@ -1,0 +1,67 @@
+# ami-publisher: every target installs what it needs (a project-local Python
+# virtual environment for the EC2 emulator, cfn-lint, SAM CLI and
+# cargo-lambda). Nothing here talks to AWS except `make deploy`.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+# cargo-lambda (and the zig it cross-compiles with) come from the venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Dummy credentials and a fixed region for everything local; the emulator
+# listens on 127.0.0.1 and tests point the SDK at it with AWS_ENDPOINT_URL.
+export AWS_ACCESS_KEY_ID ?= test
+export AWS_SECRET_ACCESS_KEY ?= test
+export AWS_DEFAULT_REGION ?= us-east-1
+# The tests start the emulator with this interpreter.
+export EMULATOR_PYTHON := $(CURDIR)/$(PY)
+
+.PHONY: help venv build test test-rust test-python lint demo bench deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+venv: $(VENV_STAMP) ## create the Python environment (emulator, linters, cargo-lambda)
+
+build: venv ## build the Lambda package: target/lambda/ami-publisher/bootstrap (arm64)
+	rustup target add aarch64-unknown-linux-gnu
+	cargo lambda build --release --arm64
+
+test: lint test-rust test-python ## run every test (what CI runs)
+
+# One cargo profile (dev) for unit, mocked, emulator and end-to-end tests:
+# the binary the end-to-end tests run is the one `cargo test` built.
+test-rust: venv
+	cargo test --all-targets
+
+test-python: venv test-rust
+	$(PY) -m pytest -q tests/emulator tests/template
+
+lint: venv ## rustfmt, clippy (-D warnings), cfn-lint and sam validate --lint
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cfn-lint template.yaml
+	sam validate --lint --template template.yaml --region us-east-1
+
+demo: venv ## run the function end to end against the local EC2 emulator
+	cargo build
+	$(PY) tests/e2e/demo.py
+
+bench: venv ## measure size, cold start, memory, EC2 calls and fan-out
+	rustup target add aarch64-unknown-linux-gnu
+	$(PY) bench/run.py
+
+deploy: build ## deploy with SAM (asks for stack name, region, parameters)
+	sam build && sam deploy --guided
+
+clean: ## remove build outputs and the Python environment
+	cargo clean
+	rm -rf $(VENV) .aws-sam bench/work
