@@ -2,8 +2,6 @@
 //! loosely into one [`Trigger`]. Fields the function does not use are
 //! ignored; a payload of no known shape is a clear error naming what came.
 
-use std::collections::BTreeMap;
-
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,9 +66,8 @@ struct TagChange {
     changed_tag_keys: Vec<String>,
     service: String,
     resource_type: String,
-    /// The whole tag set after the change; a deleted key is absent.
-    #[serde(default)]
-    tags: BTreeMap<String, String>,
+    // `tags` (the tag set after the change) is not read: the AMI's current
+    // tags come from EC2, which a late or repeated event can't contradict.
 }
 
 #[derive(Deserialize)]
@@ -166,7 +163,6 @@ fn parse_eventbridge(
                 ),
             });
         }
-        let _ = detail.tags; // the AMI's current tags are read from EC2, not trusted from the event
         Ok(Trigger::Image {
             image_id,
             region,
@@ -413,6 +409,65 @@ mod tests {
                 "{payload}: {err}"
             );
         }
+    }
+
+    /// The samples in `events/`, as the deployed rules deliver them.
+    fn fixture(text: &str) -> Result<Trigger, EventError> {
+        parse_json(sample(text))
+    }
+
+    #[test]
+    fn events_fixtures_parse_to_their_triggers() {
+        assert_eq!(
+            fixture(include_str!("../events/ami-available.json")),
+            Ok(image(
+                "ami-0a1b2c3d4e5f60001",
+                "us-east-1",
+                Cause::Available
+            ))
+        );
+        assert!(matches!(
+            fixture(include_str!("../events/ami-failed.json")),
+            Ok(Trigger::Ignored { .. })
+        ));
+        for (text, id) in [
+            (
+                include_str!("../events/tag-added.json"),
+                "ami-0a1b2c3d4e5f60002",
+            ),
+            (
+                include_str!("../events/tag-added-product-code.json"),
+                "ami-0a1b2c3d4e5f60003",
+            ),
+            (
+                include_str!("../events/tag-removed.json"),
+                "ami-0a1b2c3d4e5f60004",
+            ),
+        ] {
+            assert_eq!(fixture(text), Ok(image(id, "us-east-1", Cause::TagChanged)));
+        }
+        assert!(matches!(
+            fixture(include_str!("../events/tag-status-changed.json")),
+            Ok(Trigger::Ignored { .. })
+        ));
+        assert!(matches!(
+            fixture(include_str!("../events/tag-change-instance.json")),
+            Err(EventError::Unsupported { .. })
+        ));
+        assert_eq!(
+            fixture(include_str!("../events/scheduled-sweep.json")),
+            Ok(Trigger::Sweep {
+                region: RegionName::parse("us-east-1").unwrap()
+            })
+        );
+        assert_eq!(
+            fixture(include_str!("../events/direct.json")),
+            Ok(image("ami-0a1b2c3d4e5f60001", "us-east-1", Cause::Direct))
+        );
+        assert!(matches!(
+            fixture(include_str!("../events/malformed.json")),
+            Err(EventError::Unrecognised { .. })
+        ));
     }
 
     #[test]

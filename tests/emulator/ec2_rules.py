@@ -1015,6 +1015,30 @@ def _check_can_make_public(region: str, caller: str, ami: Ami) -> None:
         )
 
 
+def create_tags(self: EC2Response) -> ActionResult:
+    # AWS (EC2 User Guide, "Tag your Amazon EC2 resources"): "You can tag
+    # public or shared AMIs, but the tags that you assign are available only
+    # to your AWS account." moto looks resources up in the caller's own
+    # backend only, so tagging an AMI shared by another account failed with
+    # InvalidAMIID.NotFound. Here the tags land on the image itself: the
+    # emulator keeps one tag set per image (see README, "does not model").
+    resource_ids = self._get_param("Resources", [])
+    tags = {tag["Key"]: tag["Value"] for tag in self._get_param("Tags", [])}
+    self.error_on_dryrun()
+    with STATE.lock:
+        foreign = [
+            r for r in resource_ids if r.startswith("ami-") and r not in self.ec2_backend.amis
+        ]
+        for image_id in foreign:
+            ami = find_visible_image(self.region, self.current_account, image_id)
+            region_backend(ami.owner_id, self.region).create_tags([image_id], tags)
+        own = [r for r in resource_ids if r not in foreign]
+        if own:
+            self.ec2_backend.do_resources_exist(own)
+            self.ec2_backend.create_tags(own, tags)
+    return EmptyResult()
+
+
 # --------------------------------------------------------------------------
 # Installation
 # --------------------------------------------------------------------------
@@ -1032,6 +1056,7 @@ HANDLERS = {
     "register_image": register_image,
     "copy_image": copy_image,
     "modify_image_attribute": modify_image_attribute,
+    "create_tags": create_tags,
 }
 
 

@@ -317,6 +317,18 @@ def test_private_images_of_other_accounts_are_invisible(emu, ec2):
     assert describe(other, private)["OwnerId"] == OTHER
 
 
+def test_shared_image_can_be_tagged_by_the_account_it_is_shared_with(emu, ec2):
+    # AWS: "You can tag public or shared AMIs"; moto 5.2.5 answered
+    # InvalidAMIID.NotFound because it looked in the caller's own account only.
+    shared = emu.seed_image(region=R1, name="shared", owner=OTHER, shared_with=[OWNER])
+    ec2.create_tags(Resources=[shared], Tags=[{"Key": "publish:status", "Value": "rejected"}])
+    assert {"Key": "publish:status", "Value": "rejected"} in describe(ec2, shared)["Tags"]
+    private = emu.seed_image(region=R1, name="private", owner=OTHER)
+    with pytest.raises(ClientError) as exc:
+        ec2.create_tags(Resources=[private], Tags=[{"Key": "k", "Value": "v"}])
+    assert error_of(exc)[0] == "InvalidAMIID.NotFound"
+
+
 def ec2_as(emu, account: str, region: str = R1):
     return emu.client("ec2", region, account=account, retries={"total_max_attempts": 1, "mode": "standard"})
 

@@ -1,0 +1,211 @@
+//! Test harness for integration tests: starts the local EC2 emulator
+//! (`tests/emulator/server.py`) on a free port, drives its control API, and
+//! builds a `Publisher` whose clients talk to it over HTTP. A missing or
+//! broken emulator fails the test that needs it, loudly.
+
+#![allow(dead_code)] // each test binary uses a part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ami_publisher::config::Config;
+use ami_publisher::ec2::Clients;
+use ami_publisher::publisher::Publisher;
+use serde_json::{Value, json};
+
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+    host_port: String,
+}
+
+impl Emulator {
+    /// Starts a fresh emulator; panics with the reason when it can't.
+    pub fn start() -> Self {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let python = std::env::var_os("EMULATOR_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
+        assert!(
+            python.exists(),
+            "the EC2 emulator needs the project's Python environment: {} is missing (run `make test`, or `make venv` first, or set EMULATOR_PYTHON)",
+            python.display()
+        );
+        let mut child = Command::new(&python)
+            .arg(root.join("tests/emulator/server.py"))
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not start the EC2 emulator with {}: {e}",
+                    python.display()
+                )
+            });
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the emulator's first line");
+        let Some(url) = line.trim().strip_prefix("EMULATOR_READY ") else {
+            let status = child.try_wait().ok().flatten();
+            let _ = child.kill();
+            panic!(
+                "the EC2 emulator did not start (exit status {status:?}, first line {line:?}); see its stderr above"
+            );
+        };
+        let url = url.to_owned();
+        let host_port = url.trim_start_matches("http://").to_owned();
+        Self {
+            child,
+            url,
+            host_port,
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut stream = TcpStream::connect(&self.host_port).expect("connect to emulator");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("set timeout");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.host_port,
+            body.len()
+        )
+        .expect("write request");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("read response");
+        let response = String::from_utf8(response).expect("utf-8 response");
+        let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+        let status_ok = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
+        assert!(status_ok, "{method} {path} failed: {head}\n{body}");
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Value {
+        self.request("POST", path, Some(&body))
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        self.request("GET", path, None)
+    }
+
+    /// Seeds an AMI; `spec` is the control API's body (`region` required).
+    pub fn seed(&self, spec: Value) -> String {
+        self.post("/_emulator/images", spec)["image_id"]
+            .as_str()
+            .expect("image_id")
+            .to_owned()
+    }
+
+    pub fn images(&self, region: &str) -> Vec<Value> {
+        self.get(&format!("/_emulator/images?region={region}"))["images"]
+            .as_array()
+            .expect("images")
+            .clone()
+    }
+
+    pub fn image(&self, region: &str, id: &str) -> Value {
+        self.images(region)
+            .into_iter()
+            .find(|i| i["image_id"] == id)
+            .unwrap_or_else(|| panic!("no image {id} in {region}"))
+    }
+
+    pub fn set_bpa(&self, region: &str, state: &str, managed_by: &str) {
+        self.post(
+            "/_emulator/bpa",
+            json!({"region": region, "state": state, "managed_by": managed_by}),
+        );
+    }
+
+    /// EC2 actions called since the last clear, in order.
+    pub fn calls(&self) -> Vec<(String, String)> {
+        self.get("/_emulator/calls")["calls"]
+            .as_array()
+            .expect("calls")
+            .iter()
+            .map(|c| {
+                (
+                    c["action"].as_str().unwrap_or_default().to_owned(),
+                    c["region"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.post("/_emulator/calls/clear", json!({}));
+    }
+
+    /// A Publisher deployed in `home_region` with extra configuration,
+    /// whose EC2 clients call this emulator.
+    pub async fn publisher(&self, home_region: &str, vars: &[(&str, &str)]) -> Publisher {
+        let mut all = vec![("AWS_REGION", home_region)];
+        all.extend_from_slice(vars);
+        let config = Config::from_lookup(|k| {
+            all.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .expect("valid test configuration");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(aws_config::Region::new(home_region.to_owned()))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "test", "test", None, None, "dummy",
+            ))
+            .load()
+            .await;
+        let clients = Clients::from_sdk_config(&sdk, config.regions());
+        Publisher::new(config, clients)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The sample events, as AWS sends them, with the image, region and state swapped in.
+pub fn ami_state_event(image_id: &str, region: &str, state: &str) -> Value {
+    json!({"version":"0","id":"example-9f07-51db-246b-d8b8441bcdf0","detail-type":"EC2 AMI State Change","source":"aws.ec2","account":"123456789012","time":"2026-11-28T00:00:00Z","region":region,"resources":[format!("arn:aws:ec2:{region}::image/{image_id}")],"detail":{"RequestId":"example-9dcc-40a6-aa77-7ce457d5442b","ImageId":image_id,"State":state,"ErrorMessage":""}})
+}
+
+pub fn tag_change_event(image_id: &str, region: &str, changed: &[&str]) -> Value {
+    json!({"version":"0","id":"bddcf1d6-0251-35a1-aab0-adc1fb47c11c","detail-type":"Tag Change on Resource","source":"aws.tag","account":"123456789012","time":"2026-11-28T00:00:00Z","region":region,"resources":[format!("arn:aws:ec2:{region}::image/{image_id}")],"detail":{"changed-tag-keys":changed,"tags":{"publish":"public"},"service":"ec2","resource-type":"image","version":3}})
+}
+
+pub fn sweep_event(region: &str) -> Value {
+    json!({"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-11-28T00:00:00Z","region":region,"resources":[format!("arn:aws:events:{region}:123456789012:rule/ami-publisher-sweep")],"detail":{}})
+}
