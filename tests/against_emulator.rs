@@ -284,7 +284,7 @@ async fn duplicated_shuffled_events_leave_exactly_one_public_copy_per_region() {
     }
 
     // The source's events, each twice, in a shuffled order.
-    let events = vec![
+    let events = [
         ami_state_event(&source, HOME, "available"),
         tag_change_event(&source, HOME, &["publish", "team"]),
         sweep_event(HOME),
