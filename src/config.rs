@@ -12,7 +12,7 @@ const MAX_TAG_VALUE_CHARS: usize = 256;
 /// AWS refuses a deprecation date more than 2 years after creation for a
 /// public AMI; 730 days keeps every date within that limit.
 pub const MAX_DEPRECATE_AFTER_DAYS: u16 = 730;
-const MAX_COPY_CONCURRENCY: usize = 64;
+const MAX_COPY_CONCURRENCY: usize = 32;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -327,8 +327,8 @@ mod tests {
     }
 
     #[test]
-    fn copy_concurrency_must_be_1_to_64() {
-        for bad in ["0", "65", "many"] {
+    fn copy_concurrency_must_be_1_to_32() {
+        for bad in ["0", "33", "many"] {
             let e = error_for(&[("COPY_CONCURRENCY", bad)]);
             assert_eq!(e.variable, "COPY_CONCURRENCY");
         }

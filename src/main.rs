@@ -18,7 +18,8 @@ async fn main() -> Result<(), Error> {
     let publisher = Publisher::new(config, clients);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        publisher.handle(&event.payload).await
+        let deadline = event.context.deadline();
+        publisher.handle_until(&event.payload, Some(deadline)).await
     }))
     .await
 }

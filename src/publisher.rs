@@ -3,7 +3,9 @@
 //! bound; every region's result is kept, and a failure anywhere is reported
 //! (as an error, so Lambda retries) only after everything else was done.
 
-use futures::{StreamExt, stream};
+use std::time::{Duration, SystemTime};
+
+use futures::{StreamExt, future, stream};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -53,6 +55,11 @@ impl From<Error> for Diagnostic {
     }
 }
 
+/// How long before the invocation's deadline a sweep stops starting work on
+/// further AMIs: enough for the AMIs under way to finish (SDK retries
+/// included). What it leaves is the next sweep's.
+const SWEEP_DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+
 /// The function: configuration and clients, built once, borrowed by every
 /// invocation.
 pub struct Publisher {
@@ -96,8 +103,18 @@ impl Publisher {
         &self.config
     }
 
-    /// Handles one invocation payload.
+    /// Handles one invocation payload, with no deadline.
     pub async fn handle(&self, payload: &Value) -> Result<Outcome, Error> {
+        self.handle_until(payload, None).await
+    }
+
+    /// Handles one invocation payload; a sweep leaves the AMIs it has no
+    /// time for before `deadline` to the next sweep.
+    pub async fn handle_until(
+        &self,
+        payload: &Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<Outcome, Error> {
         let trigger = event::parse(
             payload,
             &self.config.publish_tag_key,
@@ -113,6 +130,7 @@ impl Publisher {
                     region: None,
                     ignored: Some(reason),
                     images: Vec::new(),
+                    deferred: 0,
                 }
             }
             Trigger::Image {
@@ -128,17 +146,19 @@ impl Publisher {
                     region: Some(region.clone()),
                     ignored: None,
                     images: vec![image],
+                    deferred: 0,
                 }
             }
             Trigger::Sweep { region } => {
                 let run = self.region_run(&region)?;
-                let images = self.sweep(&run).await?;
+                let (images, deferred) = self.sweep(&run, deadline).await?;
                 Outcome {
                     trigger: "sweep",
                     cause: None,
                     region: Some(region.clone()),
                     ignored: None,
                     images,
+                    deferred,
                 }
             }
         };
@@ -192,8 +212,13 @@ impl Publisher {
 
     /// Every AMI of the account in the region tagged for publishing that is
     /// not public with status `public` yet, reconciled with the facts the
-    /// listing gave (no second DescribeImages).
-    async fn sweep(&self, run: &RegionRun<'_>) -> Result<Vec<ImageOutcome>, Error> {
+    /// listing gave (no second DescribeImages). Returns the outcomes and how
+    /// many AMIs were left for the next sweep for lack of time.
+    async fn sweep(
+        &self,
+        run: &RegionRun<'_>,
+        deadline: Option<SystemTime>,
+    ) -> Result<(Vec<ImageOutcome>, usize), Error> {
         let config = &self.config;
         let images = ec2::list_owned_images_tagged(
             run.client,
@@ -216,13 +241,20 @@ impl Publisher {
             })
             .collect();
         info!(region = %run.region, listed, to_reconcile = todo.len(), "sweep");
+        let to_reconcile = todo.len();
+        let has_time = || deadline.is_none_or(|d| SystemTime::now() + SWEEP_DEADLINE_MARGIN < d);
         let mut outcomes: Vec<ImageOutcome> = stream::iter(todo)
+            .take_while(|_| future::ready(has_time()))
             .map(|image| self.reconcile(run, image))
             .buffer_unordered(config.copy_concurrency)
             .collect()
             .await;
         outcomes.sort_by(|a, b| a.image_id.cmp(&b.image_id));
-        Ok(outcomes)
+        let deferred = to_reconcile - outcomes.len();
+        if deferred > 0 {
+            warn!(region = %run.region, deferred, "sweep out of time: the rest is left to the next sweep");
+        }
+        Ok((outcomes, deferred))
     }
 
     /// Brings one AMI, whose facts are known, to its desired state.

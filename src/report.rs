@@ -126,6 +126,14 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
     pub images: Vec<ImageOutcome>,
+    /// AMIs a sweep left to the next sweep because the invocation's
+    /// deadline was near.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deferred: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Outcome {
@@ -149,6 +157,7 @@ impl Outcome {
             waiting = count(Action::Waiting),
             skipped = count(Action::Skipped),
             failed = count(Action::Failed),
+            deferred = self.deferred,
             copies_started = self
                 .images
                 .iter()

@@ -779,3 +779,28 @@ async fn untagged_ami_becoming_available_is_skipped_without_any_write() {
         (0, 0, 0)
     );
 }
+
+#[tokio::test]
+async fn sweep_near_its_deadline_leaves_the_amis_to_the_next_sweep() {
+    let todo: Vec<Image> = (2..5)
+        .map(|n| {
+            eligible()
+                .image_id(format!("ami-0d0d0d0d0d0d0000{n}"))
+                .build()
+        })
+        .collect();
+    let list = mock!(Client::describe_images).then_output(move || {
+        DescribeImagesOutput::builder()
+            .set_images(Some(todo.clone()))
+            .build()
+    });
+    let modify = make_public_ok();
+    let p = publisher(config(&[]), vec![(HOME, client(&[&list, &modify]))]);
+    let sweep = json!({"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-11-28T12:00:00Z","region":HOME,"resources":[],"detail":{}});
+    let deadline = std::time::SystemTime::now() + Duration::from_secs(5);
+
+    let outcome = p.handle_until(&sweep, Some(deadline)).await.unwrap();
+
+    assert_eq!((outcome.images.len(), outcome.deferred), (0, 3));
+    assert_eq!(modify.num_calls(), 0);
+}
