@@ -87,6 +87,16 @@ impl Config {
         })
     }
 
+    /// Reads configuration from name/value pairs (tests and tools); a later
+    /// pair overrides an earlier one of the same name.
+    pub fn from_vars(vars: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| {
+            vars.iter()
+                .rfind(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
     /// Every region the function may act in: its own and the targets.
     pub fn regions(&self) -> impl Iterator<Item = &RegionName> {
         std::iter::once(&self.home_region).chain(
@@ -205,12 +215,9 @@ impl Var {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut env: HashMap<&str, &str> = HashMap::from([("AWS_REGION", "us-east-1")]);
-        env.extend(vars.iter().copied());
-        Config::from_lookup(|name| env.get(name).map(|v| v.to_string()))
+        Config::from_vars(&[&[("AWS_REGION", "us-east-1")], vars].concat())
     }
 
     fn error_for(vars: &[(&str, &str)]) -> ConfigError {

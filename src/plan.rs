@@ -168,14 +168,7 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        let mut all = vec![("AWS_REGION", "us-east-1")];
-        all.extend_from_slice(vars);
-        Config::from_lookup(|k| {
-            all.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        })
-        .unwrap()
+        Config::from_vars(&[&[("AWS_REGION", "us-east-1")], vars].concat()).unwrap()
     }
 
     fn region(name: &str) -> RegionName {

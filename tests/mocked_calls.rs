@@ -36,14 +36,7 @@ fn now() -> OffsetDateTime {
 }
 
 fn config(vars: &[(&str, &str)]) -> Config {
-    let mut all = vec![("AWS_REGION", HOME)];
-    all.extend_from_slice(vars);
-    Config::from_lookup(|k| {
-        all.iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap()
+    Config::from_vars(&[&[("AWS_REGION", HOME)], vars].concat()).unwrap()
 }
 
 fn region(name: &str) -> RegionName {
@@ -495,25 +488,32 @@ fn existing_copy(target: &str, state: ImageState, public: bool) -> Image {
         .build()
 }
 
-#[tokio::test]
-async fn replay_finds_every_copy_by_its_tag_and_copies_nothing() {
-    let targets: Vec<Region> = TARGETS
+/// Every target region with a copy in `state` found by its tag.
+fn targets_with_copies(state: ImageState, public: bool) -> Vec<Region> {
+    TARGETS
         .iter()
         .map(|t| {
-            target_region(
-                t,
-                Some(existing_copy(t, ImageState::Pending, false)),
-                copy_ok(t),
-            )
+            let existing = existing_copy(t, state.clone(), public);
+            target_region(t, Some(existing), copy_ok(t))
         })
-        .collect();
-    let source = eligible()
+        .collect()
+}
+
+/// A source made public by an earlier run, whose copies were pending then.
+fn public_source_copying() -> Image {
+    eligible()
         .public(true)
         .set_tags(Some(tags(&[
             ("publish", "public"),
             ("publish:status", "copying"),
         ])))
-        .build();
+        .build()
+}
+
+#[tokio::test]
+async fn replay_finds_every_copy_by_its_tag_and_copies_nothing() {
+    let targets = targets_with_copies(ImageState::Pending, false);
+    let source = public_source_copying();
     let (modify, tag) = (make_public_ok(), create_tags_ok());
     let p = source_publisher(source, &targets, &[&modify, &tag]);
 
@@ -527,23 +527,8 @@ async fn replay_finds_every_copy_by_its_tag_and_copies_nothing() {
 
 #[tokio::test]
 async fn source_turns_public_once_every_copy_is_public() {
-    let targets: Vec<Region> = TARGETS
-        .iter()
-        .map(|t| {
-            target_region(
-                t,
-                Some(existing_copy(t, ImageState::Available, true)),
-                copy_ok(t),
-            )
-        })
-        .collect();
-    let source = eligible()
-        .public(true)
-        .set_tags(Some(tags(&[
-            ("publish", "public"),
-            ("publish:status", "copying"),
-        ])))
-        .build();
+    let targets = targets_with_copies(ImageState::Available, true);
+    let source = public_source_copying();
     let tag = create_tags_expecting(&[("publish:status", "public")]);
     let p = source_publisher(source, &targets, &[&tag]);
 

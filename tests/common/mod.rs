@@ -156,14 +156,8 @@ impl Emulator {
     /// A Publisher deployed in `home_region` with extra configuration,
     /// whose EC2 clients call this emulator.
     pub async fn publisher(&self, home_region: &str, vars: &[(&str, &str)]) -> Publisher {
-        let mut all = vec![("AWS_REGION", home_region)];
-        all.extend_from_slice(vars);
-        let config = Config::from_lookup(|k| {
-            all.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        })
-        .expect("valid test configuration");
+        let config = Config::from_vars(&[&[("AWS_REGION", home_region)], vars].concat())
+            .expect("valid test configuration");
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.url)
             .region(aws_config::Region::new(home_region.to_owned()))
