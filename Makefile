@@ -45,7 +45,7 @@ test-rust: venv
 	cargo test --all-targets
 
 test-python: venv test-rust
-	$(PY) -m pytest -q tests/emulator tests/template
+	$(PY) -m pytest -q tests/emulator tests/template tests/e2e
 
 # `sam validate --lint` runs in tests/template, offline (telemetry and the
 # version check off, every AWS endpoint pointed at a closed local port).

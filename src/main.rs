@@ -6,6 +6,7 @@ use ami_publisher::ec2::Clients;
 use ami_publisher::publisher::Publisher;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
+use std::time::SystemTime;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -18,8 +19,26 @@ async fn main() -> Result<(), Error> {
     let publisher = Publisher::new(config, clients);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = event.context.deadline();
-        publisher.handle_until(&event.payload, Some(deadline)).await
+        publisher
+            .handle_until(&event.payload, usable_deadline(event.context.deadline()))
+            .await
     }))
     .await
+}
+
+/// The invocation's deadline, unless it is not in the future: a runtime API
+/// that sends something else than a time (cargo-lambda 1.9.2's local server
+/// sends the timeout as a duration) must not make a sweep skip every AMI.
+fn usable_deadline(deadline: SystemTime) -> Option<SystemTime> {
+    if deadline > SystemTime::now() {
+        Some(deadline)
+    } else {
+        tracing::warn!(
+            deadline_ms = deadline
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+            "the invocation's deadline is not in the future; running without one"
+        );
+        None
+    }
 }

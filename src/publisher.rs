@@ -115,12 +115,12 @@ impl Publisher {
         payload: &Value,
         deadline: Option<SystemTime>,
     ) -> Result<Outcome, Error> {
+        // An invalid event is logged by lambda_runtime with the error it returns.
         let trigger = event::parse(
             payload,
             &self.config.publish_tag_key,
             &self.config.home_region,
-        )
-        .inspect_err(|e| warn!(error = %e, "invalid event"))?;
+        )?;
         let outcome = match trigger {
             Trigger::Ignored { reason } => {
                 info!(reason = %reason, "event ignored");
@@ -404,12 +404,15 @@ impl Publisher {
         let source_ref = format!("{}/{}", source.region, source.id);
         let result =
             match ec2::find_tagged_owned_image(client, target, &source_key, &source_ref).await {
-                Ok(Some(found)) => Ok((
-                    found.id,
-                    found.state.as_str().to_owned(),
-                    found.public,
-                    false,
-                )),
+                Ok(Some(found)) => {
+                    // The copy's own stack reports on it (e.g. rejected by
+                    // BPA in its region): show that rather than its EC2 state.
+                    let state = match found.tags.get(&self.config.status_tag("status")) {
+                        Some(status) if !found.public => status.clone(),
+                        _ => found.state.as_str().to_owned(),
+                    };
+                    Ok((found.id, state, found.public, false))
+                }
                 Ok(None) => {
                     let tags = self.copy_tags(source, &source_key, &source_ref);
                     // Deterministic: a concurrent or repeated run gets the same

@@ -59,7 +59,8 @@ pub enum Action {
 pub struct CopyOutcome {
     pub region: RegionName,
     pub image_id: Option<ImageId>,
-    /// `pending`, `available`, ... as EC2 reports it.
+    /// `pending`, `available`, ... as EC2 reports it; for a copy that is not
+    /// public, the status its own region's stack wrote (`rejected`, ...).
     pub state: Option<String>,
     pub public: bool,
     /// Whether this run started the copy (false: found by its source tag).

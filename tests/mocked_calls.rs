@@ -789,3 +789,35 @@ async fn sweep_near_its_deadline_leaves_the_amis_to_the_next_sweep() {
     assert_eq!((outcome.images.len(), outcome.deferred), (0, 3));
     assert_eq!(modify.num_calls(), 0);
 }
+
+#[tokio::test]
+async fn a_copy_rejected_in_its_region_is_named_in_the_source_reason() {
+    let targets: Vec<Region> = TARGETS
+        .iter()
+        .map(|t| {
+            let mut copy = existing_copy(t, ImageState::Available, *t != "eu-west-1");
+            if *t == "eu-west-1" {
+                copy.tags.get_or_insert_with(Vec::new).push(
+                    Tag::builder()
+                        .key("publish:status")
+                        .value("rejected")
+                        .build(),
+                );
+            }
+            target_region(t, Some(copy), copy_ok(t))
+        })
+        .collect();
+    let tag = create_tags_ok();
+    let p = source_publisher(public_source_copying(), &targets, &[&tag]);
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    let image = &outcome.images[0];
+    assert_eq!(image.status, Some(Status::Copying));
+    let eu = image
+        .copies
+        .iter()
+        .find(|c| c.region.as_str() == "eu-west-1")
+        .unwrap();
+    assert_eq!(eu.state.as_deref(), Some("rejected"));
+}

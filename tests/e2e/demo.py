@@ -1,0 +1,193 @@
+"""`make demo`: ami-publisher end to end on this machine, nothing on AWS.
+
+Starts the local EC2 emulator with sample AMIs, the Lambda runtime API
+(`cargo lambda watch --only-lambda-apis`) and the function as cargo built it
+(target/debug/ami-publisher; the Makefile runs `cargo build` first), sends
+the sample events of events/ with `cargo lambda invoke --data-file`, lets
+the copies complete and delivers their own events, then prints per AMI and
+region what the function did and why, and which images are public.
+
+Image block public access is on in one target region (eu-west-1), so the
+copy there is rejected; then the owner turns it off and the next scheduled
+sweeps publish that copy and mark the source public.
+
+Everything it starts is stopped at the end, also on failure or Ctrl-C.
+Exit code: 0 when everything went as expected, 1 when something did not,
+2 when a service could not start, 128 + the signal's number when
+interrupted (130 on Ctrl-C).
+
+    .venv/bin/python tests/e2e/demo.py [--keep-logs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lambda_harness import (  # noqa: E402
+    ELIGIBLE, EXPECTED_ERRORS, FUNCTION_CONFIG, HOME, SAMPLE_AMIS, SAMPLE_EVENTS, TARGETS,
+    HarnessError, Invocation, Stack, copies_of, deliver_copy_events, final_state_problems,
+    format_table, result_rows, seed_sample_amis, stale_binary_note, sweep_event,
+    unexpected_invocations,
+)
+
+BLOCKED_REGION = TARGETS[-1]
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def step(message: str) -> None:
+    say(f"==> {message}")
+
+
+def show(inv: Invocation) -> Invocation:
+    first, *rest = inv.summary_lines()
+    say(f"    {inv.label:<44} -> {first}")
+    for line in rest:
+        say(f"    {'':<44}    {line}")
+    return inv
+
+
+def heading(title: str) -> None:
+    say()
+    say(title)
+    say("=" * len(title))
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def run(stack: Stack) -> list[str]:
+    """The demo proper; returns what did not go as expected."""
+    emu, lam = stack.emu, stack.lam
+    problems: list[str] = []
+    invocations: list[Invocation] = []
+
+    step("seeding the AMIs the sample events name (all in us-east-1, owned by 123456789012)")
+    emu.reset()
+    seed_sample_amis(emu)
+    for spec in SAMPLE_AMIS:
+        say(f"    {spec['image_id']}  {spec['name']:<32} {spec['description']}")
+    state = emu.set_bpa(BLOCKED_REGION, "block-new-sharing")
+    step(
+        f"image block public access in {BLOCKED_REGION}: {state['state']} (managed by "
+        f"{state['managed_by']}); {', '.join(r for r in (HOME, *TARGETS) if r != BLOCKED_REGION)}: unblocked"
+    )
+
+    heading("1. The sample events, as EventBridge would deliver them")
+    for name in SAMPLE_EVENTS:
+        invocations.append(show(lam.invoke(name, label=f"events/{name}")))
+        if name == "ami-available.json":
+            started = [f"{c['region']} {c['image_id']}" for c in copies_of(emu, ELIGIBLE)]
+            say(f"    {'':<44}    (copies now pending: {', '.join(started) or 'none'})")
+
+    heading("2. EC2 finishes the copies; each copy's own 'available' event arrives in its region")
+    completed = emu.complete_copies()["completed"]
+    step(f"emulator: copies available now: {', '.join(completed) or 'none'}")
+    for inv in deliver_copy_events(lam, emu, ELIGIBLE):
+        invocations.append(show(inv))
+    step(f"the scheduled sweep in {HOME} refreshes the source's status from its copies")
+    invocations.append(show(lam.invoke(sweep_event(HOME), label=f"scheduled sweep in {HOME}")))
+
+    problems += unexpected_invocations(invocations)
+    problems += [f"after the events: {p}" for p in final_state_problems(emu, [BLOCKED_REGION])]
+    heading(f"Result after the events (BPA on in {BLOCKED_REGION})")
+    say(format_table(result_rows(emu, invocations)))
+
+    heading(f"3. The owner turns image block public access off in {BLOCKED_REGION}; the sweeps catch up")
+    state = emu.set_bpa(BLOCKED_REGION, "unblocked")
+    step(f"image block public access in {BLOCKED_REGION}: {state['state']}")
+    later = [
+        show(lam.invoke(sweep_event(BLOCKED_REGION), label=f"scheduled sweep in {BLOCKED_REGION}")),
+        show(lam.invoke(sweep_event(HOME), label=f"scheduled sweep in {HOME}")),
+    ]
+    invocations += later
+    problems += unexpected_invocations(later)
+    problems += [f"after the sweeps: {p}" for p in final_state_problems(emu)]
+
+    heading("Result: what the function did and why, per AMI and region")
+    say(format_table(result_rows(emu, invocations)))
+    public = [f"{r.image_id} ({r.region})" for r in result_rows(emu, invocations) if r.public == "PUBLIC"]
+    say()
+    say(f"Public now: {', '.join(public) or 'none'}")
+    errors = [f"{inv.label}: {inv.error_type}" for inv in invocations if not inv.ok]
+    say(f"Refused events (error returned to Lambda): {', '.join(errors) or 'none'}"
+        f"  [expected: {', '.join(f'events/{k}: {v}' for k, v in EXPECTED_ERRORS.items())}]")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the processes' logs (printed at the end) instead of deleting them")
+    args = parser.parse_args()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+
+    log_dir = Path(tempfile.mkdtemp(prefix="ami-publisher-demo-"))
+    started = time.monotonic()
+    say("ami-publisher demo: the function through the Lambda runtime API, against a local EC2 emulator")
+    say(f"    function configuration: {' '.join(f'{k}={v}' for k, v in FUNCTION_CONFIG.items())}")
+    note = stale_binary_note()
+    if note:
+        say(f"    warning: {note}")
+    stack = Stack(log_dir, progress=step)
+    keep_logs = args.keep_logs
+    try:
+        try:
+            stack.start()
+        except HarnessError as e:
+            say(f"\nFAILED to start: {e}")
+            keep_logs = True
+            return 2
+        problems = run(stack)
+        say()
+        if problems:
+            keep_logs = True
+            say(f"UNEXPECTED ({len(problems)}):")
+            for p in problems:
+                say(f"  - {p}")
+            say(f"function log: {log_dir / 'ami-publisher.log'}")
+            return 1
+        say(f"Everything as expected ({time.monotonic() - started:.1f} s).")
+        return 0
+    except Interrupted as e:
+        say(f"\ninterrupted by {e}: stopping everything")
+        return 128 + e.signum
+    except Exception as e:  # a harness or emulator failure mid-way
+        keep_logs = True
+        say(f"\nFAILED: {type(e).__name__}: {e}")
+        return 1
+    finally:
+        # A second Ctrl-C must not cut the clean-up short.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        step("stopping the function, the runtime API and the emulator")
+        try:
+            stack.stop()
+        except Exception as e:
+            say(f"    could not stop everything: {e}")
+        if keep_logs:
+            say(f"    logs kept in {log_dir}")
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

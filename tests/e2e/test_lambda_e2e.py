@@ -1,0 +1,247 @@
+"""ami-publisher end to end: the sample events in events/ go through the real
+Lambda runtime API (`cargo lambda watch --only-lambda-apis` and
+`cargo lambda invoke --data-file`) to the real binary (target/debug/ami-publisher,
+built by `cargo test --all-targets`), which works against the local EC2
+emulator; the results are read back from the emulator.
+
+Run: `cargo test --all-targets --no-run && .venv/bin/python -m pytest tests/e2e -q`
+(`make test` does both). Nothing is skipped: when a service can't start,
+every test errors with the reason.
+
+The services start once for the module; each test resets the emulator and
+seeds the AMIs the sample events name (lambda_harness.SAMPLE_AMIS).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from lambda_harness import (
+    ELIGIBLE, ENCRYPTED, FAILED, HOME, MARKETPLACE_CODE, PRODUCT_CODE, REASON, SOURCE,
+    STATUS, TARGETS, UNTAGGED, Stack, ami_available_event, copies_of, deliver_copy_events,
+    diff_snapshots, final_state_problems, is_read_only, replay_events, run_sample_scenario,
+    seed_sample_amis, squash, stale_binary_note, state_snapshot, sweep_event,
+    unexpected_invocations,
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    log_dir: Path = tmp_path_factory.mktemp("e2e")
+    note = stale_binary_note()
+    if note:
+        warnings.warn(note, stacklevel=1)
+    with Stack(log_dir) as running:
+        yield running
+
+
+@pytest.fixture
+def emu(stack: Stack):
+    stack.emu.reset()
+    seed_sample_amis(stack.emu)
+    return stack.emu
+
+
+@pytest.fixture
+def lam(stack: Stack, emu):
+    return stack.lam
+
+
+def mutations(emu) -> list[dict[str, str]]:
+    return [c for c in emu.calls() if not is_read_only(c["action"])]
+
+
+def test_eligible_ami_is_published_copied_and_its_copies_published(lam, emu):
+    inv = lam.invoke("ami-available.json")
+    assert inv.ok, inv.summary()
+    assert (inv.result["trigger"], inv.result["cause"], inv.result["region"]) == ("image", "available", HOME)
+    out = inv.image(ELIGIBLE)
+    assert out["action"] == "published", out
+    assert out["status"] == "copying", out  # the copies are pending (emulator copy delay 30 s)
+    assert out["deprecation_time"], "DEPRECATE_AFTER_DAYS=365 sets a deprecation date"
+    assert [c["region"] for c in out["copies"]] == list(TARGETS)
+    assert all(c["started"] and c["state"] == "pending" and not c["public"] and not c["error"]
+               for c in out["copies"]), out["copies"]
+
+    source = emu.image(ELIGIBLE)
+    assert source["public"] is True
+    assert source["tags"][STATUS] == "copying"
+    assert source["deprecation_time"] and source["deprecation_time"][:16] == out["deprecation_time"][:16]
+    copies = copies_of(emu, ELIGIBLE)
+    assert sorted(c["region"] for c in copies) == sorted(TARGETS)
+    for c in copies:
+        assert c["image_id"] in {x["image_id"] for x in out["copies"]}
+        assert (c["state"], c["public"]) == ("pending", False), c
+        assert c["source"] == {"region": HOME, "image_id": ELIGIBLE}
+        assert c["tags"][SOURCE] == f"{HOME}/{ELIGIBLE}"
+        assert c["tags"]["Name"] == "example-base-2024.01.01", "the source's own tags are copied"
+        assert STATUS not in c["tags"], "the source's status tags are not copied"
+
+    # EC2 finishes the copies; each one's own available event arrives in its region.
+    assert sorted(emu.complete_copies()["completed"]) == sorted(c["image_id"] for c in copies)
+    for copy_inv in deliver_copy_events(lam, emu, ELIGIBLE):
+        assert copy_inv.ok, copy_inv.summary()
+        [copy_out] = copy_inv.images
+        assert copy_out["action"] == "published", copy_out
+        assert copy_out["status"] == "public", copy_out
+        assert copy_out.get("copies", []) == [], "a copy is never copied onward"
+
+    # The scheduled sweep of the home region sees the copies public and says so on the source.
+    sweep = lam.invoke(sweep_event(HOME), label="sweep us-east-1")
+    assert sweep.ok, sweep.summary()
+    assert not sweep.result.get("deferred"), "the sweep had the time to do everything"
+    out = sweep.image(ELIGIBLE)
+    assert (out["action"], out["status"]) == ("already-public", "public"), out
+    assert all(c["public"] and not c["started"] for c in out["copies"]), out["copies"]
+    source = emu.image(ELIGIBLE)
+    assert source["tags"][STATUS] == "public"
+    assert source["tags"][REASON] == f"public in {HOME} and copies in {', '.join(TARGETS)}"
+
+    for region in TARGETS:
+        target_sweep = lam.invoke(sweep_event(region), label=f"sweep {region}")
+        assert target_sweep.ok, target_sweep.summary()
+        assert target_sweep.images == [], "every copy is public with status public: nothing to do"
+
+    for c in copies_of(emu, ELIGIBLE):
+        assert c["public"] is True and c["state"] == "available", c
+        assert c["tags"][STATUS] == "public", c["tags"]
+        assert c["tags"][SOURCE] == f"{HOME}/{ELIGIBLE}"
+        assert c["deprecation_time"], "each copy gets its own deprecation date"
+    by_region = {r: [i["image_id"] for i in emu.images(r)] for r in TARGETS}
+    assert all(len(ids) == 1 for ids in by_region.values()), f"copies copied onward: {by_region}"
+
+
+@pytest.mark.parametrize(
+    "event, image_id, reason",
+    [
+        ("tag-added.json", ENCRYPTED, "encrypted EBS volume"),
+        ("tag-added-product-code.json", PRODUCT_CODE, f"has product code: {MARKETPLACE_CODE}"),
+    ],
+)
+def test_ineligible_ami_stays_private_and_says_why(lam, emu, event, image_id, reason):
+    inv = lam.invoke(event)
+    assert inv.ok, inv.summary()
+    assert (inv.result["trigger"], inv.result["cause"]) == ("image", "tag-changed")
+    out = inv.image(image_id)
+    assert (out["action"], out["status"]) == ("rejected", "rejected"), out
+    assert any(reason in r for r in out["reasons"]), out["reasons"]
+    assert "copies" not in out
+
+    image = emu.image(image_id)
+    assert image["public"] is False
+    assert image["tags"][STATUS] == "rejected"
+    assert reason in image["tags"][REASON]
+    assert image["deprecation_time"] is None, "nothing but tags is changed on a rejected AMI"
+    assert all(emu.images(r) == [] for r in TARGETS), "an ineligible AMI is not copied"
+    assert {c["action"] for c in mutations(emu)} == {"CreateTags"}
+
+
+def test_untagged_and_failed_amis_and_other_tag_changes_are_left_alone(lam, emu):
+    before = state_snapshot(emu)
+    emu.clear_calls()
+
+    removed = lam.invoke("tag-removed.json")
+    assert removed.ok, removed.summary()
+    out = removed.image(UNTAGGED)
+    assert out["action"] == "skipped" and "status" not in out, out
+    assert out["reasons"] == ["not tagged publish=public"]
+
+    failed = lam.invoke("ami-failed.json")
+    assert failed.ok, failed.summary()
+    assert failed.result == {
+        "trigger": "ignored", "images": [],
+        "ignored": f"{FAILED} in {HOME} became failed",
+    }
+
+    status_changed = lam.invoke("tag-status-changed.json")
+    assert status_changed.ok, status_changed.summary()
+    assert status_changed.result["trigger"] == "ignored"
+    assert "does not touch `publish`" in status_changed.result["ignored"]
+
+    assert diff_snapshots(before, state_snapshot(emu)) == []
+    assert mutations(emu) == []
+    for image_id in (UNTAGGED, FAILED):
+        assert not [k for k in emu.image(image_id)["tags"] if k.startswith("publish:")]
+
+
+@pytest.mark.parametrize(
+    "event, error_type, must_name",
+    [
+        ("malformed.json", "InvalidEvent", ["unrecognised payload", "unknown field `hello`"]),
+        ("tag-change-instance.json", "InvalidEvent",
+         ["unsupported event", "aws.tag", "resource-type `instance`"]),
+        ({"image_id": ELIGIBLE, "region": "ap-south-1"}, "UnknownRegion",
+         ["ap-south-1", HOME]),
+        ({"image_id": "ami-XYZ"}, "InvalidEvent", ["image_id", "ami-XYZ"]),
+    ],
+    ids=["malformed", "instance-tag-change", "unknown-region", "bad-image-id"],
+)
+def test_invalid_event_gets_an_error_naming_what_was_wrong(lam, emu, event, error_type, must_name):
+    before = state_snapshot(emu)
+    emu.clear_calls()
+    inv = lam.invoke(event)
+    assert not inv.ok, f"expected an error, got {inv.result}"
+    assert inv.error_type == error_type, (inv.error_type, inv.error_message)
+    for text in must_name:
+        assert squash(text) in squash(inv.error_message), (text, inv.error_message)
+    assert emu.calls() == [], "an invalid event makes no EC2 call"
+    assert diff_snapshots(before, state_snapshot(emu)) == []
+
+
+def test_every_sample_event_then_a_full_replay_changes_nothing(lam, emu):
+    invocations = run_sample_scenario(lam, emu)
+    assert unexpected_invocations(invocations) == []
+    assert final_state_problems(emu) == []
+
+    before = state_snapshot(emu)
+    emu.clear_calls()
+    replayed = [lam.invoke(event, label=f"replay of {label}") for label, event in replay_events(emu)]
+    for inv in replayed:
+        name = inv.label.removeprefix("replay of events/")
+        if name in ("tag-change-instance.json", "malformed.json"):
+            assert not inv.ok and inv.error_type == "InvalidEvent", inv.summary()
+            continue
+        assert inv.ok, inv.summary()
+        for image in inv.images:
+            assert image["action"] in ("already-public", "rejected", "skipped"), (inv.label, image)
+            assert not any(c["started"] for c in image.get("copies", [])), (inv.label, image)
+
+    assert diff_snapshots(before, state_snapshot(emu)) == []
+    assert mutations(emu) == [], "a replay only reads"
+    assert final_state_problems(emu) == []
+
+
+def test_block_public_access_in_one_target_region_keeps_only_that_copy_private(lam, emu):
+    blocked = TARGETS[-1]
+    emu.set_bpa(blocked, "block-new-sharing")
+    assert lam.invoke("ami-available.json").ok
+    emu.complete_copies()
+    for inv in deliver_copy_events(lam, emu, ELIGIBLE):
+        assert inv.ok, inv.summary()
+        [out] = inv.images
+        if out["region"] == blocked:
+            assert (out["action"], out["status"]) == ("rejected", "rejected"), out
+            assert any("block public access" in r for r in out["reasons"]), out
+        else:
+            assert (out["action"], out["status"]) == ("published", "public"), out
+    sweep = lam.invoke(sweep_event(HOME))
+    assert sweep.ok, sweep.summary()
+    assert final_state_problems(emu, rejected_copy_regions=[blocked]) == []
+
+    # The owner lifts BPA; the next sweep in that region publishes the copy,
+    # and the next sweep at home marks the source public.
+    emu.set_bpa(blocked, "unblocked")
+    target_sweep = lam.invoke(sweep_event(blocked))
+    assert target_sweep.ok, target_sweep.summary()
+    [out] = target_sweep.images
+    assert (out["action"], out["status"]) == ("published", "public"), out
+    assert lam.invoke(sweep_event(HOME)).ok
+    assert final_state_problems(emu) == []
+    # A copy's own available event, replayed after all that, changes nothing.
+    [blocked_copy] = [c for c in copies_of(emu, ELIGIBLE) if c["region"] == blocked]
+    before = state_snapshot(emu)
+    assert lam.invoke(ami_available_event(blocked_copy["image_id"], blocked)).ok
+    assert diff_snapshots(before, state_snapshot(emu)) == []
