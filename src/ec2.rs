@@ -65,37 +65,55 @@ impl Ec2Error {
     }
 }
 
-/// One EC2 client per region the function acts in, built once at start.
+/// One EC2 client per region the function acts in, each built on first use
+/// (and only once): building a client loads the system's root certificates
+/// and sets up TLS, work an invocation that needs no EC2 call, or no call in
+/// that region, should not pay for.
 #[derive(Clone, Debug, Default)]
-pub struct Clients(HashMap<RegionName, Client>);
+pub struct Clients {
+    sdk: Option<aws_config::SdkConfig>,
+    clients: HashMap<RegionName, std::sync::OnceLock<Client>>,
+}
 
 impl Clients {
     /// Clients for `regions` sharing one SDK configuration (credentials,
-    /// retry, endpoint), each with its own region.
+    /// retry, endpoint), each with its own region; none is built yet.
     pub fn from_sdk_config<'a>(
         sdk: &aws_config::SdkConfig,
         regions: impl IntoIterator<Item = &'a RegionName>,
     ) -> Self {
-        Self(
-            regions
+        Self {
+            sdk: Some(sdk.clone()),
+            clients: regions
                 .into_iter()
-                .map(|region| {
-                    let conf = aws_sdk_ec2::config::Builder::from(sdk)
-                        .region(aws_config::Region::new(region.as_str().to_owned()))
-                        .build();
-                    (region.clone(), Client::from_conf(conf))
-                })
+                .map(|region| (region.clone(), std::sync::OnceLock::new()))
                 .collect(),
-        )
+        }
     }
 
     /// Clients given by hand (tests: mocks per region).
     pub fn from_clients(clients: impl IntoIterator<Item = (RegionName, Client)>) -> Self {
-        Self(clients.into_iter().collect())
+        Self {
+            sdk: None,
+            clients: clients
+                .into_iter()
+                .map(|(region, client)| (region, std::sync::OnceLock::from(client)))
+                .collect(),
+        }
     }
 
     pub fn get(&self, region: &RegionName) -> Option<&Client> {
-        self.0.get(region)
+        let cell = self.clients.get(region)?;
+        if let Some(client) = cell.get() {
+            return Some(client);
+        }
+        let sdk = self.sdk.as_ref()?;
+        Some(cell.get_or_init(|| {
+            let conf = aws_sdk_ec2::config::Builder::from(sdk)
+                .region(aws_config::Region::new(region.as_str().to_owned()))
+                .build();
+            Client::from_conf(conf)
+        }))
     }
 }
 

@@ -14,7 +14,17 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    // On Lambda the execution role's keys are in the environment. Taking
+    // them from there skips building the default credential chain, whose
+    // instance-metadata and container providers each set up an HTTPS client
+    // at start (loading every root certificate on the system) for nothing.
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        sdk = sdk.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    let sdk = sdk.load().await;
     let clients = Clients::from_sdk_config(&sdk, config.regions());
     let publisher = Publisher::new(config, clients);
     let publisher = &publisher;
