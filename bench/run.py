@@ -1,0 +1,857 @@
+#!/usr/bin/env python3
+"""ami-publisher benchmark: binary size, cold start, memory, EC2 calls per
+outcome and fan-out, each checked against its budget.
+
+    .venv/bin/python bench/run.py            # what `make bench` runs
+    .venv/bin/python bench/run.py --skip-build --runs 5
+
+Builds the release binaries (arm64 with cargo-lambda for the size; x86_64
+with cargo for everything that has to run, since this machine cannot run
+arm64), starts the local EC2 emulator (tests/emulator) and a stub of the
+Lambda runtime API (here, http.server), runs the function against them,
+prints one table and writes it to bench/results.md. Exits 1 when a budget
+line FAILs, 2 when the benchmark itself cannot run.
+
+Everything is local: the emulator listens on 127.0.0.1, credentials are
+dummies, and instance metadata and shared config files are switched off so
+the SDK has nowhere else to go. See bench/README.md for what is measured and
+why the minimum call counts are what they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.server
+import json
+import os
+import platform
+import queue
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / "work"
+HELLO = BENCH / "hello"
+HELLO_TARGET = WORK / "hello-target"
+sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+
+from harness import Emulator  # noqa: E402  (tests/emulator/harness.py)
+
+HOME = "us-east-1"
+# Copy destinations, in a fixed order: the first 4 for "publish with 4
+# target regions", the first 1 / all 16 for the fan-out.
+TARGETS = [
+    "us-west-2", "eu-west-1", "ap-southeast-2", "sa-east-1",
+    "us-east-2", "us-west-1", "ca-central-1", "eu-west-2",
+    "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1",
+    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1",
+]
+DEPRECATE_AFTER_DAYS = "365"
+
+# Budgets (the issue's). Sizes in decimal units: 1 MB = 1,000,000 bytes.
+MAX_ARM64_BYTES = 8_000_000
+MAX_COLD_START_RATIO = 3.0
+MAX_PUBLISH_RSS_BYTES = 30_000_000
+MAX_FANOUT_RATIO = 2.0
+FANOUT_LATENCY_MS = 50
+
+# Timing needs a quiet machine: before each timed part, wait (bounded) until
+# other processes use less than this share of all CPUs.
+QUIET_MAX_BUSY = 0.15
+QUIET_TIMEOUT_S = 300
+
+# Bounds on every wait.
+BUILD_TIMEOUT_S = 3600
+START_TIMEOUT_S = 20
+INVOKE_TIMEOUT_S = 300
+STOP_TIMEOUT_S = 10
+
+RUNTIME_PATH = "/2018-06-01/runtime"
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:ami-publisher-bench"
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not measure something (not a budget failure)."""
+
+
+# ---------------------------------------------------------------------------
+# Stub of the Lambda runtime API
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    request_id: str
+    kind: str  # "response" or "error"
+    body: Any
+    delivered_ns: int
+    received_ns: int
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.received_ns - self.delivered_ns) / 1e6
+
+
+class StubRuntime:
+    """The parts of the Lambda runtime API a function uses: /next hands out
+    queued events (and holds the request while there is none, as Lambda
+    does), /response and /error record the outcome, /init/error records a
+    failed start. Times are time.perf_counter_ns(), the clock the harness
+    uses to start processes."""
+
+    def __init__(self) -> None:
+        self._events: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._cond = threading.Condition()
+        self._closed = threading.Event()
+        self.next_ns: list[int] = []
+        self.delivered_ns: dict[str, int] = {}
+        self.results: dict[str, Result] = {}
+        self.init_errors: list[Any] = []
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the real API
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+
+            def do_GET(self) -> None:
+                if self.path != f"{RUNTIME_PATH}/invocation/next":
+                    self._reply(404, b'{"errorType":"NotFound"}')
+                    return
+                arrived = time.perf_counter_ns()
+                with stub._cond:
+                    stub.next_ns.append(arrived)
+                    stub._cond.notify_all()
+                deadline = time.monotonic() + INVOKE_TIMEOUT_S
+                while not stub._closed.is_set() and time.monotonic() < deadline:
+                    try:
+                        request_id, payload = stub._events.get(timeout=0.05)
+                    except queue.Empty:
+                        continue
+                    deadline_ms = int(time.time() * 1000) + 900_000
+                    self._reply(200, payload, {
+                        "Lambda-Runtime-Aws-Request-Id": request_id,
+                        "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+                        "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
+                        "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
+                    })
+                    with stub._cond:
+                        stub.delivered_ns[request_id] = time.perf_counter_ns()
+                        stub._cond.notify_all()
+                    return
+                self.close_connection = True  # closed or timed out: no event
+
+            def do_POST(self) -> None:
+                received = time.perf_counter_ns()
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body: Any = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode("utf-8", "replace")
+                parts = self.path[len(RUNTIME_PATH):].strip("/").split("/")
+                # invocation/<id>/response | invocation/<id>/error | init/error
+                if len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+                    request_id = parts[1]
+                    with stub._cond:
+                        stub.results[request_id] = Result(
+                            request_id, parts[2], body,
+                            stub.delivered_ns.get(request_id, received), received)
+                        stub._cond.notify_all()
+                    self._reply(202, b'{"status":"OK"}')
+                elif parts == ["init", "error"]:
+                    with stub._cond:
+                        stub.init_errors.append(body)
+                        stub._cond.notify_all()
+                    self._reply(202, b'{"status":"OK"}')
+                else:
+                    self._reply(404, b'{"errorType":"NotFound"}')
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    def push(self, payload: Any) -> str:
+        request_id = str(uuid.uuid4())
+        self._events.put((request_id, json.dumps(payload).encode()))
+        return request_id
+
+    def _wait(self, ready: Callable[[], bool], timeout: float, what: str,
+              alive: Callable[[], bool] = lambda: True) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not ready():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+                if not alive():
+                    raise BenchError(f"the function exited while waiting for {what}")
+                self._cond.wait(min(left, 0.05))
+
+    def wait_next(self, count: int, timeout: float, alive: Callable[[], bool]) -> None:
+        self._wait(lambda: len(self.next_ns) >= count, timeout, f"/next request #{count}", alive)
+
+    def wait_result(self, request_id: str, timeout: float, alive: Callable[[], bool]) -> Result:
+        self._wait(lambda: request_id in self.results, timeout, f"the result of {request_id}", alive)
+        return self.results[request_id]
+
+    def close(self) -> None:
+        self._closed.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=STOP_TIMEOUT_S)
+
+
+# ---------------------------------------------------------------------------
+# The function under test, as a process
+# ---------------------------------------------------------------------------
+
+PROCESSES: list[subprocess.Popen] = []
+
+
+def stop_process(proc: subprocess.Popen) -> float | None:
+    """Kills and reaps `proc`; returns its user + system CPU time in ms
+    (from wait4's rusage, microsecond resolution) when this call reaped it."""
+    cpu_ms = None
+    if proc.returncode is None:
+        if proc.poll() is None:
+            proc.kill()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while proc.returncode is None and time.monotonic() < deadline:
+            try:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere
+                proc.poll()
+                break
+            if pid == 0:
+                time.sleep(0.005)
+                continue
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000
+        if proc.returncode is None:
+            print(f"warning: pid {proc.pid} did not exit", file=sys.stderr)
+    if proc in PROCESSES:
+        PROCESSES.remove(proc)
+    return cpu_ms
+
+
+def function_env(runtime_api: str, endpoint: str, extra: dict[str, str]) -> dict[str, str]:
+    """What Lambda gives a function, pointed at the stub and the emulator.
+    Built from scratch: nothing of the caller's AWS setup leaks in."""
+    home = WORK / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "AWS_LAMBDA_FUNCTION_NAME": "ami-publisher-bench",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/ami-publisher-bench",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+        "AWS_REGION": HOME,
+        "AWS_DEFAULT_REGION": HOME,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL": endpoint,
+        # Nowhere else to look: no instance metadata; HOME is an empty
+        # directory, so no ~/.aws files (as on Lambda).
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    env.update(extra)
+    return env
+
+
+class Session:
+    """One process of the function on a fresh runtime-API stub."""
+
+    def __init__(self, binary: Path, endpoint: str, extra_env: dict[str, str], log_name: str):
+        self.binary = binary
+        self.stub = StubRuntime()
+        self.env = function_env(self.stub.address, endpoint, extra_env)
+        self.log_path = WORK / "logs" / f"{log_name}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+        self.init_ms = 0.0
+        # User + system CPU time of the whole process life, known once stopped.
+        self.cpu_ms: float | None = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> float:
+        """Starts the process; returns ms from process start to its first /next."""
+        with open(self.log_path, "ab") as log:
+            t0 = time.perf_counter_ns()
+            self.proc = subprocess.Popen([str(self.binary)], env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, cwd=str(WORK))
+        PROCESSES.append(self.proc)
+        try:
+            self.stub.wait_next(1, START_TIMEOUT_S, self.alive)
+        except BenchError as e:
+            raise BenchError(f"{self.binary.name} did not start: {e}; init errors "
+                             f"{self.stub.init_errors}; log {self.log_path}") from None
+        self.init_ms = (self.stub.next_ns[0] - t0) / 1e6
+        return self.init_ms
+
+    def invoke(self, payload: Any) -> Result:
+        """Hands one event to the waiting process; returns once it has posted
+        the result and is back waiting on /next."""
+        waiting = len(self.stub.next_ns)
+        request_id = self.stub.push(payload)
+        result = self.stub.wait_result(request_id, INVOKE_TIMEOUT_S, self.alive)
+        self.stub.wait_next(waiting + 1, INVOKE_TIMEOUT_S, self.alive)
+        return result
+
+    def peak_rss_bytes(self) -> int:
+        """VmHWM, the peak resident set size of the process so far."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise BenchError("no VmHWM in /proc/<pid>/status")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.cpu_ms = stop_process(self.proc)
+        self.stub.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------
+# Builds and binaries
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Binaries:
+    arm64: Path
+    hello_arm64: Path
+    x86: Path
+    hello_x86: Path
+    build_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_build(name: str, cmd: list[str], cwd: Path, env: dict[str, str], times: dict[str, float]) -> None:
+    print(f"build: {name}: {' '.join(cmd)}", flush=True)
+    log = WORK / "logs" / f"build-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdout=out, stderr=subprocess.STDOUT)
+        PROCESSES.append(proc)
+        try:
+            rc = proc.wait(timeout=BUILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            stop_process(proc)
+            raise BenchError(f"build {name} took more than {BUILD_TIMEOUT_S} s; log {log}") from None
+        PROCESSES.remove(proc)
+    times[name] = time.monotonic() - t0
+    if rc != 0:
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        raise BenchError(f"build {name} failed ({rc}); log {log}:\n" + "\n".join(tail))
+
+
+def release_profile(manifest: Path) -> dict[str, Any]:
+    with open(manifest, "rb") as f:
+        return tomllib.load(f).get("profile", {}).get("release", {})
+
+
+def build(skip: bool) -> Binaries:
+    main_profile, hello_profile = release_profile(ROOT / "Cargo.toml"), release_profile(HELLO / "Cargo.toml")
+    if not main_profile:
+        raise BenchError("Cargo.toml has no [profile.release]")
+    if main_profile != hello_profile:
+        raise BenchError(f"bench/hello must be built like the function: [profile.release] differs:\n"
+                         f"  Cargo.toml:            {main_profile}\n  bench/hello/Cargo.toml: {hello_profile}")
+    bins = Binaries(
+        arm64=ROOT / "target" / "lambda" / "ami-publisher" / "bootstrap",
+        hello_arm64=HELLO_TARGET / "lambda" / "hello" / "bootstrap",
+        x86=ROOT / "target" / "release" / "ami-publisher",
+        hello_x86=HELLO_TARGET / "release" / "hello",
+    )
+    if not skip:
+        env = dict(os.environ)
+        env.pop("CARGO_TARGET_DIR", None)
+        hello_env = dict(env, CARGO_TARGET_DIR=str(HELLO_TARGET))
+        # arm64, as shipped (cargo-lambda cross-compiles with zig)
+        run_build("ami-publisher-arm64", ["cargo", "lambda", "build", "--release", "--arm64"],
+                  ROOT, env, bins.build_seconds)
+        run_build("hello-arm64", ["cargo", "lambda", "build", "--release", "--arm64"],
+                  HELLO, hello_env, bins.build_seconds)
+        # x86_64, same profile, to run here
+        run_build("ami-publisher-x86_64", ["cargo", "build", "--release", "--bin", "ami-publisher"],
+                  ROOT, env, bins.build_seconds)
+        run_build("hello-x86_64", ["cargo", "build", "--release"], HELLO, hello_env, bins.build_seconds)
+    for path in (bins.arm64, bins.hello_arm64, bins.x86, bins.hello_x86):
+        if not path.is_file():
+            raise BenchError(f"missing binary {path} (run without --skip-build)")
+    return bins
+
+
+def elf_facts(path: Path) -> tuple[str, bool]:
+    """(machine, stripped) of a 64-bit little-endian ELF file: stripped means
+    no .symtab and no .debug_* sections."""
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise BenchError(f"{path} is not a 64-bit little-endian ELF file")
+    machine = {62: "x86_64", 183: "aarch64"}.get(struct.unpack_from("<H", data, 18)[0], "other")
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    names_off = sections[shstrndx][4] if shnum else 0
+
+    def name(sh: tuple[int, ...]) -> str:
+        start = names_off + sh[0]
+        return data[start:data.index(b"\0", start)].decode()
+
+    names = [name(sh) for sh in sections]
+    stripped = ".symtab" not in names and not any(n.startswith(".debug") for n in names)
+    return machine, stripped
+
+
+def cpu_busy(interval: float) -> float:
+    """Share of all CPUs busy over `interval` seconds (from /proc/stat)."""
+    def snapshot() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    total1, idle1 = snapshot()
+    time.sleep(interval)
+    total2, idle2 = snapshot()
+    return 1.0 - (idle2 - idle1) / max(1, total2 - total1)
+
+
+def wait_quiet(what: str, notes: dict[str, Any]) -> None:
+    """Waits until the machine is quiet (bounded); notes how busy it was."""
+    deadline = time.monotonic() + QUIET_TIMEOUT_S
+    busy = cpu_busy(1.0)
+    while busy > QUIET_MAX_BUSY and time.monotonic() < deadline:
+        print(f"bench: {busy:.0%} of the CPUs busy; waiting for a quiet machine before {what}", flush=True)
+        busy = cpu_busy(2.0)
+    if busy > QUIET_MAX_BUSY:
+        print(f"bench: warning: still {busy:.0%} busy after {QUIET_TIMEOUT_S} s; timing {what} anyway",
+              file=sys.stderr, flush=True)
+    notes.setdefault("busy", []).append((what, busy))
+
+
+# ---------------------------------------------------------------------------
+# Scenarios
+# ---------------------------------------------------------------------------
+
+def function_config(targets: int = 0, concurrency: int | None = None) -> dict[str, str]:
+    env = {"DEPRECATE_AFTER_DAYS": DEPRECATE_AFTER_DAYS}
+    if targets:
+        env["TARGET_REGIONS"] = ",".join(TARGETS[:targets])
+    if concurrency is not None:
+        env["COPY_CONCURRENCY"] = str(concurrency)
+    return env
+
+
+def direct(image_id: str) -> dict[str, str]:
+    return {"image_id": image_id, "region": HOME}
+
+
+def sweep_event() -> dict[str, Any]:
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012",
+        "time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": HOME, "resources": ["arn:aws:events:us-east-1:123456789012:rule/ami-publisher-sweep"],
+        "detail": {},
+    }
+
+
+def fresh(emu: Emulator, **config: Any) -> None:
+    emu.reset()
+    if config:
+        emu.config(**config)
+
+
+def seed_tagged(emu: Emulator, name: str, **spec: Any) -> str:
+    return emu.seed_image(region=HOME, name=name, tags={"publish": "public"}, **spec)
+
+
+def calls(emu: Emulator) -> Counter:
+    return Counter(c["action"] for c in emu.calls())
+
+
+def expect_ok(result: Result, what: str, action: str | None = None, count: int | None = None) -> dict[str, Any]:
+    if result.kind != "response":
+        raise BenchError(f"{what}: the function returned an error: {result.body}")
+    body = result.body
+    images = body.get("images", []) if isinstance(body, dict) else []
+    if count is not None and len(images) != count:
+        raise BenchError(f"{what}: expected {count} image outcome(s), got {body}")
+    if action is not None and any(i.get("action") != action for i in images):
+        raise BenchError(f"{what}: expected action {action!r}, got {body}")
+    return body
+
+
+# The fewest EC2 calls each outcome needs; reasoning in bench/README.md.
+def minimum(outcome: str, targets: int = 0, images: int = 1) -> Counter:
+    """`publish` and `ineligible`: first run on a tagged private AMI;
+    `replay`: the same event again; `sweep`: `images` tagged private
+    eligible AMIs (0: nothing left to do)."""
+    source_first_run = Counter({
+        "DescribeImages": 1,                  # facts: owner, state, devices, codes, tags
+        "GetImageBlockPublicAccessState": 1,  # eligibility: BPA (not public yet)
+        "EnableImageDeprecation": 1,          # DEPRECATE_AFTER_DAYS is set
+        "ModifyImageAttribute": 1,            # launch permission: group all
+        "CreateTags": 1,                      # publish:status, publish:reason
+    })
+    per_target_first = Counter({"DescribeImages": 1, "CopyImage": 1})  # find, else start, the copy
+    per_target_replay = Counter({"DescribeImages": 1})                 # find the copy (and its state)
+    if outcome == "publish":
+        return source_first_run + Counter({k: v * targets for k, v in per_target_first.items()})
+    if outcome == "replay":
+        return Counter({"DescribeImages": 1}) + Counter({k: v * targets for k, v in per_target_replay.items()})
+    if outcome == "ineligible":
+        return Counter({"DescribeImages": 1, "GetImageBlockPublicAccessState": 1, "CreateTags": 1})
+    if outcome == "sweep":
+        if images == 0:
+            return Counter({"DescribeImages": 1})
+        return Counter({"DescribeImages": 1, "GetImageBlockPublicAccessState": 1,
+                        "EnableImageDeprecation": images, "ModifyImageAttribute": images, "CreateTags": images})
+    raise ValueError(outcome)
+
+
+def fmt_calls(c: Counter) -> str:
+    short = {"DescribeImages": "Describe", "GetImageBlockPublicAccessState": "BPA",
+             "EnableImageDeprecation": "Deprecate", "ModifyImageAttribute": "Modify",
+             "CreateTags": "Tags", "CopyImage": "Copy"}
+    order = list(short)
+    keys = sorted(c, key=lambda k: order.index(k) if k in order else len(order))
+    return " ".join(f"{short.get(k, k)}×{c[k]}" for k in keys if c[k]) or "none"
+
+
+@dataclass
+class Row:
+    measure: str
+    value: str
+    budget: str = ""
+    ok: bool | None = None  # None: information only
+
+    @property
+    def result(self) -> str:
+        return "" if self.ok is None else ("PASS" if self.ok else "FAIL")
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def measure_cold_start(bins: Binaries, endpoint: str, runs: int) -> tuple[list[float], list[float], list[float]]:
+    """Alternating runs of hello, ami-publisher (4 targets) and
+    ami-publisher (16 targets), after one discarded warm-up of each."""
+    cases = [
+        (bins.hello_x86, {}),
+        (bins.x86, function_config(targets=4)),
+        (bins.x86, function_config(targets=16, concurrency=16)),
+    ]
+    samples: list[list[float]] = [[], [], []]
+    for i in range(runs + 1):
+        for k, (binary, env) in enumerate(cases):
+            with Session(binary, endpoint, env, f"cold-{binary.name}") as s:
+                ms = s.start()
+            if i > 0:
+                samples[k].append(ms)
+    return samples[0], samples[1], samples[2]
+
+
+def run_all(bins: Binaries, runs: int) -> tuple[list[Row], dict[str, Any]]:
+    rows: list[Row] = []
+    notes: dict[str, Any] = {}
+
+    # Size of what is shipped.
+    for label, path, budget in (("ami-publisher", bins.arm64, True), ("hello", bins.hello_arm64, False)):
+        machine, stripped = elf_facts(path)
+        if machine != "aarch64":
+            raise BenchError(f"{path} is {machine}, not aarch64")
+        size = path.stat().st_size
+        rows.append(Row(
+            f"{label}: arm64 `bootstrap` size ({'stripped' if stripped else 'NOT stripped'})",
+            f"{mb(size)} ({size:,} B)",
+            f"≤ {mb(MAX_ARM64_BYTES)}, stripped" if budget else "",
+            (size <= MAX_ARM64_BYTES and stripped) if budget else None))
+    rows.append(Row("ami-publisher: x86_64 binary size (the one measured below)", mb(bins.x86.stat().st_size)))
+
+    with Emulator.start() as emu:
+        # Cold start: nothing at start may call EC2.
+        fresh(emu)
+        wait_quiet("the cold starts", notes)
+        hello, main4, main16 = measure_cold_start(bins, emu.url, runs)
+        at_start = calls(emu)
+        h, m4, m16 = statistics.median(hello), statistics.median(main4), statistics.median(main16)
+        ratio = m4 / h
+        rows.append(Row(f"cold start, hello (x86_64, median of {runs})", f"{h:.2f} ms"))
+        rows.append(Row(f"cold start, ami-publisher, 4 target regions (x86_64, median of {runs})",
+                        f"{m4:.2f} ms = {ratio:.2f}× hello", f"≤ {MAX_COLD_START_RATIO:g}× hello",
+                        ratio <= MAX_COLD_START_RATIO))
+        rows.append(Row(f"cold start, ami-publisher, 16 target regions (x86_64, median of {runs})",
+                        f"{m16:.2f} ms = {m16 / h:.2f}× hello"))
+        rows.append(Row("EC2 calls during start-up (all cold starts)", fmt_calls(at_start), "none",
+                        not at_start))
+        notes["cold_start_samples"] = {"hello": hello, "ami-publisher-4": main4, "ami-publisher-16": main16}
+
+        # Panic strategy of the shared profile, checked on hello.
+        with Session(bins.hello_x86, emu.url, {}, "hello-panic") as s:
+            s.start()
+            panicked = s.invoke({"panic": True})
+            after = s.invoke({"panic": False})
+        ok = panicked.kind == "error" and after.kind == "response"
+        rows.append(Row("panic in the handler (hello, same profile)",
+                        f"{panicked.kind}: {(panicked.body or {}).get('errorMessage', panicked.body)!s:.60}; "
+                        f"next event {'served' if after.kind == 'response' else 'lost'}",
+                        "invocation error, process lives on", ok))
+
+        # One publish, in a fresh process each run: time, peak RSS, calls.
+        wait_quiet("the publishes", notes)
+        times, rss_values, cpu_values, publish_calls = [], [], [], []
+        for i in range(runs):
+            fresh(emu)
+            ami = seed_tagged(emu, f"bench-publish-{i}")
+            with Session(bins.x86, emu.url, function_config(), "publish") as s:
+                s.start()
+                result = s.invoke(direct(ami))
+                rss_values.append(s.peak_rss_bytes())
+            expect_ok(result, "publish", "published", 1)
+            cpu_values.append(s.cpu_ms or 0.0)
+            times.append(result.duration_ms)
+            publish_calls.append(calls(emu))
+        rss = max(rss_values)
+        rows.append(Row(f"one publish, 1 region: handler time (first event of a process, median of {runs})",
+                        f"{statistics.median(times):.1f} ms"))
+        rows.append(Row(f"one publish, 1 region: CPU time of the process, start + event (x86_64, median of {runs})",
+                        f"{statistics.median(cpu_values):.1f} ms"))
+        rows.append(Row(f"one publish, 1 region: peak RSS (VmHWM, x86_64, max of {runs})", mb(rss),
+                        f"≤ {mb(MAX_PUBLISH_RSS_BYTES)}", rss <= MAX_PUBLISH_RSS_BYTES))
+
+        def calls_row(label: str, got: Counter, want: Counter) -> None:
+            rows.append(Row(f"EC2 calls: {label}", f"{sum(got.values())} ({fmt_calls(got)})",
+                            f"= {sum(want.values())} ({fmt_calls(want)})", got == want))
+
+        if any(c != publish_calls[0] for c in publish_calls):
+            raise BenchError(f"publish made different calls on different runs: {publish_calls}")
+        calls_row("publish, 1 region", publish_calls[0], minimum("publish"))
+
+        # Replay of the same event (same process: the event came twice).
+        fresh(emu)
+        ami = seed_tagged(emu, "bench-replay")
+        with Session(bins.x86, emu.url, function_config(), "replay") as s:
+            s.start()
+            expect_ok(s.invoke(direct(ami)), "publish before replay", "published")
+            emu.clear_calls()
+            expect_ok(s.invoke(direct(ami)), "replay", "already-public")
+        calls_row("replay of that event", calls(emu), minimum("replay"))
+
+        # Publish with 4 target regions, then its replay.
+        fresh(emu)
+        ami = seed_tagged(emu, "bench-copies")
+        with Session(bins.x86, emu.url, function_config(targets=4), "publish-4") as s:
+            s.start()
+            first = s.invoke(direct(ami))
+            rss4 = s.peak_rss_bytes()
+            body = expect_ok(first, "publish, 4 targets", "published", 1)
+            started = [c for c in body["images"][0].get("copies", []) if c.get("started")]
+            if len(started) != 4:
+                raise BenchError(f"publish, 4 targets: expected 4 copies started, got {body}")
+            calls_row("publish, 4 target regions", calls(emu), minimum("publish", targets=4))
+            emu.clear_calls()
+            expect_ok(s.invoke(direct(ami)), "replay, 4 targets", "already-public")
+            calls_row("replay, 4 target regions (copies still pending)", calls(emu), minimum("replay", targets=4))
+        rows.append(Row("one publish, 4 target regions: peak RSS", mb(rss4)))
+
+        # Ineligible: tagged, but its snapshot is encrypted.
+        fresh(emu)
+        ami = seed_tagged(emu, "bench-encrypted", snapshots=[{"encrypted": True}])
+        with Session(bins.x86, emu.url, function_config(), "ineligible") as s:
+            s.start()
+            expect_ok(s.invoke(direct(ami)), "ineligible", "rejected")
+        calls_row("ineligible AMI (encrypted)", calls(emu), minimum("ineligible"))
+
+        # Sweep over 200 tagged AMIs (quota raised so all can be public).
+        fresh(emu, public_image_quota=1000)
+        for i in range(200):
+            seed_tagged(emu, f"bench-sweep-{i:03d}")
+        emu.clear_calls()
+        with Session(bins.x86, emu.url, function_config(), "sweep") as s:
+            s.start()
+            result = s.invoke(sweep_event())
+            sweep_rss = s.peak_rss_bytes()
+        expect_ok(result, "sweep", "published", 200)
+        rows.append(Row("sweep over 200 tagged AMIs: handler time (emulator-bound)",
+                        f"{result.duration_ms:.0f} ms"))
+        rows.append(Row("sweep over 200 tagged AMIs: CPU time of the process, start + sweep (x86_64)",
+                        f"{s.cpu_ms or 0.0:.0f} ms"))
+        rows.append(Row("sweep over 200 tagged AMIs: peak RSS", mb(sweep_rss)))
+        calls_row("sweep over 200 tagged AMIs", calls(emu), minimum("sweep", images=200))
+        emu.clear_calls()
+        with Session(bins.x86, emu.url, function_config(), "sweep-again") as s:
+            s.start()
+            expect_ok(s.invoke(sweep_event()), "second sweep", count=0)
+        calls_row("the same sweep again (nothing left to do)", calls(emu), minimum("sweep", images=0))
+
+        # Fan-out with latency on every EC2 call.
+        wait_quiet("the fan-out", notes)
+        fan: dict[int, list[float]] = {1: [], 16: []}
+        fan_runs = max(3, runs // 2)
+        for i in range(fan_runs):
+            for n in (1, 16):
+                fresh(emu, latency_ms=FANOUT_LATENCY_MS)
+                ami = seed_tagged(emu, f"bench-fanout-{n}-{i}")
+                with Session(bins.x86, emu.url, function_config(targets=n, concurrency=16), f"fanout-{n}") as s:
+                    s.start()
+                    result = s.invoke(direct(ami))
+                body = expect_ok(result, f"fan-out {n}", "published", 1)
+                copies = body["images"][0].get("copies", [])
+                if len(copies) != n or any(c.get("error") for c in copies):
+                    raise BenchError(f"fan-out {n}: expected {n} copies without error, got {body}")
+                fan[n].append(result.duration_ms)
+        f1, f16 = statistics.median(fan[1]), statistics.median(fan[16])
+        rows.append(Row(f"fan-out, {FANOUT_LATENCY_MS} ms per EC2 call: 1 target region (median of {fan_runs})",
+                        f"{f1:.0f} ms"))
+        rows.append(Row(f"fan-out, {FANOUT_LATENCY_MS} ms per EC2 call: 16 target regions, COPY_CONCURRENCY=16",
+                        f"{f16:.0f} ms = {f16 / f1:.2f}× 1 region", f"≤ {MAX_FANOUT_RATIO:g}× 1 region",
+                        f16 / f1 <= MAX_FANOUT_RATIO))
+        notes["fanout_samples"] = fan
+    return rows, notes
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+def table(rows: list[Row]) -> str:
+    out = ["| measure | value | budget | result |", "|---|---|---|---|"]
+    out += [f"| {r.measure} | {r.value} | {r.budget} | {r.result} |" for r in rows]
+    return "\n".join(out)
+
+
+def tool_version(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def write_results(rows: list[Row], bins: Binaries, notes: dict[str, Any], runs: int) -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    profile = release_profile(ROOT / "Cargo.toml")
+    lines = [
+        "# ami-publisher benchmark results",
+        "",
+        "Written by `make bench` (bench/run.py); see bench/README.md for what each line means.",
+        "",
+        table(rows),
+        "",
+        f"- Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} on {platform.machine()}, {cpu}, "
+        f"{os.cpu_count()} CPUs; {tool_version(['rustc', '--version'])}; "
+        f"{tool_version(['cargo', 'lambda', '--version']) or 'cargo-lambda ?'}.",
+        "- Size: the arm64 `bootstrap` from `cargo lambda build --release --arm64`. This machine cannot run "
+        "arm64, so cold start, time and RSS are measured on an x86_64 build (`cargo build --release`) of the "
+        "same code with the same profile: "
+        + ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in profile.items()) + ".",
+        "- Cold start: process start to its first `GET /next` on a stub runtime API; hello is bench/hello. "
+        "Where ami-publisher's start-up time goes: bench/README.md.",
+        "- Times and calls against the local EC2 emulator (moto) on 127.0.0.1, no injected latency except in "
+        f"the fan-out lines ({FANOUT_LATENCY_MS} ms per EC2 call). DEPRECATE_AFTER_DAYS={DEPRECATE_AFTER_DAYS} "
+        "throughout.",
+    ]
+    busy = notes.get("busy", [])
+    if busy:
+        lines.append("- CPU busy just before each timed part (other processes; the benchmark waits for "
+                     f"≤ {QUIET_MAX_BUSY:.0%}, at most {QUIET_TIMEOUT_S} s): "
+                     + ", ".join(f"{what} {b:.0%}" for what, b in busy) + ".")
+    samples = notes.get("cold_start_samples", {})
+    if samples:
+        lines.append("- Cold-start samples (ms): " + "; ".join(
+            f"{k}: {', '.join(f'{v:.2f}' for v in vs)}" for k, vs in samples.items()) + ".")
+    fan = notes.get("fanout_samples", {})
+    if fan:
+        lines.append("- Fan-out samples (ms): " + "; ".join(
+            f"{k} region(s): {', '.join(f'{v:.0f}' for v in vs)}" for k, vs in fan.items()) + ".")
+    if bins.build_seconds:
+        lines.append("- Build wall times this run (cached builds are fast): " + ", ".join(
+            f"{k} {v:.0f} s" for k, v in bins.build_seconds.items()) + ".")
+    text = "\n".join(lines) + "\n"
+    (BENCH / "results.md").write_text(text)
+    return text
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--skip-build", action="store_true", help="use the binaries already built")
+    p.add_argument("--runs", type=int, default=11, help="runs per cold-start / publish median (default 11)")
+    args = p.parse_args()
+    if not 1 <= args.runs <= 100:
+        p.error("--runs must be 1..100")
+    WORK.mkdir(parents=True, exist_ok=True)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        bins = build(args.skip_build)
+        rows, notes = run_all(bins, args.runs)
+    except BenchError as e:
+        print(f"bench: cannot measure: {e}", file=sys.stderr)
+        return 2
+    finally:
+        for proc in list(PROCESSES):
+            stop_process(proc)
+    print(write_results(rows, bins, notes, args.runs))
+    failed = [r.measure for r in rows if r.ok is False]
+    if failed:
+        print(f"bench: FAIL: {'; '.join(failed)}", file=sys.stderr)
+        return 1
+    print("bench: all budgets PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
