@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+mod common;
+
 use ami_publisher::config::Config;
 use ami_publisher::ec2::Clients;
 use ami_publisher::model::RegionName;
@@ -24,6 +26,7 @@ use aws_sdk_ec2::types::{
     Tag,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use common::sweep_event;
 use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -147,6 +150,27 @@ async fn run(p: &Publisher, payload: serde_json::Value) -> Result<Outcome, Error
 
 fn direct() -> serde_json::Value {
     json!({"image_id": SOURCE_ID})
+}
+
+/// Reconciles `image` (owned, in the home region) by direct invocation,
+/// with BPA `bpa_state`; returns the outcome and how many BPA,
+/// ModifyImageAttribute and CreateTags calls were made.
+async fn run_owned(image: Image, bpa_state: &'static str) -> (Outcome, (usize, usize, usize)) {
+    let describe = describe_owned(Some(image));
+    let (bpa, modify, tag) = (
+        bpa(bpa_state, ManagedBy::Account),
+        make_public_ok(),
+        create_tags_ok(),
+    );
+    let p = publisher(
+        config(&[]),
+        vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))],
+    );
+    let outcome = run(&p, direct()).await.unwrap();
+    (
+        outcome,
+        (bpa.num_calls(), modify.num_calls(), tag.num_calls()),
+    )
 }
 
 #[tokio::test]
@@ -281,21 +305,14 @@ async fn already_public_ami_with_its_status_gets_no_call_beyond_describe() {
             ("publish:reason", "public in us-east-1"),
         ])))
         .build();
-    let describe = describe_owned(Some(image));
-    let bpa = bpa("block-new-sharing", ManagedBy::Account);
-    let modify = make_public_ok();
-    let tag = create_tags_ok();
-    let p = publisher(
-        config(&[]),
-        vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))],
-    );
 
-    let outcome = run(&p, direct()).await.unwrap();
+    let (outcome, calls) = run_owned(image, "block-new-sharing").await;
 
     assert_eq!(outcome.images[0].action, Action::AlreadyPublic);
     assert_eq!(
-        (bpa.num_calls(), modify.num_calls(), tag.num_calls()),
-        (0, 0, 0)
+        calls,
+        (0, 0, 0),
+        "no BPA, ModifyImageAttribute or CreateTags call"
     );
 }
 
@@ -549,19 +566,24 @@ fn copy_failing(code: &'static str) -> Rule {
     })
 }
 
-#[tokio::test]
-async fn throttled_region_is_retried_by_the_sdk_then_reported_while_others_finish() {
-    let targets: Vec<Region> = TARGETS
+/// Every target region without a copy; CopyImage fails with `code` in `failing`.
+fn targets_without_copies_failing_in(failing: &str, code: &'static str) -> Vec<Region> {
+    TARGETS
         .iter()
         .map(|t| {
-            let copy = if *t == "eu-west-1" {
-                copy_failing("RequestLimitExceeded")
+            let copy = if *t == failing {
+                copy_failing(code)
             } else {
                 copy_ok(t)
             };
             target_region(t, None, copy)
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn throttled_region_is_retried_by_the_sdk_then_reported_while_others_finish() {
+    let targets = targets_without_copies_failing_in("eu-west-1", "RequestLimitExceeded");
     let (bpa, modify, tag) = (
         bpa("unblocked", ManagedBy::Account),
         make_public_ok(),
@@ -598,17 +620,7 @@ async fn throttled_region_is_retried_by_the_sdk_then_reported_while_others_finis
 
 #[tokio::test]
 async fn one_region_out_of_copy_capacity_does_not_stop_three_others() {
-    let targets: Vec<Region> = TARGETS
-        .iter()
-        .map(|t| {
-            let copy = if *t == "ap-southeast-2" {
-                copy_failing("ResourceLimitExceeded")
-            } else {
-                copy_ok(t)
-            };
-            target_region(t, None, copy)
-        })
-        .collect();
+    let targets = targets_without_copies_failing_in("ap-southeast-2", "ResourceLimitExceeded");
     let (bpa, modify, tag) = (
         bpa("unblocked", ManagedBy::Account),
         make_public_ok(),
@@ -728,7 +740,7 @@ async fn sweep_asks_bpa_once_and_skips_amis_already_public_with_status() {
         config(&[]),
         vec![(HOME, client(&[&list, &bpa, &modify, &tag]))],
     );
-    let sweep = json!({"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-11-28T12:00:00Z","region":HOME,"resources":[],"detail":{}});
+    let sweep = sweep_event(HOME);
 
     let outcome = run(&p, sweep).await.unwrap();
 
@@ -745,23 +757,14 @@ async fn untagged_ami_becoming_available_is_skipped_without_any_write() {
     let image = eligible()
         .set_tags(Some(tags(&[("Name", "other")])))
         .build();
-    let describe = describe_owned(Some(image));
-    let (bpa, modify, tag) = (
-        bpa("unblocked", ManagedBy::Account),
-        make_public_ok(),
-        create_tags_ok(),
-    );
-    let p = publisher(
-        config(&[]),
-        vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))],
-    );
 
-    let outcome = run(&p, direct()).await.unwrap();
+    let (outcome, calls) = run_owned(image, "unblocked").await;
 
     assert_eq!(outcome.images[0].action, Action::Skipped);
     assert_eq!(
-        (bpa.num_calls(), modify.num_calls(), tag.num_calls()),
-        (0, 0, 0)
+        calls,
+        (0, 0, 0),
+        "no BPA, ModifyImageAttribute or CreateTags call"
     );
 }
 
@@ -781,7 +784,7 @@ async fn sweep_near_its_deadline_leaves_the_amis_to_the_next_sweep() {
     });
     let modify = make_public_ok();
     let p = publisher(config(&[]), vec![(HOME, client(&[&list, &modify]))]);
-    let sweep = json!({"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-11-28T12:00:00Z","region":HOME,"resources":[],"detail":{}});
+    let sweep = sweep_event(HOME);
     let deadline = std::time::SystemTime::now() + Duration::from_secs(5);
 
     let outcome = p.handle_until(&sweep, Some(deadline)).await.unwrap();
