@@ -9,6 +9,8 @@ use crate::model::RegionName;
 /// AWS limits on tags (EC2 "Tag restrictions").
 const MAX_TAG_KEY_CHARS: usize = 128;
 const MAX_TAG_VALUE_CHARS: usize = 256;
+/// Room for the longest status tag name after the prefix (`source`, `status`, `reason`).
+const MAX_STATUS_TAG_PREFIX_CHARS: usize = MAX_TAG_KEY_CHARS - 6;
 /// AWS refuses a deprecation date more than 2 years after creation for a
 /// public AMI; 730 days keeps every date within that limit.
 pub const MAX_DEPRECATE_AFTER_DAYS: u16 = 730;
@@ -59,6 +61,11 @@ impl Config {
         let publish_tag_value = var("PUBLISH_TAG_VALUE").or("public").tag_value()?;
         let prefix_var = var("STATUS_TAG_PREFIX");
         let status_tag_prefix = prefix_var.clone().or("publish:").tag_key()?;
+        if status_tag_prefix.chars().count() > MAX_STATUS_TAG_PREFIX_CHARS {
+            return Err(prefix_var.invalid(format!(
+                "at most {MAX_STATUS_TAG_PREFIX_CHARS} characters, so that the status tag keys fit AWS's {MAX_TAG_KEY_CHARS}"
+            )));
+        }
         if publish_tag_key.starts_with(&status_tag_prefix) {
             // The function's own status tags would then count as a change of
             // the publish tag and trigger it again.
@@ -358,6 +365,11 @@ mod tests {
         assert_eq!(
             error_for(&[("PUBLISH_TAG_KEY", &long)]).variable,
             "PUBLISH_TAG_KEY"
+        );
+        let long_prefix = "p".repeat(123);
+        assert_eq!(
+            error_for(&[("STATUS_TAG_PREFIX", &long_prefix)]).variable,
+            "STATUS_TAG_PREFIX"
         );
         let long_value = "v".repeat(257);
         assert_eq!(

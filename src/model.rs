@@ -45,8 +45,9 @@ impl fmt::Display for ImageId {
     }
 }
 
-/// An AWS region name such as `us-east-1`, `us-gov-west-1` or
-/// `ap-southeast-2`: two letters, one or more words, a number.
+/// An AWS region name such as `us-east-1`, `us-gov-west-1`,
+/// `ap-southeast-2` or `eusc-de-east-1`: lowercase words and a number,
+/// joined by hyphens, at least three parts, the first of two letters or more.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct RegionName(String);
@@ -55,7 +56,7 @@ impl RegionName {
     pub fn parse(text: &str) -> Result<Self, String> {
         let parts: Vec<&str> = text.split('-').collect();
         let well_formed = parts.len() >= 3
-            && parts[0].len() == 2
+            && parts[0].len() >= 2
             && parts[..parts.len() - 1]
                 .iter()
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
@@ -165,4 +166,60 @@ pub fn format_time(at: OffsetDateTime) -> String {
 /// Parses a time as EC2 gives it (`2026-11-01T10:20:30.000Z`).
 pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_of_every_partition_parse_and_others_do_not() {
+        for good in [
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+            "cn-north-1",
+            "eusc-de-east-1",
+        ] {
+            assert_eq!(
+                RegionName::parse(good).map(|r| r.to_string()),
+                Ok(good.to_owned())
+            );
+        }
+        for bad in [
+            "",
+            "us-east",
+            "u-east-1",
+            "US-EAST-1",
+            "us_east_1",
+            "us-east-1a",
+            "us--east-1",
+            "us-east-",
+        ] {
+            assert!(RegionName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn image_ids_are_ami_and_8_or_17_lowercase_alphanumerics() {
+        for good in [
+            "ami-12345678",
+            "ami-0a1b2c3d4e5f60001",
+            "ami-0123456789example",
+        ] {
+            assert!(ImageId::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "ami-",
+            "ami-1234567",
+            "ami-123456789",
+            "AMI-12345678",
+            "ami-ABCDEF12",
+            "snap-12345678",
+            "ami-1234567/",
+        ] {
+            assert!(ImageId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

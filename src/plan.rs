@@ -81,9 +81,11 @@ pub fn decide(
             reason: format!("state is {}", image.state.as_str()),
         };
     }
-    if image.public {
-        // Public already: AWS checked eligibility when it was shared, and
-        // BPA does not apply any more. Only the missing steps remain.
+    if image.public && image.owned {
+        // Public already: AWS checked eligibility when the owner shared it,
+        // and BPA does not apply any more. Only the missing steps remain.
+        // (Another account's public AMI falls through to the checks: it is
+        // rejected as not owned, and never copied.)
         return Decision::Publish(Steps {
             deprecate_at: deprecation_change(image, config, now).unwrap_or(None),
             make_public: false,
@@ -128,22 +130,24 @@ fn deprecation_change(
         return Ok(None);
     };
     let created = image.creation_date.ok_or(Reason::UnknownCreationDate)?;
-    let target = (created + Duration::days(i64::from(days)))
-        .replace_second(0)
-        .and_then(|t| t.replace_nanosecond(0))
-        .expect("0 is a valid second and nanosecond");
-    if image
-        .deprecation_time
-        .is_some_and(|existing| existing <= target)
-    {
-        return Ok(None);
-    }
-    if target <= now {
+    let target = created
+        .checked_add(Duration::days(i64::from(days)))
+        .and_then(|t| t.replace_second(0).ok())
+        .and_then(|t| t.replace_nanosecond(0).ok())
+        .ok_or(Reason::UnknownCreationDate)?;
+    let existing = image.deprecation_time.filter(|e| *e <= target);
+    let effective = existing.unwrap_or(target);
+    if effective <= now {
         // EC2 refuses a deprecation time in the past; publishing an AMI the
-        // policy says is already deprecated is not what the owner wants.
-        return Err(Reason::PastDeprecation { at: target });
+        // policy (or an earlier date already set) says is deprecated is not
+        // what the owner wants.
+        return Err(Reason::PastDeprecation { at: effective });
     }
-    Ok(Some(target))
+    Ok(if existing.is_some() {
+        None
+    } else {
+        Some(target)
+    })
 }
 
 fn copy_targets(image: &Image, config: &Config) -> Vec<RegionName> {
@@ -364,6 +368,43 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn an_earlier_deprecation_already_past_rejects_too() {
+        let c = config(&[("DEPRECATE_AFTER_DAYS", "30")]);
+        let image = Image {
+            creation_date: Some(datetime!(2026-10-01 00:00 UTC)),
+            deprecation_time: Some(datetime!(2026-10-11 00:00 UTC)),
+            ..eligible_image()
+        };
+        assert_eq!(
+            decide(&image, UNBLOCKED, &c, NOW),
+            Decision::Reject {
+                reasons: vec![Reason::PastDeprecation {
+                    at: datetime!(2026-10-11 00:00 UTC)
+                }]
+            }
+        );
+    }
+
+    #[test]
+    fn another_accounts_public_ami_is_rejected_and_never_copied() {
+        let c = config(&[("TARGET_REGIONS", "us-west-2")]);
+        let image = Image {
+            owned: false,
+            owner_id: Some("137112412989".into()),
+            public: true,
+            ..eligible_image()
+        };
+        assert_eq!(
+            decide(&image, UNBLOCKED, &c, NOW),
+            Decision::Reject {
+                reasons: vec![Reason::NotOwned {
+                    owner_id: Some("137112412989".into())
+                }]
+            }
+        );
     }
 
     #[test]

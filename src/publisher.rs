@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::ec2::{self, Clients, CopyRequest, Ec2Error};
 use crate::event::{self, EventError, Trigger};
-use crate::model::{BlockPublicAccess, Image, ImageId, RegionName, format_time};
+use crate::model::{BlockPublicAccess, Image, ImageId, ImageState, RegionName, format_time};
 use crate::plan::{self, Decision, SOURCE_TAG, Steps};
 use crate::report::{Action, CopyOutcome, ImageOutcome, Outcome, Status, tag_value};
 
@@ -340,7 +340,11 @@ impl Publisher {
             }
         }
         outcome.deprecation_time = deprecation.map(format_time);
-        outcome.copies = self.ensure_copies(image, &steps.copy_to).await;
+        // Copies only of a source whose own steps succeeded: a copy must not
+        // become public in its region while its source stays private.
+        if outcome.errors.is_empty() {
+            outcome.copies = self.ensure_copies(image, &steps.copy_to).await;
+        }
 
         let (status, reason) = if outcome.errors.is_empty() {
             copies_status(&image.region, &outcome.copies)
@@ -402,34 +406,50 @@ impl Publisher {
         };
         let source_key = self.config.status_tag(SOURCE_TAG);
         let source_ref = format!("{}/{}", source.region, source.id);
-        let result =
-            match ec2::find_tagged_owned_image(client, target, &source_key, &source_ref).await {
-                Ok(Some(found)) => {
-                    // The copy's own stack reports on it (e.g. rejected by
-                    // BPA in its region): show that rather than its EC2 state.
-                    let state = match found.tags.get(&self.config.status_tag("status")) {
-                        Some(status) if !found.public => status.clone(),
-                        _ => found.state.as_str().to_owned(),
-                    };
-                    Ok((found.id, state, found.public, false))
-                }
-                Ok(None) => {
-                    let tags = self.copy_tags(source, &source_key, &source_ref);
-                    // Deterministic: a concurrent or repeated run gets the same
-                    // copy from EC2 instead of a second one.
-                    let client_token = format!("{}/{}/{}", source.region, source.id, target);
-                    let request = CopyRequest {
-                        source,
-                        target_region: target,
-                        client_token: &client_token,
-                        tags: &tags,
-                    };
-                    ec2::copy_image(client, request)
-                        .await
-                        .map(|id| (id, "pending".to_owned(), false, true))
-                }
-                Err(e) => Err(e),
-            };
+        let result = match ec2::find_tagged_owned_image(client, target, &source_key, &source_ref)
+            .await
+        {
+            Ok(Some(found)) if matches!(found.state, ImageState::Failed | ImageState::Disabled) => {
+                // EC2 returns this copy again for the same ClientToken:
+                // only its owner can clear the way (deregister it).
+                Err(Ec2Error {
+                    operation: "CopyImage",
+                    region: target.clone(),
+                    image_id: Some(source.id.clone()),
+                    code: "CopyUnusable".into(),
+                    message: format!(
+                        "the copy {} is {}; deregister it so that a later run copies again",
+                        found.id,
+                        found.state.as_str()
+                    ),
+                })
+            }
+            Ok(Some(found)) => {
+                // The copy's own stack reports on it (e.g. rejected by
+                // BPA in its region): show that rather than its EC2 state.
+                let state = match found.tags.get(&self.config.status_tag("status")) {
+                    Some(status) if !found.public => status.clone(),
+                    _ => found.state.as_str().to_owned(),
+                };
+                Ok((found.id, state, found.public, false))
+            }
+            Ok(None) => {
+                let tags = self.copy_tags(source, &source_key, &source_ref);
+                // Deterministic: a concurrent or repeated run gets the same
+                // copy from EC2 instead of a second one.
+                let client_token = format!("{}/{}/{}", source.region, source.id, target);
+                let request = CopyRequest {
+                    source,
+                    target_region: target,
+                    client_token: &client_token,
+                    tags: &tags,
+                };
+                ec2::copy_image(client, request)
+                    .await
+                    .map(|id| (id, "pending".to_owned(), false, true))
+            }
+            Err(e) => Err(e),
+        };
         match result {
             Ok((id, state, public, started)) => {
                 info!(image_id = %source.id, region = %source.region, target = %target, copy_id = %id, state = %state, started, "copy");

@@ -824,3 +824,91 @@ async fn a_copy_rejected_in_its_region_is_named_in_the_source_reason() {
         .unwrap();
     assert_eq!(eu.state.as_deref(), Some("rejected"));
 }
+
+#[tokio::test]
+async fn another_accounts_public_ami_tagged_here_is_never_copied() {
+    let foreign = eligible().owner_id("137112412989").public(true).build();
+    let targets: Vec<Region> = TARGETS
+        .iter()
+        .map(|t| target_region(t, None, copy_ok(t)))
+        .collect();
+    let describe_shared = describe_any(Some(foreign.clone()));
+    let (modify, tag) = (
+        make_public_ok(),
+        create_tags_expecting(&[("publish:status", "rejected")]),
+    );
+    let describe_self = describe_owned(None);
+    let mut clients = vec![(
+        HOME,
+        client(&[&describe_self, &describe_shared, &modify, &tag]),
+    )];
+    for t in &targets {
+        clients.push((t.name, client(&[&t.find, &t.copy])));
+    }
+    let p = publisher(copy_config(), clients);
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    assert_eq!(outcome.images[0].action, Action::Rejected);
+    let copy_calls: usize = targets
+        .iter()
+        .map(|t| t.find.num_calls() + t.copy.num_calls())
+        .sum();
+    assert_eq!((copy_calls, modify.num_calls()), (0, 0));
+}
+
+#[tokio::test]
+async fn no_copy_is_started_when_the_source_could_not_be_made_public() {
+    let targets: Vec<Region> = TARGETS
+        .iter()
+        .map(|t| target_region(t, None, copy_ok(t)))
+        .collect();
+    let bpa = bpa("unblocked", ManagedBy::Account);
+    let modify = mock!(Client::modify_image_attribute).then_error(|| {
+        ModifyImageAttributeError::generic(
+            ErrorMetadata::builder()
+                .code("OperationNotPermitted")
+                .message("block public access")
+                .build(),
+        )
+    });
+    let tag = create_tags_expecting(&[("publish:status", "error")]);
+    let p = source_publisher(eligible().build(), &targets, &[&bpa, &modify, &tag]);
+
+    let err = run(&p, direct()).await.unwrap_err();
+
+    assert!(err.to_string().contains("OperationNotPermitted"), "{err}");
+    let copy_calls: usize = targets.iter().map(|t| t.copy.num_calls()).sum();
+    assert_eq!(copy_calls, 0);
+}
+
+#[tokio::test]
+async fn a_failed_copy_is_reported_and_not_waited_for() {
+    let targets: Vec<Region> = TARGETS
+        .iter()
+        .map(|t| {
+            let state = if *t == "eu-west-1" {
+                ImageState::Failed
+            } else {
+                ImageState::Available
+            };
+            target_region(
+                t,
+                Some(existing_copy(t, state, *t != "eu-west-1")),
+                copy_ok(t),
+            )
+        })
+        .collect();
+    let tag = create_tags_expecting(&[("publish:status", "error")]);
+    let p = source_publisher(public_source_copying(), &targets, &[&tag]);
+
+    let err = run(&p, direct()).await.unwrap_err();
+
+    let text = err.to_string();
+    assert!(
+        text.contains("eu-west-1") && text.contains("is failed") && text.contains("deregister"),
+        "{text}"
+    );
+    let copy_calls: usize = targets.iter().map(|t| t.copy.num_calls()).sum();
+    assert_eq!(copy_calls, 0);
+}

@@ -111,7 +111,7 @@ def test_every_parameter_is_used(template):
         ("PublishTagValue", ["public", "yes"], ["", 'a"b', "v" * 257]),
         ("StatusTagPrefix", ["publish:", "ami-publisher/"], ["", "aws:x", "a}b"]),
         ("DeprecateAfterDays", ["", "1", "9", "10", "99", "100", "699", "700", "729", "730"], ["0", "731", "800", "07", "-1", "1.5", " 30"]),
-        ("TargetRegions", ["", "us-west-2", "us-west-2,eu-west-1", "us-gov-west-1,ap-southeast-4"], ["us-west-2, eu-west-1", "us-west-2,", ",us-west-2", "US-WEST-2", "all"]),
+        ("TargetRegions", ["", "us-west-2", "us-west-2,eu-west-1", "us-gov-west-1,ap-southeast-4", "eusc-de-east-1"], ["us-west-2, eu-west-1", "us-west-2,", ",us-west-2", "US-WEST-2", "all"]),
         ("SweepSchedule", ["rate(1 hour)", "rate(30 minutes)", "cron(0 * * * ? *)"], ["", "1 hour", "every(1 hour)"]),
     ],
 )
