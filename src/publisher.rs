@@ -418,7 +418,7 @@ impl Publisher {
                     image_id: Some(source.id.clone()),
                     code: "CopyUnusable".into(),
                     message: format!(
-                        "the copy {} is {}; deregister it so that a later run copies again",
+                        "the copy {} is {}; deregister it (README: failed copies)",
                         found.id,
                         found.state.as_str()
                     ),
