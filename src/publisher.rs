@@ -99,10 +99,6 @@ impl Publisher {
         self
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Handles one invocation payload, with no deadline.
     pub async fn handle(&self, payload: &Value) -> Result<Outcome, Error> {
         self.handle_until(payload, None).await
