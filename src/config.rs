@@ -9,8 +9,6 @@ use crate::model::RegionName;
 /// AWS limits on tags (EC2 "Tag restrictions").
 const MAX_TAG_KEY_CHARS: usize = 128;
 const MAX_TAG_VALUE_CHARS: usize = 256;
-/// Room for the longest status tag name after the prefix (`source`, `status`, `reason`).
-const MAX_STATUS_TAG_PREFIX_CHARS: usize = MAX_TAG_KEY_CHARS - 6;
 /// AWS refuses a deprecation date more than 2 years after creation for a
 /// public AMI; 730 days keeps every date within that limit.
 pub const MAX_DEPRECATE_AFTER_DAYS: u16 = 730;
@@ -61,9 +59,10 @@ impl Config {
         let publish_tag_value = var("PUBLISH_TAG_VALUE").or("public").tag_value()?;
         let prefix_var = var("STATUS_TAG_PREFIX");
         let status_tag_prefix = prefix_var.clone().or("publish:").tag_key()?;
-        if status_tag_prefix.chars().count() > MAX_STATUS_TAG_PREFIX_CHARS {
+        let max_prefix_chars = MAX_TAG_KEY_CHARS - StatusTag::LONGEST_NAME_CHARS;
+        if status_tag_prefix.chars().count() > max_prefix_chars {
             return Err(prefix_var.invalid(format!(
-                "at most {MAX_STATUS_TAG_PREFIX_CHARS} characters, so that the status tag keys fit AWS's {MAX_TAG_KEY_CHARS}"
+                "at most {max_prefix_chars} characters, so that the status tag keys fit AWS's {MAX_TAG_KEY_CHARS}"
             )));
         }
         if publish_tag_key.starts_with(&status_tag_prefix) {
@@ -113,9 +112,33 @@ impl Config {
         )
     }
 
-    /// The name of one of the function's own tags (`publish:status`, ...).
-    pub fn status_tag(&self, name: &str) -> String {
-        format!("{}{name}", self.status_tag_prefix)
+    /// The key of one of the function's own tags (`publish:status`, ...).
+    pub fn status_tag(&self, tag: StatusTag) -> String {
+        format!("{}{}", self.status_tag_prefix, tag.name())
+    }
+}
+
+/// The tags the function writes, each named `STATUS_TAG_PREFIX` + its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusTag {
+    /// `public`, `copying`, `pending`, `rejected` or `error`.
+    Status,
+    /// A short readable reason for the status.
+    Reason,
+    /// On a copy: `SOURCE_REGION/ami-...`; a copy never fans out again.
+    Source,
+}
+
+impl StatusTag {
+    /// Room the prefix must leave in a tag key for the longest name.
+    const LONGEST_NAME_CHARS: usize = 6;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Status => "status",
+            Self::Reason => "reason",
+            Self::Source => "source",
+        }
     }
 }
 
@@ -238,7 +261,7 @@ mod tests {
         assert_eq!(c.publish_tag_key, "publish");
         assert_eq!(c.publish_tag_value, "public");
         assert_eq!(c.status_tag_prefix, "publish:");
-        assert_eq!(c.status_tag("status"), "publish:status");
+        assert_eq!(c.status_tag(StatusTag::Status), "publish:status");
         assert_eq!(c.deprecate_after_days, None);
         assert!(c.target_regions.is_empty());
         assert_eq!(c.copy_concurrency, 4);
@@ -272,11 +295,20 @@ mod tests {
         .unwrap();
         assert_eq!(c.publish_tag_key, "release");
         assert_eq!(c.publish_tag_value, "yes");
-        assert_eq!(c.status_tag("status"), "ami-publisher/status");
+        assert_eq!(c.status_tag(StatusTag::Status), "ami-publisher/status");
         assert_eq!(c.deprecate_after_days, Some(365));
         let targets: Vec<&str> = c.target_regions.iter().map(RegionName::as_str).collect();
         assert_eq!(targets, ["eu-west-1", "us-gov-west-1", "ap-southeast-2"]);
         assert_eq!(c.copy_concurrency, 8);
+    }
+
+    #[test]
+    fn prefix_room_fits_the_longest_status_tag_name() {
+        let longest = [StatusTag::Status, StatusTag::Reason, StatusTag::Source]
+            .map(|t| t.name().len())
+            .into_iter()
+            .max();
+        assert_eq!(longest, Some(StatusTag::LONGEST_NAME_CHARS));
     }
 
     #[test]

@@ -4,13 +4,9 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::config::Config;
+use crate::config::{Config, StatusTag};
 use crate::eligibility::{self, Reason};
 use crate::model::{BlockPublicAccess, Image, ImageState, RegionName};
-
-/// The name (after the status prefix) of the tag that marks a copy with its
-/// source, `SOURCE_REGION/ami-...`.
-pub const SOURCE_TAG: &str = "source";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
@@ -59,7 +55,9 @@ pub fn needs_bpa(image: &Image, config: &Config) -> bool {
 
 /// A copy never fans out again: it carries the source tag.
 pub fn is_copy(image: &Image, config: &Config) -> bool {
-    image.tags.contains_key(&config.status_tag(SOURCE_TAG))
+    image
+        .tags
+        .contains_key(&config.status_tag(StatusTag::Source))
 }
 
 pub fn decide(

@@ -12,11 +12,11 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, StatusTag};
 use crate::ec2::{self, Clients, CopyRequest, Ec2Error};
 use crate::event::{self, EventError, Trigger};
 use crate::model::{BlockPublicAccess, Image, ImageId, ImageState, RegionName, format_time};
-use crate::plan::{self, Decision, SOURCE_TAG, Steps};
+use crate::plan::{self, Decision, Steps};
 use crate::report::{Action, CopyOutcome, ImageOutcome, Outcome, Status, tag_value};
 
 /// Why an invocation failed. Each kind maps to a stable Lambda `errorType`.
@@ -227,7 +227,7 @@ impl Publisher {
             region: run.region.clone(),
             error: Box::new(error),
         })?;
-        let status_key = config.status_tag("status");
+        let status_key = config.status_tag(StatusTag::Status);
         let listed = images.len();
         let todo: Vec<Image> = images
             .into_iter()
@@ -361,8 +361,14 @@ impl Publisher {
         reason: String,
     ) -> ImageOutcome {
         let tags = [
-            (self.config.status_tag("status"), status.as_str().to_owned()),
-            (self.config.status_tag("reason"), tag_value(&reason)),
+            (
+                self.config.status_tag(StatusTag::Status),
+                status.as_str().to_owned(),
+            ),
+            (
+                self.config.status_tag(StatusTag::Reason),
+                tag_value(&reason),
+            ),
         ];
         let unchanged = tags.iter().all(|(k, v)| image.tags.get(k) == Some(v));
         if !unchanged
@@ -400,14 +406,14 @@ impl Publisher {
             copy.error = Some(format!("no EC2 client for {target}"));
             return copy;
         };
-        let source_key = self.config.status_tag(SOURCE_TAG);
+        let source_key = self.config.status_tag(StatusTag::Source);
         let source_ref = format!("{}/{}", source.region, source.id);
         let result = match ec2::find_tagged_owned_image(client, target, &source_key, &source_ref)
             .await
         {
             Ok(Some(found)) if matches!(found.state, ImageState::Failed | ImageState::Disabled) => {
-                // EC2 returns this copy again for the same ClientToken:
-                // only its owner can clear the way (deregister it).
+                // EC2 answers the same ClientToken with this copy again, so
+                // copying again would not help: its owner decides.
                 Err(Ec2Error {
                     operation: "CopyImage",
                     region: target.clone(),
@@ -423,7 +429,7 @@ impl Publisher {
             Ok(Some(found)) => {
                 // The copy's own stack reports on it (e.g. rejected by
                 // BPA in its region): show that rather than its EC2 state.
-                let state = match found.tags.get(&self.config.status_tag("status")) {
+                let state = match found.tags.get(&self.config.status_tag(StatusTag::Status)) {
                     Some(status) if !found.public => status.clone(),
                     _ => found.state.as_str().to_owned(),
                 };
