@@ -24,6 +24,7 @@ idempotency tokens) lives in ``STATE``; every access goes through
 from __future__ import annotations
 
 import datetime as _dt
+import fnmatch
 import json
 import os
 import threading
@@ -702,8 +703,24 @@ def describe_images(self: EC2Response) -> ActionResult:
             wanted = {caller if o == "self" else o for o in owners}
             images = [a for a in images if a.owner_id in wanted or (a.owner_alias and a.owner_alias in wanted)]
         if filters:
-            images = generic_filter(filters, images)
+            images = [a for a in images if all(filter_matches(a, n, v) for n, v in filters.items())]
         return ActionResult({"Images": images})
+
+
+def filter_matches(ami: Ami, name: str, values: list[str]) -> bool:
+    """One DescribeImages filter, as AWS applies it.
+
+    AWS (DescribeImages, Filters): "If you specify multiple values for a
+    filter, the values are joined with an OR, and the request returns all
+    results that match any of the specified values"; values may use the
+    wildcards * and ?. moto 5.2.5 required a multi-valued attribute (such as
+    tag-key, an image's list of tag keys) to be a subset or superset of the
+    values, so tag-key=[a, b] missed an image tagged a and c.
+    """
+    value = ami.get_filter_value(name)
+    if isinstance(value, (list, set, tuple)):
+        return any(fnmatch.fnmatchcase(str(v), pattern) for v in value for pattern in values)
+    return generic_filter({name: values}, [ami]) != []
 
 
 def describe_image_attribute(self: EC2Response) -> Any:

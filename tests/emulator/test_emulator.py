@@ -354,6 +354,20 @@ def test_describe_images_filters_by_tag_and_public(emu, ec2):
     assert [i["ImageId"] for i in out["Images"]] == [tagged]
 
 
+
+def test_describe_images_filter_values_are_ored_for_tag_keys(emu, ec2):
+    """AWS: several values of one filter are joined with OR. moto 5.2.5
+    wanted the image's tag keys to be a subset or superset of the values."""
+    both = emu.seed_image(region=R1, name="copy", tags={"publish": "public", "publish:source": "x"})
+    status = emu.seed_image(region=R1, name="status", tags={"publish:status": "withdrawn", "team": "a"})
+    emu.seed_image(region=R1, name="other", tags={"team": "a"})
+    out = ec2.describe_images(
+        Owners=["self"], Filters=[{"Name": "tag-key", "Values": ["publish", "publish:status"]}]
+    )
+    assert sorted(i["ImageId"] for i in out["Images"]) == sorted([both, status])
+    out = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag-key", "Values": ["publish:*"]}])
+    assert sorted(i["ImageId"] for i in out["Images"]) == sorted([both, status])
+
 # ---------------------------------------------------------------------------
 # CopyImage
 # ---------------------------------------------------------------------------
