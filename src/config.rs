@@ -29,6 +29,9 @@ pub struct Config {
     pub target_regions: Vec<RegionName>,
     /// How many regions (and, in a sweep, AMIs) are worked at once.
     pub copy_concurrency: usize,
+    /// Make an AMI the function published (and its copies) private again
+    /// when its owner removes the publish tag.
+    pub unpublish_on_untag: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -81,6 +84,7 @@ impl Config {
         let copy_concurrency = var("COPY_CONCURRENCY")
             .optional_number(1, MAX_COPY_CONCURRENCY as u16, "")?
             .map_or(4, usize::from);
+        let unpublish_on_untag = var("UNPUBLISH_ON_UNTAG").boolean(true)?;
 
         Ok(Self {
             home_region,
@@ -90,6 +94,7 @@ impl Config {
             deprecate_after_days,
             target_regions,
             copy_concurrency,
+            unpublish_on_untag,
         })
     }
 
@@ -222,6 +227,16 @@ impl Var {
         Ok(self.text().to_owned())
     }
 
+    /// `true` or `false` (any case); unset or empty means `default`.
+    fn boolean(&self, default: bool) -> Result<bool, ConfigError> {
+        match self.text().trim().to_ascii_lowercase().as_str() {
+            "" => Ok(default),
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.invalid("must be true or false".into())),
+        }
+    }
+
     /// An optional whole number in `min..=max`; unset or empty means `None`.
     fn optional_number(&self, min: u16, max: u16, why: &str) -> Result<Option<u16>, ConfigError> {
         let text = self.text().trim();
@@ -265,6 +280,7 @@ mod tests {
         assert_eq!(c.deprecate_after_days, None);
         assert!(c.target_regions.is_empty());
         assert_eq!(c.copy_concurrency, 4);
+        assert!(c.unpublish_on_untag);
     }
 
     #[test]
@@ -291,6 +307,7 @@ mod tests {
             ("DEPRECATE_AFTER_DAYS", "365"),
             ("TARGET_REGIONS", "eu-west-1, us-gov-west-1,ap-southeast-2"),
             ("COPY_CONCURRENCY", "8"),
+            ("UNPUBLISH_ON_UNTAG", "False"),
         ])
         .unwrap();
         assert_eq!(c.publish_tag_key, "release");
@@ -300,6 +317,21 @@ mod tests {
         let targets: Vec<&str> = c.target_regions.iter().map(RegionName::as_str).collect();
         assert_eq!(targets, ["eu-west-1", "us-gov-west-1", "ap-southeast-2"]);
         assert_eq!(c.copy_concurrency, 8);
+        assert!(!c.unpublish_on_untag);
+    }
+
+    #[test]
+    fn unpublish_on_untag_is_true_or_false() {
+        for bad in ["yes", "1", "off"] {
+            let e = error_for(&[("UNPUBLISH_ON_UNTAG", bad)]);
+            assert_eq!(e.variable, "UNPUBLISH_ON_UNTAG");
+            assert!(e.reason.contains("true or false"), "{e}");
+        }
+        assert!(
+            config(&[("UNPUBLISH_ON_UNTAG", "TRUE")])
+                .unwrap()
+                .unpublish_on_untag
+        );
     }
 
     #[test]

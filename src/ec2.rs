@@ -3,6 +3,7 @@
 //! and SDK errors into [`Ec2Error`]s that say where they happened.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
@@ -65,55 +66,52 @@ impl Ec2Error {
     }
 }
 
-/// One EC2 client per region the function acts in, each built on first use
-/// (and only once): building a client loads the system's root certificates
-/// and sets up TLS, work an invocation that needs no EC2 call, or no call in
-/// that region, should not pay for.
-#[derive(Clone, Debug, Default)]
+/// EC2 clients by region, each built on first use (and only once):
+/// building a client sets up its configuration, work an invocation that
+/// needs no EC2 call, or no call in that region, should not pay for. Any
+/// region of the partition can be served (a copy's source may live in a
+/// region the function does not publish in); which regions the function
+/// acts in is the publisher's rule, not this map's.
+#[derive(Debug, Default)]
 pub struct Clients {
     sdk: Option<aws_config::SdkConfig>,
-    clients: HashMap<RegionName, std::sync::OnceLock<Client>>,
+    built: Mutex<HashMap<RegionName, Client>>,
 }
 
 impl Clients {
-    /// Clients for `regions` sharing one SDK configuration (credentials,
-    /// retry, endpoint), each with its own region; none is built yet.
-    pub fn from_sdk_config<'a>(
-        sdk: &aws_config::SdkConfig,
-        regions: impl IntoIterator<Item = &'a RegionName>,
-    ) -> Self {
+    /// Clients sharing one SDK configuration (credentials, retry, endpoint,
+    /// HTTP client), each with its own region; none is built yet.
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
         Self {
             sdk: Some(sdk.clone()),
-            clients: regions
-                .into_iter()
-                .map(|region| (region.clone(), std::sync::OnceLock::new()))
-                .collect(),
+            built: Mutex::default(),
         }
     }
 
-    /// Clients given by hand (tests: mocks per region).
+    /// Clients given by hand (tests: mocks per region); no other region is served.
     pub fn from_clients(clients: impl IntoIterator<Item = (RegionName, Client)>) -> Self {
         Self {
             sdk: None,
-            clients: clients
-                .into_iter()
-                .map(|(region, client)| (region, std::sync::OnceLock::from(client)))
-                .collect(),
+            built: Mutex::new(clients.into_iter().collect()),
         }
     }
 
-    pub fn get(&self, region: &RegionName) -> Option<&Client> {
-        let cell = self.clients.get(region)?;
-        if let Some(client) = cell.get() {
-            return Some(client);
+    /// The region's client (a cheap handle on shared state); `None` only for
+    /// a region missing from clients given by hand.
+    pub fn get(&self, region: &RegionName) -> Option<Client> {
+        // A poisoned lock only means another thread panicked while holding
+        // it; the map itself is never left half-updated.
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = built.get(region) {
+            return Some(client.clone());
         }
         let sdk = self.sdk.as_ref()?;
-        Some(cell.get_or_init(|| {
-            let conf = aws_sdk_ec2::config::Builder::from(sdk)
-                .region(aws_config::Region::new(region.as_str().to_owned()))
-                .build();
-            Client::from_conf(conf)
-        }))
+        let conf = aws_sdk_ec2::config::Builder::from(sdk)
+            .region(aws_config::Region::new(region.as_str().to_owned()))
+            .build();
+        let client = Client::from_conf(conf);
+        built.insert(region.clone(), client.clone());
+        Some(client)
     }
 }
 
@@ -201,20 +199,20 @@ pub async fn describe_image(
     Ok(None)
 }
 
-/// The account's AMIs in the region carrying `key=value`, all pages.
-pub async fn list_owned_images_tagged(
+/// The account's AMIs in the region carrying any of the tag `keys`
+/// (whatever the value), all pages.
+pub async fn list_owned_images_with_tag_keys(
     client: &Client,
     region: &RegionName,
-    key: &str,
-    value: &str,
+    keys: &[&str],
 ) -> Result<Vec<Image>, Ec2Error> {
     let mut pages = client
         .describe_images()
         .owners("self")
         .filters(
             Filter::builder()
-                .name(format!("tag:{key}"))
-                .values(value)
+                .name("tag-key")
+                .set_values(Some(keys.iter().map(|k| (*k).to_owned()).collect()))
                 .build(),
         )
         .max_results(1000)
@@ -276,18 +274,39 @@ pub async fn make_public(
     region: &RegionName,
     id: &ImageId,
 ) -> Result<(), Ec2Error> {
+    let everyone = LaunchPermissionModifications::builder().add(all()).build();
+    modify_launch_permission(client, region, id, everyone).await
+}
+
+/// Removes the group `all` from the AMI's launch permission; sharing with
+/// accounts, organizations and OUs is left as it is.
+pub async fn make_private(
+    client: &Client,
+    region: &RegionName,
+    id: &ImageId,
+) -> Result<(), Ec2Error> {
+    let nobody = LaunchPermissionModifications::builder()
+        .remove(all())
+        .build();
+    modify_launch_permission(client, region, id, nobody).await
+}
+
+fn all() -> LaunchPermission {
+    LaunchPermission::builder()
+        .group(PermissionGroup::All)
+        .build()
+}
+
+async fn modify_launch_permission(
+    client: &Client,
+    region: &RegionName,
+    id: &ImageId,
+    change: LaunchPermissionModifications,
+) -> Result<(), Ec2Error> {
     client
         .modify_image_attribute()
         .image_id(id.as_str())
-        .launch_permission(
-            LaunchPermissionModifications::builder()
-                .add(
-                    LaunchPermission::builder()
-                        .group(PermissionGroup::All)
-                        .build(),
-                )
-                .build(),
-        )
+        .launch_permission(change)
         .send()
         .await
         .map_err(|e| Ec2Error::new("ModifyImageAttribute", region, Some(id), e))?;

@@ -6,7 +6,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::model::{BlockPublicAccess, BpaManager, Image, ImageState};
+use crate::model::{BlockPublicAccess, BpaManager, Image, ImageState, SourceRef};
 
 /// One reason an AMI can't be made public (now).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +27,51 @@ pub enum Reason {
     PastDeprecation { at: OffsetDateTime },
     /// A deprecation policy is set but EC2 gave no creation date to count from.
     UnknownCreationDate,
+    /// The provenance tag of a copy is not `REGION/ami-...`: the function did
+    /// not write it, so the copy's source is unknown.
+    MalformedSource { tag: String },
+    /// A copy follows its source: it may be public only while its source,
+    /// read in the source's region, is owned, tagged for publishing and public.
+    Source {
+        source: SourceRef,
+        problem: SourceProblem,
+    },
+}
+
+/// What keeps a copy's source from vouching for the copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceProblem {
+    /// Deregistered, or not visible to the account.
+    NotFound,
+    NotOwned,
+    /// It no longer carries the publish tag with the publish value.
+    NotTagged {
+        key: String,
+        value: String,
+    },
+    /// Made private on request (status `held`).
+    Held,
+    /// Tagged, but not public (yet) in its region.
+    NotPublic,
+    /// Its deprecation time, which its copies share, has passed.
+    Deprecated {
+        at: OffsetDateTime,
+    },
+}
+
+impl fmt::Display for SourceProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound => f.write_str("no longer exists"),
+            Self::NotOwned => f.write_str("is not owned by this account"),
+            Self::NotTagged { key, value } => write!(f, "is not tagged {key}={value}"),
+            Self::Held => f.write_str("was made private on request (held)"),
+            Self::NotPublic => f.write_str("is not public"),
+            Self::Deprecated { at } => {
+                write!(f, "was deprecated at {}", crate::model::format_time(*at))
+            }
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -59,6 +104,10 @@ impl fmt::Display for Reason {
             Self::UnknownCreationDate => {
                 f.write_str("no creation date to count the deprecation date from")
             }
+            Self::MalformedSource { tag } => {
+                write!(f, "its tag {tag} does not name a source as REGION/ami-...")
+            }
+            Self::Source { source, problem } => write!(f, "its source {source} {problem}"),
         }
     }
 }

@@ -6,16 +6,17 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::model::{ImageId, RegionName};
+use crate::model::{ImageId, Intent, RegionName};
 
 /// What an invocation asks the function to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trigger {
-    /// Reconcile one AMI toward its desired state.
+    /// Reconcile one AMI toward its desired state, or take it down.
     Image {
         image_id: ImageId,
         region: RegionName,
         cause: Cause,
+        intent: Intent,
     },
     /// Reconcile every AMI of the account in the region tagged for publishing.
     Sweep { region: RegionName },
@@ -43,7 +44,7 @@ pub enum EventError {
     #[error("malformed {what}: {reason}")]
     Malformed { what: &'static str, reason: String },
     #[error(
-        "unrecognised payload: neither an EventBridge event (source, detail-type, detail) nor a direct invocation {{\"image_id\": \"ami-...\", \"region\": \"...\"}}: {reason}"
+        "unrecognised payload: neither an EventBridge event (source, detail-type, detail) nor a direct invocation {{\"image_id\": \"ami-...\", \"region\": \"...\", \"action\": \"publish\" or \"unpublish\"}}: {reason}"
     )]
     Unrecognised { reason: String },
 }
@@ -76,6 +77,17 @@ struct Direct {
     image_id: String,
     #[serde(default)]
     region: Option<String>,
+    #[serde(default)]
+    action: Option<DirectAction>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DirectAction {
+    /// Reconcile, as the events do (the default).
+    Publish,
+    /// The emergency path: private now, with its copies, whatever its tags.
+    Unpublish,
 }
 
 /// Parses a payload. `publish_tag_key` decides which tag changes matter;
@@ -113,10 +125,15 @@ pub fn parse(
             reason,
         })?,
     };
+    let intent = match direct.action {
+        None | Some(DirectAction::Publish) => Intent::Reconcile,
+        Some(DirectAction::Unpublish) => Intent::Unpublish,
+    };
     Ok(Trigger::Image {
         image_id,
         region,
         cause: Cause::Direct,
+        intent,
     })
 }
 
@@ -142,6 +159,7 @@ fn parse_eventbridge(
             image_id,
             region,
             cause: Cause::Available,
+            intent: Intent::Reconcile,
         })
     } else if kind == TAG_CHANGE {
         let detail: TagChange = detail(&event, "Tag Change on Resource detail")?;
@@ -167,6 +185,7 @@ fn parse_eventbridge(
             image_id,
             region,
             cause: Cause::TagChanged,
+            intent: Intent::Reconcile,
         })
     } else if kind == SCHEDULED {
         Ok(Trigger::Sweep {
@@ -260,6 +279,7 @@ mod tests {
             image_id: ImageId::parse(id).unwrap(),
             region: RegionName::parse(region).unwrap(),
             cause,
+            intent: Intent::Reconcile,
         }
     }
 
@@ -375,6 +395,24 @@ mod tests {
             parse_json(json!({"image_id": "ami-12345678"})),
             Ok(image("ami-12345678", "us-east-1", Cause::Direct))
         );
+    }
+
+    #[test]
+    fn direct_payload_may_ask_to_unpublish_or_publish() {
+        let Ok(Trigger::Image { intent, .. }) =
+            parse_json(json!({"image_id": "ami-12345678", "action": "unpublish"}))
+        else {
+            panic!()
+        };
+        assert_eq!(intent, Intent::Unpublish);
+        assert_eq!(
+            parse_json(json!({"image_id": "ami-12345678", "action": "publish"})),
+            Ok(image("ami-12345678", "us-east-1", Cause::Direct))
+        );
+        let err = parse_json(json!({"image_id": "ami-12345678", "action": "deregister"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("deregister"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! it; `main.rs` only wires configuration, clients and the runtime.
 
 pub mod config;
+pub mod copies;
 pub mod ec2;
 pub mod eligibility;
 pub mod event;

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
         );
     }
     let sdk = sdk.load().await;
-    let clients = Clients::from_sdk_config(&sdk, config.regions());
+    let clients = Clients::from_sdk_config(&sdk);
     let publisher = Publisher::new(config, clients);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -82,6 +82,47 @@ impl fmt::Display for RegionName {
     }
 }
 
+/// Where a copy came from: the value of its provenance tag
+/// (`publish:source`), `REGION/ami-...`, written by the function when it
+/// starts the copy.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SourceRef {
+    pub region: RegionName,
+    pub image_id: ImageId,
+}
+
+impl SourceRef {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (region, id) = text
+            .split_once('/')
+            .ok_or_else(|| format!("`{text}` is not REGION/ami-..."))?;
+        Ok(Self {
+            region: RegionName::parse(region)?,
+            image_id: ImageId::parse(id)?,
+        })
+    }
+}
+
+impl fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.region, self.image_id)
+    }
+}
+
+/// What an invocation asks for one AMI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Intent {
+    /// Bring it to the state its tags ask for (every trigger).
+    Reconcile,
+    /// Make it and its copies private now, whatever its tags: the emergency
+    /// path (direct payload `"action": "unpublish"`).
+    Unpublish,
+    /// A copy of an AMI an unpublish request reached: private now, whatever
+    /// its tags; afterwards it follows its source again.
+    FollowUnpublish,
+}
+
 /// The AMI states EC2 reports (`DescribeImages` `State`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -197,6 +238,24 @@ mod tests {
             "us-east-",
         ] {
             assert!(RegionName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn source_refs_round_trip_and_malformed_ones_are_refused() {
+        let text = "us-east-1/ami-0a1b2c3d4e5f60001";
+        assert_eq!(
+            SourceRef::parse(text).map(|s| s.to_string()),
+            Ok(text.to_owned())
+        );
+        for bad in [
+            "",
+            "us-east-1",
+            "ami-0a1b2c3d4e5f60001",
+            "us-east-1/ami-x",
+            "x/ami-12345678",
+        ] {
+            assert!(SourceRef::parse(bad).is_err(), "{bad:?}");
         }
     }
 

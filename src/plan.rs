@@ -1,17 +1,21 @@
-//! What to do with one AMI, as a pure function of its facts, its region's
-//! block public access state, the configuration and the time. The runner
-//! (`publisher`) carries the decision out; `dry-run` style tests read it.
+//! What to do with one AMI, as a pure function of its facts (and, for a
+//! copy, its source's, read in the source's region), its region's block
+//! public access state, the configuration, what the invocation asks and the
+//! time. The runners (`publisher`, `copies`) carry the decision out; no
+//! decision here needs a client, so every rule is tested without one.
 
 use time::{Duration, OffsetDateTime};
 
-use crate::config::{Config, StatusTag};
-use crate::eligibility::{self, Reason};
-use crate::model::{BlockPublicAccess, Image, ImageState, RegionName};
+use crate::config::{Config, MAX_DEPRECATE_AFTER_DAYS, StatusTag};
+use crate::eligibility::{self, Reason, SourceProblem};
+use crate::model::{BlockPublicAccess, Image, ImageState, Intent, RegionName, SourceRef};
+use crate::report::Status;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
-    /// Not the function's to touch: not tagged for publishing, or failed,
-    /// deregistered or disabled. Nothing is written.
+    /// Nothing to do: not the function's to touch (untagged and never
+    /// reported on, failed, deregistered or disabled), held, or settled.
+    /// Nothing is written.
     Skip { reason: String },
     /// Pending: its own `available` event (or the sweep) publishes it.
     Wait,
@@ -19,6 +23,12 @@ pub enum Decision {
     Reject { reasons: Vec<Reason> },
     /// Eligible (or public already): bring it to the published state.
     Publish(Steps),
+    /// Its owner no longer asks for it (or asks for it to be private now):
+    /// make it, and the copies that follow it, private.
+    Withdraw(Withdrawal),
+    /// The publish tag is gone but `UNPUBLISH_ON_UNTAG` is false: it stays
+    /// public, and its status says so.
+    LeavePublic,
 }
 
 /// The changes a publish needs; each is absent when already in place, so a
@@ -30,12 +40,88 @@ pub struct Steps {
     pub deprecate_at: Option<OffsetDateTime>,
     /// Add the group `all` to the launch permission.
     pub make_public: bool,
-    /// Regions the AMI must have a copy in (found or started).
+    /// Target regions whose copy is looked after (a source's only): found,
+    /// published once available, started when missing and `new_copies`.
     pub copy_to: Vec<RegionName>,
+    /// Whether missing copies may be started: not for a source whose
+    /// deprecation time has passed (a copy shares its source's).
+    pub new_copies: bool,
+}
+
+/// A take-down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub why: WithdrawReason,
+    /// It is public now: remove the group `all`.
+    pub make_private: bool,
+    /// Target regions whose copy follows it (a source's take-down).
+    pub copies_in: Vec<RegionName>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WithdrawReason {
+    /// The publish tag (or its value) was removed.
+    Untagged,
+    /// An unpublish request (direct payload).
+    Requested,
+    /// A copy whose source no longer asks for it.
+    Source {
+        source: SourceRef,
+        problem: SourceProblem,
+    },
+}
+
+impl Withdrawal {
+    /// `held` after an unpublish request (it stays private whatever its
+    /// tags), `withdrawn` otherwise (tagging it again publishes it again).
+    pub fn status(&self) -> Status {
+        match self.why {
+            WithdrawReason::Requested => Status::Held,
+            _ => Status::Withdrawn,
+        }
+    }
+}
+
+/// What is known of a copy's source when deciding about the copy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SourceFacts<'a> {
+    /// Not a copy, or the decision does not need its source.
+    NotNeeded,
+    /// Looked for in the source's region and not found.
+    Missing,
+    Found(&'a Image),
+}
+
+/// Everything a decision reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts<'a> {
+    pub image: &'a Image,
+    /// The image's region's block public access state, when [`needs_bpa`].
+    pub bpa: Option<&'a BlockPublicAccess>,
+    /// The copy's source, when [`source_needed`].
+    pub source: SourceFacts<'a>,
 }
 
 pub fn is_tagged(image: &Image, config: &Config) -> bool {
     image.tags.get(&config.publish_tag_key) == Some(&config.publish_tag_value)
+}
+
+/// The status the function last wrote on the AMI.
+pub fn status_of(image: &Image, config: &Config) -> Option<Status> {
+    image
+        .tags
+        .get(&config.status_tag(StatusTag::Status))
+        .and_then(|s| Status::parse(s))
+}
+
+/// Public, and its status says the function made it so. Only such an AMI
+/// is ever made private because its tag (or its source's) was removed.
+pub fn made_public_by_function(image: &Image, config: &Config) -> bool {
+    image.public
+        && matches!(
+            status_of(image, config),
+            Some(Status::Public | Status::Copying | Status::Error)
+        )
 }
 
 /// Failed, deregistered and disabled AMIs are left alone.
@@ -46,52 +132,121 @@ fn is_terminal(state: &ImageState) -> bool {
     )
 }
 
-/// Whether deciding needs the region's image block public access state:
-/// only for a tagged AMI that is not public yet (turning BPA on does not
-/// affect AMIs that are already public).
-pub fn needs_bpa(image: &Image, config: &Config) -> bool {
-    is_tagged(image, config) && !image.public && !is_terminal(&image.state)
-}
-
-/// A copy never fans out again: it carries the source tag.
+/// A copy carries the provenance tag the function writes when it starts it,
+/// and never fans out again.
 pub fn is_copy(image: &Image, config: &Config) -> bool {
     image
         .tags
         .contains_key(&config.status_tag(StatusTag::Source))
 }
 
-pub fn decide(
-    image: &Image,
-    bpa: Option<&BlockPublicAccess>,
-    config: &Config,
-    now: OffsetDateTime,
-) -> Decision {
-    if !is_tagged(image, config) {
-        return Decision::Skip {
-            reason: format!(
-                "not tagged {}={}",
-                config.publish_tag_key, config.publish_tag_value
-            ),
+/// The copy's source, from its provenance tag (`None`: not a copy, or a tag
+/// the function did not write).
+pub fn source_of(image: &Image, config: &Config) -> Option<SourceRef> {
+    let tag = image.tags.get(&config.status_tag(StatusTag::Source))?;
+    SourceRef::parse(tag).ok()
+}
+
+/// Whether deciding needs the region's image block public access state:
+/// only for a tagged AMI that is not public yet (turning BPA on does not
+/// affect AMIs that are already public).
+pub fn needs_bpa(image: &Image, config: &Config) -> bool {
+    is_tagged(image, config)
+        && !image.public
+        && !is_terminal(&image.state)
+        && status_of(image, config) != Some(Status::Held)
+}
+
+/// The source a decision about this AMI must read first: a tagged copy's
+/// (whether it may be, or stay, public depends on it).
+pub fn source_needed(image: &Image, config: &Config, intent: Intent) -> Option<SourceRef> {
+    let wanted = intent == Intent::Reconcile
+        && is_tagged(image, config)
+        && !is_terminal(&image.state)
+        && status_of(image, config) != Some(Status::Held);
+    if wanted {
+        source_of(image, config)
+    } else {
+        None
+    }
+}
+
+/// Whether a sweep can leave the AMI alone without a call: [`decide`]
+/// would change nothing.
+pub fn is_settled(image: &Image, config: &Config) -> bool {
+    let status = status_of(image, config);
+    if status == Some(Status::Held) {
+        // Its copies are looked at again by every sweep, so that one the
+        // unpublish request could not reach is made private later.
+        return !image.public && copy_targets(image, config).is_empty();
+    }
+    if is_tagged(image, config) {
+        return image.public && status == Some(Status::Public);
+    }
+    // Untagged: settled once withdrawn. (Left public when UNPUBLISH_ON_UNTAG
+    // is false, it is reconciled again, at no cost once its status says so.)
+    matches!(status, None | Some(Status::Withdrawn))
+}
+
+pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDateTime) -> Decision {
+    let image = facts.image;
+    if intent != Intent::Reconcile {
+        if !image.owned {
+            return Decision::Skip {
+                reason: "not owned by this account: only its owner can make it private".into(),
+            };
+        }
+        let why = match (intent, source_of(image, config)) {
+            (Intent::FollowUnpublish, Some(source)) => WithdrawReason::Source {
+                source,
+                problem: SourceProblem::Held,
+            },
+            _ => WithdrawReason::Requested,
         };
+        return Decision::Withdraw(Withdrawal {
+            why,
+            make_private: image.public,
+            copies_in: copy_targets(image, config),
+        });
     }
     if is_terminal(&image.state) {
         return Decision::Skip {
             reason: format!("state is {}", image.state.as_str()),
         };
     }
+    let status = status_of(image, config);
+    if status == Some(Status::Held) {
+        // The owner asked for it to be private: it stays so, with its
+        // copies, whatever its tags, until the owner deletes the status tag.
+        return Decision::Withdraw(Withdrawal {
+            why: WithdrawReason::Requested,
+            make_private: image.public,
+            copies_in: copy_targets(image, config),
+        });
+    }
+    if !is_tagged(image, config) {
+        return untagged(image, status, config);
+    }
+    if is_copy(image, config) {
+        return decide_copy(facts, config, now);
+    }
     if image.public && image.owned {
-        // Public already: AWS checked eligibility when the owner shared it,
-        // and BPA does not apply any more. Only the missing steps remain.
+        // Public already: AWS checked eligibility when it was shared, and
+        // BPA does not apply any more. Only the missing steps remain, and no
+        // new copy of a source whose deprecation time has passed.
         // (Another account's public AMI falls through to the checks: it is
         // rejected as not owned, and never copied.)
+        let change = deprecation_change(image, config, now);
+        let deprecated = change.is_err() || image.deprecation_time.is_some_and(|d| d <= now);
         return Decision::Publish(Steps {
-            deprecate_at: deprecation_change(image, config, now).unwrap_or(None),
+            deprecate_at: change.unwrap_or(None),
             make_public: false,
             copy_to: copy_targets(image, config),
+            new_copies: !deprecated,
         });
     }
 
-    let mut reasons = eligibility::check(image, bpa);
+    let mut reasons = eligibility::check(image, facts.bpa);
     let deprecate_at = match deprecation_change(image, config, now) {
         Ok(at) => at,
         Err(reason) => {
@@ -99,21 +254,205 @@ pub fn decide(
             None
         }
     };
+    match settle(reasons) {
+        Some(decision) => decision,
+        None => Decision::Publish(Steps {
+            deprecate_at,
+            make_public: true,
+            copy_to: copy_targets(image, config),
+            new_copies: true,
+        }),
+    }
+}
+
+/// `Wait` when being pending is the only reason, `Reject` when there is any
+/// other, `None` when there is none.
+fn settle(reasons: Vec<Reason>) -> Option<Decision> {
     let waiting_only = reasons
         == [Reason::NotAvailable {
             state: ImageState::Pending,
         }];
     if waiting_only {
-        return Decision::Wait;
+        Some(Decision::Wait)
+    } else if reasons.is_empty() {
+        None
+    } else {
+        Some(Decision::Reject { reasons })
     }
-    if !reasons.is_empty() {
-        return Decision::Reject { reasons };
+}
+
+/// An AMI without the publish tag and value.
+fn untagged(image: &Image, status: Option<Status>, config: &Config) -> Decision {
+    let not_tagged = || Decision::Skip {
+        reason: format!(
+            "not tagged {}={}",
+            config.publish_tag_key, config.publish_tag_value
+        ),
+    };
+    if status.is_none() {
+        // Never reported on: the function did not make it public and never
+        // makes it private.
+        return not_tagged();
     }
-    Decision::Publish(Steps {
-        deprecate_at,
-        make_public: true,
-        copy_to: copy_targets(image, config),
+    if made_public_by_function(image, config) {
+        return if config.unpublish_on_untag {
+            Decision::Withdraw(Withdrawal {
+                why: WithdrawReason::Untagged,
+                make_private: true,
+                copies_in: copy_targets(image, config),
+            })
+        } else {
+            Decision::LeavePublic
+        };
+    }
+    if image.public || status == Some(Status::Withdrawn) || !image.owned {
+        // Public, but not by the function's doing; or withdrawn already.
+        return not_tagged();
+    }
+    // Private with a status that no longer holds (rejected, pending, ...):
+    // say it was withdrawn, and have any copy follow.
+    Decision::Withdraw(Withdrawal {
+        why: WithdrawReason::Untagged,
+        make_private: false,
+        copies_in: copy_targets(image, config),
     })
+}
+
+/// A tagged copy: public only while its source, read in the source's
+/// region, is owned, tagged for publishing and public; deprecated when its
+/// source is, never later.
+fn decide_copy(facts: Facts<'_>, config: &Config, now: OffsetDateTime) -> Decision {
+    let image = facts.image;
+    let Some(source) = source_of(image, config) else {
+        return Decision::Reject {
+            reasons: vec![Reason::MalformedSource {
+                tag: config.status_tag(StatusTag::Source),
+            }],
+        };
+    };
+    let checked = match facts.source {
+        SourceFacts::Found(found) => source_problem(found, config, now),
+        SourceFacts::Missing | SourceFacts::NotNeeded => Err(SourceProblem::NotFound),
+    };
+    let deprecate_to = match checked {
+        Ok(at) => at,
+        Err(problem) => return copy_without_source(image, source, problem, config),
+    };
+    let deprecate_at = match image.deprecation_time {
+        Some(existing) if existing <= deprecate_to => None,
+        _ => Some(deprecate_to),
+    };
+    if image.public && image.owned {
+        return Decision::Publish(Steps {
+            deprecate_at,
+            make_public: false,
+            copy_to: Vec::new(),
+            new_copies: false,
+        });
+    }
+    match settle(eligibility::check(image, facts.bpa)) {
+        Some(decision) => decision,
+        None => Decision::Publish(Steps {
+            deprecate_at,
+            make_public: true,
+            copy_to: Vec::new(),
+            new_copies: false,
+        }),
+    }
+}
+
+/// A copy whose source does not vouch for it.
+fn copy_without_source(
+    image: &Image,
+    source: SourceRef,
+    problem: SourceProblem,
+    config: &Config,
+) -> Decision {
+    let owner_stopped_asking = matches!(
+        problem,
+        SourceProblem::NotTagged { .. } | SourceProblem::Held
+    );
+    if image.public {
+        if made_public_by_function(image, config) && owner_stopped_asking {
+            if config.unpublish_on_untag || problem == SourceProblem::Held {
+                return Decision::Withdraw(Withdrawal {
+                    why: WithdrawReason::Source { source, problem },
+                    make_private: true,
+                    copies_in: Vec::new(),
+                });
+            }
+            return Decision::LeavePublic;
+        }
+        // Public already, and nothing says its owner wants it private (its
+        // source was deregistered, or deprecated): left as it is.
+        return Decision::Skip {
+            reason: format!("public; its source {source} {problem}: left as it is"),
+        };
+    }
+    if status_of(image, config) == Some(Status::Withdrawn) {
+        return Decision::Skip {
+            reason: "withdrawn with its source".into(),
+        };
+    }
+    let mut reasons = vec![Reason::Source { source, problem }];
+    reasons.extend(
+        eligibility::check(image, None)
+            .into_iter()
+            .filter(|r| !matches!(r, Reason::NotAvailable { .. })),
+    );
+    Decision::Reject { reasons }
+}
+
+/// Whether a copy's source vouches for it; if it does, the deprecation time
+/// its copies share.
+fn source_problem(
+    source: &Image,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, SourceProblem> {
+    if !source.owned {
+        return Err(SourceProblem::NotOwned);
+    }
+    if status_of(source, config) == Some(Status::Held) {
+        return Err(SourceProblem::Held);
+    }
+    if !is_tagged(source, config) {
+        return Err(SourceProblem::NotTagged {
+            key: config.publish_tag_key.clone(),
+            value: config.publish_tag_value.clone(),
+        });
+    }
+    if !source.public {
+        return Err(SourceProblem::NotPublic);
+    }
+    let at = copies_deprecate_at(source, config).ok_or(SourceProblem::NotFound)?;
+    if at <= now {
+        return Err(SourceProblem::Deprecated { at });
+    }
+    Ok(at)
+}
+
+/// The deprecation time of a public source's copies: the source's own, or
+/// what the policy or AWS's default will give it, whichever is earliest,
+/// rounded down to the minute (EC2 rounds seconds to the nearest minute,
+/// which could make a copy outlive its source by 30 seconds).
+fn copies_deprecate_at(source: &Image, config: &Config) -> Option<OffsetDateTime> {
+    let created = source.creation_date;
+    let policy = config
+        .deprecate_after_days
+        .and_then(|days| created?.checked_add(Duration::days(i64::from(days))));
+    let aws_default =
+        created.and_then(|c| c.checked_add(Duration::days(i64::from(MAX_DEPRECATE_AFTER_DAYS))));
+    [source.deprecation_time, policy]
+        .into_iter()
+        .flatten()
+        .min()
+        .or(aws_default)
+        .and_then(floor_to_minute)
+}
+
+fn floor_to_minute(at: OffsetDateTime) -> Option<OffsetDateTime> {
+    at.replace_second(0).ok()?.replace_nanosecond(0).ok()
 }
 
 /// The deprecation time to set, if it must change: creation + the
@@ -130,8 +469,7 @@ fn deprecation_change(
     let created = image.creation_date.ok_or(Reason::UnknownCreationDate)?;
     let target = created
         .checked_add(Duration::days(i64::from(days)))
-        .and_then(|t| t.replace_second(0).ok())
-        .and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(floor_to_minute)
         .ok_or(Reason::UnknownCreationDate)?;
     let existing = image.deprecation_time.filter(|e| *e <= target);
     let effective = existing.unwrap_or(target);
@@ -148,6 +486,7 @@ fn deprecation_change(
     })
 }
 
+/// The regions a source's copies live in; none for a copy.
 fn copy_targets(image: &Image, config: &Config) -> Vec<RegionName> {
     if is_copy(image, config) {
         return Vec::new();
@@ -164,10 +503,12 @@ fn copy_targets(image: &Image, config: &Config) -> Vec<RegionName> {
 mod tests {
     use super::*;
     use crate::eligibility::tests::eligible_image;
-    use crate::model::BpaManager;
+    use crate::model::{BpaManager, ImageId};
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
+    const SOURCE_ID: &str = "ami-0a1b2c3d4e5f60001";
+    const COPY_ID: &str = "ami-0c0c0c0c0c0c00001";
 
     fn config(vars: &[(&str, &str)]) -> Config {
         Config::from_vars(&[&[("AWS_REGION", "us-east-1")], vars].concat()).unwrap()
@@ -179,15 +520,81 @@ mod tests {
 
     const UNBLOCKED: Option<&BlockPublicAccess> = Some(&BlockPublicAccess::Unblocked);
 
+    /// Reconciles `image` (not a copy) with BPA off.
+    fn decide_image(image: &Image, c: &Config) -> Decision {
+        let facts = Facts {
+            image,
+            bpa: UNBLOCKED,
+            source: SourceFacts::NotNeeded,
+        };
+        decide(facts, Intent::Reconcile, c, NOW)
+    }
+
+    fn decide_copy_of(copy: &Image, source: SourceFacts<'_>, c: &Config) -> Decision {
+        let facts = Facts {
+            image: copy,
+            bpa: UNBLOCKED,
+            source,
+        };
+        decide(facts, Intent::Reconcile, c, NOW)
+    }
+
+    fn with_tags(mut image: Image, tags: &[(&str, &str)]) -> Image {
+        for (k, v) in tags {
+            image.tags.insert((*k).into(), (*v).into());
+        }
+        image
+    }
+
+    fn untag(mut image: Image) -> Image {
+        image.tags.remove("publish");
+        image
+    }
+
+    /// A source made public by the function, deprecated by AWS's default.
+    fn public_source() -> Image {
+        Image {
+            public: true,
+            deprecation_time: Some(datetime!(2028-11-01 00:00:30 UTC)),
+            ..with_tags(eligible_image(), &[("publish:status", "public")])
+        }
+    }
+
+    /// A copy of `public_source()` in us-west-2, available and private.
+    fn copy() -> Image {
+        Image {
+            id: ImageId::parse(COPY_ID).unwrap(),
+            region: region("us-west-2"),
+            creation_date: Some(datetime!(2026-11-20 00:00 UTC)),
+            ..with_tags(
+                eligible_image(),
+                &[("publish:source", &format!("us-east-1/{SOURCE_ID}"))],
+            )
+        }
+    }
+
+    fn public_copy() -> Image {
+        Image {
+            public: true,
+            deprecation_time: Some(datetime!(2028-11-01 00:00 UTC)),
+            ..with_tags(copy(), &[("publish:status", "public")])
+        }
+    }
+
+    fn publish(deprecate_at: Option<OffsetDateTime>, make_public: bool) -> Decision {
+        Decision::Publish(Steps {
+            deprecate_at,
+            make_public,
+            copy_to: vec![],
+            new_copies: true,
+        })
+    }
+
     #[test]
     fn eligible_image_is_made_public_without_deprecation_by_default() {
         assert_eq!(
-            decide(&eligible_image(), UNBLOCKED, &config(&[]), NOW),
-            Decision::Publish(Steps {
-                deprecate_at: None,
-                make_public: true,
-                copy_to: vec![]
-            })
+            decide_image(&eligible_image(), &config(&[])),
+            publish(None, true)
         );
     }
 
@@ -196,12 +603,12 @@ mod tests {
         let mut image = eligible_image();
         image.tags.clear();
         assert!(matches!(
-            decide(&image, UNBLOCKED, &config(&[]), NOW),
+            decide_image(&image, &config(&[])),
             Decision::Skip { .. }
         ));
         image.tags.insert("publish".into(), "Public".into());
         assert!(matches!(
-            decide(&image, UNBLOCKED, &config(&[]), NOW),
+            decide_image(&image, &config(&[])),
             Decision::Skip { .. }
         ));
         assert!(!needs_bpa(&image, &config(&[])));
@@ -211,15 +618,11 @@ mod tests {
     fn custom_publish_tag_is_what_counts() {
         let c = config(&[("PUBLISH_TAG_KEY", "release"), ("PUBLISH_TAG_VALUE", "yes")]);
         assert!(matches!(
-            decide(&eligible_image(), UNBLOCKED, &c, NOW),
+            decide_image(&eligible_image(), &c),
             Decision::Skip { .. }
         ));
-        let mut image = eligible_image();
-        image.tags.insert("release".into(), "yes".into());
-        assert!(matches!(
-            decide(&image, UNBLOCKED, &c, NOW),
-            Decision::Publish(_)
-        ));
+        let image = with_tags(eligible_image(), &[("release", "yes")]);
+        assert!(matches!(decide_image(&image, &c), Decision::Publish(_)));
     }
 
     #[test]
@@ -234,7 +637,7 @@ mod tests {
                 ..eligible_image()
             };
             assert!(matches!(
-                decide(&image, UNBLOCKED, &config(&[]), NOW),
+                decide_image(&image, &config(&[])),
                 Decision::Skip { .. }
             ));
             assert!(!needs_bpa(&image, &config(&[])));
@@ -247,16 +650,13 @@ mod tests {
             state: ImageState::Pending,
             ..eligible_image()
         };
-        assert_eq!(
-            decide(&pending, UNBLOCKED, &config(&[]), NOW),
-            Decision::Wait
-        );
+        assert_eq!(decide_image(&pending, &config(&[])), Decision::Wait);
         let encrypted = Image {
             encrypted_devices: vec!["/dev/xvda".into()],
             ..pending
         };
         assert!(matches!(
-            decide(&encrypted, UNBLOCKED, &config(&[]), NOW),
+            decide_image(&encrypted, &config(&[])),
             Decision::Reject { reasons } if reasons.len() == 2
         ));
     }
@@ -266,8 +666,13 @@ mod tests {
         let bpa = BlockPublicAccess::BlockNewSharing {
             managed_by: BpaManager::DeclarativePolicy,
         };
+        let facts = Facts {
+            image: &eligible_image(),
+            bpa: Some(&bpa),
+            source: SourceFacts::NotNeeded,
+        };
         assert_eq!(
-            decide(&eligible_image(), Some(&bpa), &config(&[]), NOW),
+            decide(facts, Intent::Reconcile, &config(&[]), NOW),
             Decision::Reject {
                 reasons: vec![Reason::BlockPublicAccess {
                     managed_by: BpaManager::DeclarativePolicy
@@ -283,13 +688,14 @@ mod tests {
             ..eligible_image()
         };
         assert!(!needs_bpa(&image, &config(&[])));
+        let facts = Facts {
+            image: &image,
+            bpa: None,
+            source: SourceFacts::NotNeeded,
+        };
         assert_eq!(
-            decide(&image, None, &config(&[]), NOW),
-            Decision::Publish(Steps {
-                deprecate_at: None,
-                make_public: false,
-                copy_to: vec![]
-            })
+            decide(facts, Intent::Reconcile, &config(&[]), NOW),
+            publish(None, false)
         );
     }
 
@@ -299,12 +705,9 @@ mod tests {
             creation_date: Some(datetime!(2026-11-01 10:20:30.5 UTC)),
             ..eligible_image()
         };
-        let Decision::Publish(steps) = decide(
-            &image,
-            UNBLOCKED,
-            &config(&[("DEPRECATE_AFTER_DAYS", "365")]),
-            NOW,
-        ) else {
+        let Decision::Publish(steps) =
+            decide_image(&image, &config(&[("DEPRECATE_AFTER_DAYS", "365")]))
+        else {
             panic!("should publish")
         };
         assert_eq!(steps.deprecate_at, Some(datetime!(2027-11-01 10:20 UTC)));
@@ -317,27 +720,25 @@ mod tests {
             deprecation_time: Some(datetime!(2026-11-29 00:00 UTC)),
             ..eligible_image()
         };
-        let Decision::Publish(steps) = decide(&earlier, UNBLOCKED, &c, NOW) else {
-            panic!()
-        };
-        assert_eq!(steps.deprecate_at, None);
+        assert_eq!(decide_image(&earlier, &c), publish(None, true));
         let same = Image {
             deprecation_time: Some(datetime!(2026-12-01 00:00 UTC)),
             ..eligible_image()
         };
-        let Decision::Publish(steps) = decide(&same, UNBLOCKED, &c, NOW) else {
-            panic!()
-        };
-        assert_eq!(steps.deprecate_at, None, "a second run changes nothing");
+        assert_eq!(
+            decide_image(&same, &c),
+            publish(None, true),
+            "a second run changes nothing"
+        );
         let later = Image {
             deprecation_time: Some(datetime!(2028-01-01 00:00 UTC)),
             public: true,
             ..eligible_image()
         };
-        let Decision::Publish(steps) = decide(&later, None, &c, NOW) else {
-            panic!()
-        };
-        assert_eq!(steps.deprecate_at, Some(datetime!(2026-12-01 00:00 UTC)));
+        assert_eq!(
+            decide_image(&later, &c),
+            publish(Some(datetime!(2026-12-01 00:00 UTC)), false)
+        );
     }
 
     #[test]
@@ -348,21 +749,53 @@ mod tests {
             ..eligible_image()
         };
         assert_eq!(
-            decide(&old, UNBLOCKED, &c, NOW),
+            decide_image(&old, &c),
             Decision::Reject {
                 reasons: vec![Reason::PastDeprecation {
                     at: datetime!(2025-01-02 00:00 UTC)
                 }]
             }
         );
-        let public = Image {
+    }
+
+    #[test]
+    fn a_public_source_past_its_deprecation_gets_no_new_copies() {
+        let c = config(&[
+            ("DEPRECATE_AFTER_DAYS", "1"),
+            ("TARGET_REGIONS", "us-west-2"),
+        ]);
+        let old = Image {
+            creation_date: Some(datetime!(2025-01-01 00:00 UTC)),
             public: true,
-            ..old
+            ..eligible_image()
         };
-        assert!(matches!(
-            decide(&public, None, &c, NOW),
+        assert_eq!(
+            decide_image(&old, &c),
             Decision::Publish(Steps {
                 deprecate_at: None,
+                make_public: false,
+                copy_to: vec![region("us-west-2")],
+                new_copies: false,
+            }),
+            "its existing copies are still looked after, no new one is started"
+        );
+        // The same without a policy: the date AWS (or the owner) set has passed.
+        let deprecated = Image {
+            deprecation_time: Some(datetime!(2026-11-01 00:00 UTC)),
+            ..old
+        };
+        let c = config(&[("TARGET_REGIONS", "us-west-2")]);
+        assert!(matches!(
+            decide_image(&deprecated, &c),
+            Decision::Publish(Steps {
+                new_copies: false,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decide_image(&public_source(), &c),
+            Decision::Publish(Steps {
+                new_copies: true,
                 ..
             })
         ));
@@ -377,7 +810,7 @@ mod tests {
             ..eligible_image()
         };
         assert_eq!(
-            decide(&image, UNBLOCKED, &c, NOW),
+            decide_image(&image, &c),
             Decision::Reject {
                 reasons: vec![Reason::PastDeprecation {
                     at: datetime!(2026-10-11 00:00 UTC)
@@ -396,7 +829,7 @@ mod tests {
             ..eligible_image()
         };
         assert_eq!(
-            decide(&image, UNBLOCKED, &c, NOW),
+            decide_image(&image, &c),
             Decision::Reject {
                 reasons: vec![Reason::NotOwned {
                     owner_id: Some("137112412989".into())
@@ -411,14 +844,8 @@ mod tests {
             creation_date: None,
             ..eligible_image()
         };
-        let decision = decide(
-            &image,
-            UNBLOCKED,
-            &config(&[("DEPRECATE_AFTER_DAYS", "10")]),
-            NOW,
-        );
         assert_eq!(
-            decision,
+            decide_image(&image, &config(&[("DEPRECATE_AFTER_DAYS", "10")])),
             Decision::Reject {
                 reasons: vec![Reason::UnknownCreationDate]
             }
@@ -428,7 +855,7 @@ mod tests {
     #[test]
     fn source_is_copied_to_every_target_but_its_own_region() {
         let c = config(&[("TARGET_REGIONS", "us-west-2,us-east-1,eu-west-1")]);
-        let Decision::Publish(steps) = decide(&eligible_image(), UNBLOCKED, &c, NOW) else {
+        let Decision::Publish(steps) = decide_image(&eligible_image(), &c) else {
             panic!()
         };
         assert_eq!(
@@ -438,31 +865,300 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_never_fans_out_again() {
-        let c = config(&[("TARGET_REGIONS", "us-west-2,eu-west-1")]);
-        let mut copy = eligible_image();
-        copy.region = region("us-west-2");
-        copy.tags.insert(
-            "publish:source".into(),
-            "us-east-1/ami-0a1b2c3d4e5f60009".into(),
-        );
-        assert!(is_copy(&copy, &c));
-        let Decision::Publish(steps) = decide(&copy, UNBLOCKED, &c, NOW) else {
-            panic!()
-        };
-        assert!(steps.copy_to.is_empty());
-    }
-
-    #[test]
     fn ineligible_source_is_not_copied() {
         let c = config(&[("TARGET_REGIONS", "us-west-2")]);
         let image = Image {
             product_codes: vec!["code".into()],
             ..eligible_image()
         };
+        assert!(matches!(decide_image(&image, &c), Decision::Reject { .. }));
+    }
+
+    // ---- copies follow their source ----
+
+    #[test]
+    fn a_copy_of_a_tagged_public_source_is_published_with_the_sources_deprecation() {
+        let c = config(&[("TARGET_REGIONS", "us-west-2,eu-west-1")]);
+        let source = public_source();
+        assert!(is_copy(&copy(), &c));
+        assert_eq!(
+            source_needed(&copy(), &c, Intent::Reconcile).map(|s| s.to_string()),
+            Some(format!("us-east-1/{SOURCE_ID}"))
+        );
+        assert_eq!(
+            decide_copy_of(&copy(), SourceFacts::Found(&source), &c),
+            Decision::Publish(Steps {
+                // The source's time, rounded down: never later than it.
+                deprecate_at: Some(datetime!(2028-11-01 00:00 UTC)),
+                make_public: true,
+                copy_to: vec![],
+                new_copies: false,
+            }),
+            "a copy never fans out again"
+        );
+    }
+
+    #[test]
+    fn a_copy_deprecated_later_than_its_source_is_moved_to_the_sources_date() {
+        let c = config(&[("DEPRECATE_AFTER_DAYS", "365")]);
+        let source = Image {
+            deprecation_time: None,
+            ..public_source()
+        };
+        // The source's policy date: 2026-11-01 + 365 days.
+        let later = Image {
+            deprecation_time: Some(datetime!(2028-11-20 00:00 UTC)),
+            ..public_copy()
+        };
+        assert_eq!(
+            decide_copy_of(&later, SourceFacts::Found(&source), &c),
+            Decision::Publish(Steps {
+                deprecate_at: Some(datetime!(2027-11-01 00:00 UTC)),
+                make_public: false,
+                copy_to: vec![],
+                new_copies: false,
+            })
+        );
+        let earlier = Image {
+            deprecation_time: Some(datetime!(2027-06-01 00:00 UTC)),
+            ..public_copy()
+        };
         assert!(matches!(
-            decide(&image, UNBLOCKED, &c, NOW),
+            decide_copy_of(&earlier, SourceFacts::Found(&source), &c),
+            Decision::Publish(Steps {
+                deprecate_at: None,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_copy_of_a_withdrawn_source_stays_private_and_says_why() {
+        let c = config(&[]);
+        let withdrawn = untag(with_tags(
+            public_source(),
+            &[("publish:status", "withdrawn")],
+        ));
+        let Decision::Reject { reasons } =
+            decide_copy_of(&copy(), SourceFacts::Found(&withdrawn), &c)
+        else {
+            panic!("a copy of an untagged source must stay private")
+        };
+        assert_eq!(
+            reasons[0].to_string(),
+            format!("its source us-east-1/{SOURCE_ID} is not tagged publish=public")
+        );
+    }
+
+    #[test]
+    fn a_copy_is_not_published_unless_its_source_is_owned_tagged_and_public() {
+        let c = config(&[]);
+        let private = Image {
+            public: false,
+            ..public_source()
+        };
+        let foreign = Image {
+            owned: false,
+            ..public_source()
+        };
+        let held = with_tags(public_source(), &[("publish:status", "held")]);
+        let wrong_value = with_tags(public_source(), &[("publish", "Public")]);
+        let deprecated = Image {
+            deprecation_time: Some(datetime!(2026-11-01 00:00 UTC)),
+            ..public_source()
+        };
+        for (source, problem) in [
+            (SourceFacts::Missing, "no longer exists"),
+            (SourceFacts::Found(&private), "is not public"),
+            (SourceFacts::Found(&foreign), "is not owned by this account"),
+            (SourceFacts::Found(&held), "held"),
+            (
+                SourceFacts::Found(&wrong_value),
+                "is not tagged publish=public",
+            ),
+            (
+                SourceFacts::Found(&deprecated),
+                "was deprecated at 2026-11-01T00:00:00Z",
+            ),
+        ] {
+            let decision = decide_copy_of(&copy(), source, &c);
+            let Decision::Reject { reasons } = &decision else {
+                panic!("{problem}: {decision:?}")
+            };
+            let text = reasons[0].to_string();
+            assert!(
+                text.starts_with(&format!("its source us-east-1/{SOURCE_ID}"))
+                    && text.contains(problem),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_public_copy_is_withdrawn_when_its_source_is_untagged_or_held() {
+        let c = config(&[]);
+        let untagged = untag(public_source());
+        let held = with_tags(public_source(), &[("publish:status", "held")]);
+        for source in [&untagged, &held] {
+            assert!(matches!(
+                decide_copy_of(&public_copy(), SourceFacts::Found(source), &c),
+                Decision::Withdraw(Withdrawal {
+                    why: WithdrawReason::Source { .. },
+                    make_private: true,
+                    ..
+                })
+            ));
+        }
+        // Left alone when nothing says the owner wants it private.
+        assert!(matches!(
+            decide_copy_of(&public_copy(), SourceFacts::Missing, &c),
+            Decision::Skip { .. }
+        ));
+        // With UNPUBLISH_ON_UNTAG=false it stays public, but a hold still counts.
+        let keep = config(&[("UNPUBLISH_ON_UNTAG", "false")]);
+        assert_eq!(
+            decide_copy_of(&public_copy(), SourceFacts::Found(&untagged), &keep),
+            Decision::LeavePublic
+        );
+        assert!(matches!(
+            decide_copy_of(&public_copy(), SourceFacts::Found(&held), &keep),
+            Decision::Withdraw(_)
+        ));
+    }
+
+    #[test]
+    fn a_malformed_provenance_tag_fails_closed() {
+        let c = config(&[]);
+        let odd = with_tags(copy(), &[("publish:source", "somewhere")]);
+        assert!(is_copy(&odd, &c));
+        assert_eq!(source_needed(&odd, &c, Intent::Reconcile), None);
+        assert!(matches!(
+            decide_copy_of(&odd, SourceFacts::NotNeeded, &c),
             Decision::Reject { .. }
         ));
+    }
+
+    // ---- take-down ----
+
+    #[test]
+    fn untagging_a_public_source_withdraws_it_and_its_copies() {
+        let c = config(&[("TARGET_REGIONS", "us-west-2,eu-west-1")]);
+        let untagged = untag(public_source());
+        assert_eq!(
+            decide_image(&untagged, &c),
+            Decision::Withdraw(Withdrawal {
+                why: WithdrawReason::Untagged,
+                make_private: true,
+                copies_in: vec![region("us-west-2"), region("eu-west-1")],
+            })
+        );
+        assert!(!is_settled(&untagged, &c));
+        let keep = config(&[("UNPUBLISH_ON_UNTAG", "false")]);
+        assert_eq!(decide_image(&untagged, &keep), Decision::LeavePublic);
+    }
+
+    #[test]
+    fn an_ami_the_function_did_not_make_public_is_never_made_private() {
+        let c = config(&[("TARGET_REGIONS", "us-west-2")]);
+        // No status tag: never touched.
+        let public = untag(Image {
+            public: true,
+            ..eligible_image()
+        });
+        assert!(matches!(decide_image(&public, &c), Decision::Skip { .. }));
+        assert!(is_settled(&public, &c));
+        // Rejected by the function, then made public by someone else.
+        let by_hand = with_tags(public.clone(), &[("publish:status", "rejected")]);
+        assert!(matches!(decide_image(&by_hand, &c), Decision::Skip { .. }));
+    }
+
+    #[test]
+    fn an_untagged_private_ami_with_a_stale_status_is_marked_withdrawn() {
+        let c = config(&[("TARGET_REGIONS", "us-west-2")]);
+        let stale = untag(with_tags(
+            eligible_image(),
+            &[("publish:status", "rejected")],
+        ));
+        assert_eq!(
+            decide_image(&stale, &c),
+            Decision::Withdraw(Withdrawal {
+                why: WithdrawReason::Untagged,
+                make_private: false,
+                copies_in: vec![region("us-west-2")],
+            })
+        );
+        let done = with_tags(stale, &[("publish:status", "withdrawn")]);
+        assert!(matches!(decide_image(&done, &c), Decision::Skip { .. }));
+        assert!(is_settled(&done, &c));
+    }
+
+    #[test]
+    fn an_unpublish_request_holds_the_ami_and_its_copies_whatever_the_tags() {
+        let c = config(&[("TARGET_REGIONS", "us-west-2")]);
+        for image in [public_source(), untag(public_source()), eligible_image()] {
+            let facts = Facts {
+                image: &image,
+                bpa: None,
+                source: SourceFacts::NotNeeded,
+            };
+            let Decision::Withdraw(w) = decide(facts, Intent::Unpublish, &c, NOW) else {
+                panic!()
+            };
+            assert_eq!(w.why, WithdrawReason::Requested);
+            assert_eq!(w.status(), Status::Held);
+            assert_eq!(w.make_private, image.public);
+            assert_eq!(w.copies_in, vec![region("us-west-2")]);
+        }
+        // A copy reached through its source's request is withdrawn, not
+        // held: it follows its source again once the source is released.
+        let copy = copy();
+        let facts = Facts {
+            image: &copy,
+            bpa: None,
+            source: SourceFacts::NotNeeded,
+        };
+        let Decision::Withdraw(w) = decide(facts, Intent::FollowUnpublish, &c, NOW) else {
+            panic!()
+        };
+        assert_eq!(w.status(), Status::Withdrawn);
+        assert!(matches!(
+            w.why,
+            WithdrawReason::Source {
+                problem: SourceProblem::Held,
+                ..
+            }
+        ));
+        // Held: every event or sweep keeps it and its copies private.
+        let held = with_tags(public_source(), &[("publish:status", "held")]);
+        for public in [false, true] {
+            let held = Image {
+                public,
+                ..held.clone()
+            };
+            assert_eq!(
+                decide_image(&held, &c),
+                Decision::Withdraw(Withdrawal {
+                    why: WithdrawReason::Requested,
+                    make_private: public,
+                    copies_in: vec![region("us-west-2")],
+                })
+            );
+            assert!(!needs_bpa(&held, &c));
+            assert!(!is_settled(&held, &c), "its copies are checked again");
+        }
+        let alone = Image {
+            public: false,
+            ..held
+        };
+        assert!(is_settled(&alone, &config(&[])));
+    }
+
+    #[test]
+    fn settled_amis_need_no_call_in_a_sweep() {
+        let c = config(&[]);
+        assert!(is_settled(&public_source(), &c));
+        assert!(!is_settled(&eligible_image(), &c));
+        let copying = with_tags(public_source(), &[("publish:status", "copying")]);
+        assert!(!is_settled(&copying, &c));
     }
 }

@@ -1,9 +1,11 @@
-//! Carries out the decisions of [`plan`](crate::plan) for an invocation:
-//! one AMI, or a sweep of a region. Copies fan out concurrently with a
-//! bound; every region's result is kept, and a failure anywhere is reported
-//! (as an error, so Lambda retries) only after everything else was done.
+//! Carries out the decisions of [`plan`](crate::plan) for an invocation: one
+//! AMI (a source, whose copies [`copies`](crate::copies) looks after, or a
+//! copy), or a sweep of a region. Every AMI's and region's result is kept,
+//! and a failure anywhere is reported (as an error, so Lambda retries) only
+//! after everything else was done.
 
-use std::time::{Duration, SystemTime};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt, future, stream};
 use lambda_runtime::Diagnostic;
@@ -13,11 +15,12 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::config::{Config, StatusTag};
-use crate::ec2::{self, Clients, CopyRequest, Ec2Error};
+use crate::copies;
+use crate::ec2::{self, Clients, Ec2Error};
 use crate::event::{self, EventError, Trigger};
-use crate::model::{BlockPublicAccess, Image, ImageId, ImageState, RegionName, format_time};
-use crate::plan::{self, Decision, Steps};
-use crate::report::{Action, CopyOutcome, ImageOutcome, Outcome, Status, tag_value};
+use crate::model::{BlockPublicAccess, Image, ImageId, Intent, RegionName, format_time};
+use crate::plan::{self, Decision, Facts, SourceFacts, Steps, WithdrawReason, Withdrawal};
+use crate::report::{Action, ImageOutcome, Outcome, Status, tag_value};
 
 /// Why an invocation failed. Each kind maps to a stable Lambda `errorType`.
 #[derive(Debug, thiserror::Error)]
@@ -60,28 +63,68 @@ impl From<Error> for Diagnostic {
 /// included). What it leaves is the next sweep's.
 const SWEEP_DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 
+/// No AMI is made public on facts older than this: a sweep's listing, or a
+/// copy's source read earlier in a long run, is read again first. (IAM's
+/// tag condition is the second line of defence, not the first.)
+pub const FRESH_FACTS: Duration = Duration::from_secs(60);
+
 /// The function: configuration and clients, built once, borrowed by every
 /// invocation.
 pub struct Publisher {
-    config: Config,
+    pub(crate) config: Config,
     clients: Clients,
     clock: fn() -> OffsetDateTime,
+    fresh_facts: Duration,
 }
 
-/// One invocation's work in one region: the client, and the region's block
-/// public access state, asked for at most once and only when needed.
-struct RegionRun<'a> {
-    region: &'a RegionName,
-    client: &'a aws_sdk_ec2::Client,
+/// An AMI's facts and when they were read.
+#[derive(Clone, Debug)]
+pub(crate) struct Observed {
+    pub image: Image,
+    pub at: Instant,
+}
+
+/// One invocation's work in one region: the region's block public access
+/// state is asked for at most once, and only when needed.
+pub(crate) struct RegionRun<'a> {
+    pub region: RegionName,
+    clients: &'a Clients,
     bpa: OnceCell<BlockPublicAccess>,
 }
 
 impl RegionRun<'_> {
+    pub fn client(&self) -> Result<aws_sdk_ec2::Client, Ec2Error> {
+        self.clients.get(&self.region).ok_or_else(|| Ec2Error {
+            operation: "(client)",
+            region: self.region.clone(),
+            image_id: None,
+            code: "NoClient".into(),
+            message: format!("no EC2 client for {}", self.region),
+        })
+    }
+
     async fn bpa(&self) -> Result<&BlockPublicAccess, Ec2Error> {
+        let client = self.client()?;
         self.bpa
-            .get_or_try_init(|| ec2::block_public_access(self.client, self.region))
+            .get_or_try_init(|| ec2::block_public_access(&client, &self.region))
             .await
     }
+}
+
+/// One invocation: the function, the time it started, and a run per region
+/// it may act in (no client is built until a region is used).
+pub(crate) struct Invocation<'a> {
+    pub publisher: &'a Publisher,
+    pub now: OffsetDateTime,
+    runs: HashMap<RegionName, RegionRun<'a>>,
+}
+
+/// How an attempt to reconcile an AMI ended.
+enum Attempt {
+    Done(ImageOutcome),
+    /// Its facts (or its source's) were older than [`FRESH_FACTS`] right
+    /// before an irreversible step: read them again and decide again.
+    Stale,
 }
 
 impl Publisher {
@@ -90,12 +133,20 @@ impl Publisher {
             config,
             clients,
             clock: OffsetDateTime::now_utc,
+            fresh_facts: FRESH_FACTS,
         }
     }
 
     /// Replaces the clock (tests pin "now" to check deprecation dates).
     pub fn with_clock(mut self, clock: fn() -> OffsetDateTime) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Replaces how old facts may be when an AMI is made public on them
+    /// (tests: zero makes every publish read its facts again first).
+    pub fn with_fresh_facts(mut self, max_age: Duration) -> Self {
+        self.fresh_facts = max_age;
         self
     }
 
@@ -117,6 +168,7 @@ impl Publisher {
             &self.config.publish_tag_key,
             &self.config.home_region,
         )?;
+        let inv = Invocation::new(self);
         let outcome = match trigger {
             Trigger::Ignored { reason } => {
                 info!(reason = %reason, "event ignored");
@@ -133,25 +185,26 @@ impl Publisher {
                 image_id,
                 region,
                 cause,
+                intent,
             } => {
-                let run = self.region_run(&region)?;
-                let image = self.reconcile_by_id(&run, &image_id).await;
+                let run = inv.run(&region)?;
+                let image = inv.reconcile_by_id(run, &image_id, intent).await;
                 Outcome {
                     trigger: "image",
                     cause: Some(cause),
-                    region: Some(region.clone()),
+                    region: Some(region),
                     ignored: None,
                     images: vec![image],
                     deferred: 0,
                 }
             }
             Trigger::Sweep { region } => {
-                let run = self.region_run(&region)?;
-                let (images, deferred) = self.sweep(&run, deadline).await?;
+                let run = inv.run(&region)?;
+                let (images, deferred) = inv.sweep(run, deadline).await?;
                 Outcome {
                     trigger: "sweep",
                     cause: None,
-                    region: Some(region.clone()),
+                    region: Some(region),
                     ignored: None,
                     images,
                     deferred,
@@ -170,78 +223,117 @@ impl Publisher {
             Err(Error::Incomplete { failures })
         }
     }
+}
 
-    fn region_run<'a>(&'a self, region: &'a RegionName) -> Result<RegionRun<'a>, Error> {
-        let client = self
-            .clients
-            .get(region)
-            .ok_or_else(|| Error::UnknownRegion {
-                region: region.clone(),
-                home: self.config.home_region.clone(),
-            })?;
-        Ok(RegionRun {
-            region,
-            client,
-            bpa: OnceCell::new(),
-        })
-    }
-
-    async fn reconcile_by_id(&self, run: &RegionRun<'_>, id: &ImageId) -> ImageOutcome {
-        match ec2::describe_image(run.client, run.region, id).await {
-            Ok(Some(image)) => self.reconcile(run, image).await,
-            Ok(None) => {
-                info!(image_id = %id, region = %run.region, action = "skipped", "AMI not found");
-                let mut outcome =
-                    ImageOutcome::new(id.clone(), run.region.clone(), Action::Skipped);
-                outcome
-                    .reasons
-                    .push("not found: deregistered, or not visible to this account".into());
-                outcome
-            }
-            Err(e) => {
-                let mut outcome = ImageOutcome::new(id.clone(), run.region.clone(), Action::Failed);
-                outcome.errors.push(e.to_string());
-                outcome
-            }
+impl<'a> Invocation<'a> {
+    fn new(publisher: &'a Publisher) -> Self {
+        let runs = publisher
+            .config
+            .regions()
+            .map(|region| {
+                let run = RegionRun {
+                    region: region.clone(),
+                    clients: &publisher.clients,
+                    bpa: OnceCell::new(),
+                };
+                (region.clone(), run)
+            })
+            .collect();
+        Self {
+            publisher,
+            now: (publisher.clock)(),
+            runs,
         }
     }
 
-    /// Every AMI of the account in the region tagged for publishing that is
-    /// not public with status `public` yet, reconciled with the facts the
-    /// listing gave (no second DescribeImages). Returns the outcomes and how
-    /// many AMIs were left for the next sweep for lack of time.
+    pub fn config(&self) -> &'a Config {
+        &self.publisher.config
+    }
+
+    /// The run of a region the function acts in (its own and the targets).
+    pub fn run(&self, region: &RegionName) -> Result<&RegionRun<'a>, Error> {
+        self.runs.get(region).ok_or_else(|| Error::UnknownRegion {
+            region: region.clone(),
+            home: self.config().home_region.clone(),
+        })
+    }
+
+    /// The AMI as the account sees it now, in any region (a copy's source
+    /// may live in a region the function does not act in).
+    pub async fn read(
+        &self,
+        region: &RegionName,
+        id: &ImageId,
+    ) -> Result<Option<Observed>, Ec2Error> {
+        let client = self.publisher.clients.get(region).ok_or_else(|| Ec2Error {
+            operation: "DescribeImages",
+            region: region.clone(),
+            image_id: Some(id.clone()),
+            code: "NoClient".into(),
+            message: format!("no EC2 client for {region}"),
+        })?;
+        let image = ec2::describe_image(&client, region, id).await?;
+        Ok(image.map(|image| Observed {
+            image,
+            at: Instant::now(),
+        }))
+    }
+
+    async fn reconcile_by_id(
+        &self,
+        run: &RegionRun<'_>,
+        id: &ImageId,
+        intent: Intent,
+    ) -> ImageOutcome {
+        match self.read(&run.region, id).await {
+            Ok(Some(observed)) => self.reconcile(run, observed, intent, None).await,
+            Ok(None) => not_found(id, &run.region),
+            Err(e) => failed(id, &run.region, e),
+        }
+    }
+
+    /// Every AMI of the account in the region that carries the publish tag
+    /// key or the function's status tag and is not settled yet, reconciled
+    /// with the facts the listing gave (read again before anything is made
+    /// public on a listing older than [`FRESH_FACTS`]). Returns the outcomes
+    /// and how many AMIs were left for the next sweep for lack of time.
     async fn sweep(
         &self,
         run: &RegionRun<'_>,
         deadline: Option<SystemTime>,
     ) -> Result<(Vec<ImageOutcome>, usize), Error> {
-        let config = &self.config;
-        let images = ec2::list_owned_images_tagged(
-            run.client,
-            run.region,
-            &config.publish_tag_key,
-            &config.publish_tag_value,
-        )
-        .await
-        .map_err(|error| Error::Sweep {
+        let config = self.config();
+        let sweep_error = |error| Error::Sweep {
             region: run.region.clone(),
             error: Box::new(error),
-        })?;
+        };
+        let client = run.client().map_err(sweep_error)?;
         let status_key = config.status_tag(StatusTag::Status);
+        let images = ec2::list_owned_images_with_tag_keys(
+            &client,
+            &run.region,
+            &[&config.publish_tag_key, &status_key],
+        )
+        .await
+        .map_err(sweep_error)?;
+        let listed_at = Instant::now();
         let listed = images.len();
         let todo: Vec<Image> = images
             .into_iter()
-            .filter(|i| {
-                !(i.public
-                    && i.tags.get(&status_key).map(String::as_str) == Some(Status::Public.as_str()))
-            })
+            .filter(|i| !plan::is_settled(i, config))
             .collect();
         info!(region = %run.region, listed, to_reconcile = todo.len(), "sweep");
         let to_reconcile = todo.len();
         let has_time = || deadline.is_none_or(|d| SystemTime::now() + SWEEP_DEADLINE_MARGIN < d);
         let mut outcomes: Vec<ImageOutcome> = stream::iter(todo)
             .take_while(|_| future::ready(has_time()))
-            .map(|image| self.reconcile(run, image))
+            .map(|image| {
+                let observed = Observed {
+                    image,
+                    at: listed_at,
+                };
+                self.reconcile(run, observed, Intent::Reconcile, None)
+            })
             .buffer_unordered(config.copy_concurrency)
             .collect()
             .await;
@@ -253,25 +345,81 @@ impl Publisher {
         Ok((outcomes, deferred))
     }
 
-    /// Brings one AMI, whose facts are known, to its desired state.
-    async fn reconcile(&self, run: &RegionRun<'_>, image: Image) -> ImageOutcome {
-        let bpa = if plan::needs_bpa(&image, &self.config) {
+    /// Brings one AMI to its desired state (a source's copies with it).
+    /// `source` is a copy's source when the caller has just read it.
+    pub async fn reconcile(
+        &self,
+        run: &RegionRun<'_>,
+        mut observed: Observed,
+        intent: Intent,
+        mut source: Option<&Observed>,
+    ) -> ImageOutcome {
+        // A second attempt only when the facts went stale before an
+        // irreversible step; then everything is read again.
+        for _ in 0..2 {
+            match self.attempt(run, &observed, intent, source).await {
+                Attempt::Done(outcome) => return outcome,
+                Attempt::Stale => {
+                    source = None;
+                    match self.read(&run.region, &observed.image.id).await {
+                        Ok(Some(fresh)) => observed = fresh,
+                        Ok(None) => return not_found(&observed.image.id, &run.region),
+                        Err(e) => return failed(&observed.image.id, &run.region, e),
+                    }
+                }
+            }
+        }
+        let id = &observed.image.id;
+        let mut outcome = ImageOutcome::new(id.clone(), run.region.clone(), Action::Failed);
+        outcome.errors.push(format!(
+            "{id} in {}: its facts could not be read within {:?} of making it public; left for the next run",
+            run.region, self.publisher.fresh_facts
+        ));
+        outcome
+    }
+
+    async fn attempt(
+        &self,
+        run: &RegionRun<'_>,
+        observed: &Observed,
+        intent: Intent,
+        given_source: Option<&Observed>,
+    ) -> Attempt {
+        let config = self.config();
+        let image = &observed.image;
+        let mut read_source = None;
+        let source = match (plan::source_needed(image, config, intent), given_source) {
+            (None, _) => SourceFacts::NotNeeded,
+            (Some(_), Some(given)) => SourceFacts::Found(&given.image),
+            (Some(source), None) => match self.read(&source.region, &source.image_id).await {
+                Ok(found) => {
+                    read_source = found;
+                    read_source
+                        .as_ref()
+                        .map_or(SourceFacts::Missing, |s| SourceFacts::Found(&s.image))
+                }
+                Err(e) => {
+                    let reason = format!("could not read its source {source}: {e}");
+                    return Attempt::Done(self.fail(run, image, e, reason).await);
+                }
+            },
+        };
+        let source_at = given_source.or(read_source.as_ref()).map(|s| s.at);
+        let bpa = if plan::needs_bpa(image, config) {
             match run.bpa().await {
                 Ok(bpa) => Some(bpa),
                 Err(e) => {
-                    let outcome =
-                        ImageOutcome::new(image.id.clone(), image.region.clone(), Action::Failed);
-                    return self
-                        .finish(run, &image, outcome, Status::Error, e.to_string())
-                        .await;
+                    let reason = e.to_string();
+                    return Attempt::Done(self.fail(run, image, e, reason).await);
                 }
             }
         } else {
             None
         };
-        let decision = plan::decide(&image, bpa, &self.config, (self.clock)());
+        let facts = Facts { image, bpa, source };
+        let decision = plan::decide(facts, intent, config, self.now);
         let outcome = |action| ImageOutcome::new(image.id.clone(), image.region.clone(), action);
-        match decision {
+        let done = match decision {
             Decision::Skip { reason } => {
                 info!(image_id = %image.id, region = %image.region, action = "skipped", reason = %reason, "decision");
                 let mut skipped = outcome(Action::Skipped);
@@ -283,7 +431,7 @@ impl Publisher {
                 let reason = "waiting for the AMI to become available".to_owned();
                 self.finish(
                     run,
-                    &image,
+                    image,
                     outcome(Action::Waiting),
                     Status::Pending,
                     reason,
@@ -296,20 +444,48 @@ impl Publisher {
                 let mut rejected = outcome(Action::Rejected);
                 rejected.reasons = reasons;
                 let text = rejected.reasons.join("; ");
-                self.finish(run, &image, rejected, Status::Rejected, text)
+                self.finish(run, image, rejected, Status::Rejected, text)
                     .await
             }
-            Decision::Publish(steps) => self.publish(run, &image, steps).await,
-        }
+            Decision::LeavePublic => {
+                let why = match plan::source_of(image, config) {
+                    Some(source) => format!("its source {source} is no longer tagged"),
+                    None => "the publish tag was removed".to_owned(),
+                };
+                let reason = format!("{why}; left public (UNPUBLISH_ON_UNTAG is false)");
+                info!(image_id = %image.id, region = %image.region, action = "left-public", "decision");
+                let mut left = outcome(Action::AlreadyPublic);
+                left.reasons.push(reason.clone());
+                self.finish(run, image, left, Status::Public, reason).await
+            }
+            Decision::Publish(steps) => {
+                let oldest = source_at.map_or(observed.at, |s| s.min(observed.at));
+                match self.publish(run, image, oldest, steps).await {
+                    Some(outcome) => outcome,
+                    None => return Attempt::Stale,
+                }
+            }
+            Decision::Withdraw(withdrawal) => self.withdraw(run, image, withdrawal).await,
+        };
+        Attempt::Done(done)
     }
 
-    async fn publish(&self, run: &RegionRun<'_>, image: &Image, steps: Steps) -> ImageOutcome {
+    /// Carries out a publish; `None` when the facts are too old to make the
+    /// AMI public on.
+    async fn publish(
+        &self,
+        run: &RegionRun<'_>,
+        image: &Image,
+        facts_at: Instant,
+        steps: Steps,
+    ) -> Option<ImageOutcome> {
         info!(
             image_id = %image.id,
             region = %image.region,
             make_public = steps.make_public,
             deprecate_at = steps.deprecate_at.map(format_time),
             copy_to = ?steps.copy_to.iter().map(RegionName::as_str).collect::<Vec<_>>(),
+            new_copies = steps.new_copies,
             "decision: publish"
         );
         let mut outcome = ImageOutcome::new(
@@ -317,41 +493,141 @@ impl Publisher {
             image.region.clone(),
             Action::AlreadyPublic,
         );
-        let mut deprecation = image.deprecation_time;
+        let client = match run.client() {
+            Ok(client) => client,
+            Err(e) => {
+                let reason = e.to_string();
+                return Some(self.fail(run, image, e, reason).await);
+            }
+        };
+        let mut after = image.clone();
         if let Some(at) = steps.deprecate_at {
-            match ec2::enable_deprecation(run.client, run.region, &image.id, at).await {
-                Ok(()) => deprecation = Some(at),
+            match ec2::enable_deprecation(&client, &run.region, &image.id, at).await {
+                Ok(()) => after.deprecation_time = Some(at),
                 Err(e) => outcome.errors.push(e.to_string()),
             }
         }
         // The deprecation date goes on first: once public, an AMI's
         // deprecation date can only move earlier.
         if steps.make_public && outcome.errors.is_empty() {
-            match ec2::make_public(run.client, run.region, &image.id).await {
+            if facts_at.elapsed() > self.publisher.fresh_facts {
+                info!(image_id = %image.id, region = %image.region, "facts too old to make it public on: reading them again");
+                return None;
+            }
+            match ec2::make_public(&client, &run.region, &image.id).await {
                 Ok(()) => {
                     info!(image_id = %image.id, region = %image.region, "made public");
                     outcome.action = Action::Published;
+                    after.public = true;
                 }
                 Err(e) => outcome.errors.push(e.to_string()),
             }
         }
-        outcome.deprecation_time = deprecation.map(format_time);
+        outcome.deprecation_time = after.deprecation_time.map(format_time);
         // Copies only of a source whose own steps succeeded: a copy must not
         // become public in its region while its source stays private.
-        if outcome.errors.is_empty() {
-            outcome.copies = self.ensure_copies(image, &steps.copy_to).await;
+        if outcome.errors.is_empty() && !steps.copy_to.is_empty() {
+            let source = Observed {
+                image: after,
+                at: facts_at,
+            };
+            outcome.copies = copies::sync(
+                self,
+                &source,
+                &steps.copy_to,
+                steps.new_copies,
+                Intent::Reconcile,
+            )
+            .await;
         }
 
-        let (status, reason) = if outcome.errors.is_empty() {
-            copies_status(&image.region, &outcome.copies)
-        } else {
+        let (status, reason) = if !outcome.errors.is_empty() {
             outcome.action = Action::Failed;
             (Status::Error, outcome.errors.join("; "))
+        } else if let Some(source) = plan::source_of(image, self.config()) {
+            (
+                Status::Public,
+                format!("public in {} (copy of {source})", image.region),
+            )
+        } else {
+            copies::source_status(&image.region, &outcome.copies)
         };
+        Some(self.finish(run, image, outcome, status, reason).await)
+    }
+
+    /// Carries out a take-down: the AMI, then the copies that follow it.
+    async fn withdraw(
+        &self,
+        run: &RegionRun<'_>,
+        image: &Image,
+        withdrawal: Withdrawal,
+    ) -> ImageOutcome {
+        info!(
+            image_id = %image.id,
+            region = %image.region,
+            why = ?withdrawal.why,
+            make_private = withdrawal.make_private,
+            copies_in = ?withdrawal.copies_in.iter().map(RegionName::as_str).collect::<Vec<_>>(),
+            "decision: withdraw"
+        );
+        let mut outcome =
+            ImageOutcome::new(image.id.clone(), image.region.clone(), Action::Withdrawn);
+        let mut after = image.clone();
+        if withdrawal.make_private {
+            let result = match run.client() {
+                Ok(client) => ec2::make_private(&client, &run.region, &image.id).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => {
+                    info!(image_id = %image.id, region = %image.region, "made private");
+                    after.public = false;
+                }
+                Err(e) => outcome.errors.push(e.to_string()),
+            }
+        }
+        if !withdrawal.copies_in.is_empty() {
+            // The copies decide with the source as it is now; an unpublish
+            // request reaches them whatever their tags.
+            let intent = match withdrawal.why {
+                WithdrawReason::Requested => Intent::FollowUnpublish,
+                _ => Intent::Reconcile,
+            };
+            let source = Observed {
+                image: after,
+                at: Instant::now(),
+            };
+            outcome.copies =
+                copies::sync(self, &source, &withdrawal.copies_in, false, intent).await;
+        }
+        let (mut status, reason) = withdrawn_status(self.config(), image, &withdrawal, &outcome);
+        if !outcome.failures().is_empty() {
+            outcome.action = Action::Failed;
+            // A hold stays a hold; any other failed take-down says `error`,
+            // so that the next sweep takes it up again.
+            if status != Status::Held {
+                status = Status::Error;
+            }
+        }
         self.finish(run, image, outcome, status, reason).await
     }
 
-    /// Writes the status tags (only when they change) and completes the outcome.
+    /// A step failed before anything could be decided.
+    async fn fail(
+        &self,
+        run: &RegionRun<'_>,
+        image: &Image,
+        error: Ec2Error,
+        reason: String,
+    ) -> ImageOutcome {
+        let mut outcome = ImageOutcome::new(image.id.clone(), image.region.clone(), Action::Failed);
+        outcome.errors.push(error.to_string());
+        self.finish(run, image, outcome, Status::Error, reason)
+            .await
+    }
+
+    /// Writes the status tags (only when they change, and only on the
+    /// account's own AMIs: IAM allows no other) and completes the outcome.
     async fn finish(
         &self,
         run: &RegionRun<'_>,
@@ -360,182 +636,89 @@ impl Publisher {
         status: Status,
         reason: String,
     ) -> ImageOutcome {
+        let config = self.config();
         let tags = [
             (
-                self.config.status_tag(StatusTag::Status),
+                config.status_tag(StatusTag::Status),
                 status.as_str().to_owned(),
             ),
-            (
-                self.config.status_tag(StatusTag::Reason),
-                tag_value(&reason),
-            ),
+            (config.status_tag(StatusTag::Reason), tag_value(&reason)),
         ];
         let unchanged = tags.iter().all(|(k, v)| image.tags.get(k) == Some(v));
-        if !unchanged
-            && let Err(e) = ec2::create_tags(run.client, run.region, &image.id, &tags).await
-        {
-            outcome.errors.push(e.to_string());
-            outcome.action = Action::Failed;
+        if image.owned && !unchanged {
+            let result = match run.client() {
+                Ok(client) => ec2::create_tags(&client, &run.region, &image.id, &tags).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                outcome.errors.push(e.to_string());
+                outcome.action = Action::Failed;
+            }
         }
-        outcome.status = Some(status);
+        if image.owned {
+            outcome.status = Some(status);
+        }
         outcome
-    }
-
-    /// Finds or starts a copy in each target region, `copy_concurrency` at a
-    /// time; results come back in the configured order.
-    async fn ensure_copies(&self, source: &Image, targets: &[RegionName]) -> Vec<CopyOutcome> {
-        let mut results: Vec<(usize, CopyOutcome)> = stream::iter(targets.iter().enumerate())
-            .map(|(i, target)| async move { (i, self.ensure_copy(source, target).await) })
-            .buffer_unordered(self.config.copy_concurrency)
-            .collect()
-            .await;
-        results.sort_by_key(|(i, _)| *i);
-        results.into_iter().map(|(_, copy)| copy).collect()
-    }
-
-    async fn ensure_copy(&self, source: &Image, target: &RegionName) -> CopyOutcome {
-        let mut copy = CopyOutcome {
-            region: target.clone(),
-            image_id: None,
-            state: None,
-            public: false,
-            started: false,
-            error: None,
-        };
-        let Some(client) = self.clients.get(target) else {
-            copy.error = Some(format!("no EC2 client for {target}"));
-            return copy;
-        };
-        let source_key = self.config.status_tag(StatusTag::Source);
-        let source_ref = format!("{}/{}", source.region, source.id);
-        let result = match ec2::find_tagged_owned_image(client, target, &source_key, &source_ref)
-            .await
-        {
-            Ok(Some(found)) if matches!(found.state, ImageState::Failed | ImageState::Disabled) => {
-                // EC2 answers the same ClientToken with this copy again, so
-                // copying again would not help: its owner decides.
-                Err(Ec2Error {
-                    operation: "CopyImage",
-                    region: target.clone(),
-                    image_id: Some(source.id.clone()),
-                    code: "CopyUnusable".into(),
-                    message: format!(
-                        "the copy {} is {}; deregister it (README: failed copies)",
-                        found.id,
-                        found.state.as_str()
-                    ),
-                })
-            }
-            Ok(Some(found)) => {
-                // The copy's own stack reports on it (e.g. rejected by
-                // BPA in its region): show that rather than its EC2 state.
-                let state = match found.tags.get(&self.config.status_tag(StatusTag::Status)) {
-                    Some(status) if !found.public => status.clone(),
-                    _ => found.state.as_str().to_owned(),
-                };
-                Ok((found.id, state, found.public, false))
-            }
-            Ok(None) => {
-                let tags = self.copy_tags(source, &source_key, &source_ref);
-                // Deterministic: a concurrent or repeated run gets the same
-                // copy from EC2 instead of a second one.
-                let client_token = format!("{}/{}/{}", source.region, source.id, target);
-                let request = CopyRequest {
-                    source,
-                    target_region: target,
-                    client_token: &client_token,
-                    tags: &tags,
-                };
-                ec2::copy_image(client, request)
-                    .await
-                    .map(|id| (id, "pending".to_owned(), false, true))
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok((id, state, public, started)) => {
-                info!(image_id = %source.id, region = %source.region, target = %target, copy_id = %id, state = %state, started, "copy");
-                copy.image_id = Some(id);
-                copy.state = Some(state);
-                copy.public = public;
-                copy.started = started;
-            }
-            Err(e) => {
-                warn!(image_id = %source.id, region = %source.region, target = %target, error = %e, "copy failed");
-                copy.error = Some(e.to_string());
-            }
-        }
-        copy
-    }
-
-    /// The source's own tags (not the function's status tags, nor AWS's
-    /// reserved ones), plus the provenance tag that stops the copy from
-    /// fanning out again.
-    fn copy_tags(
-        &self,
-        source: &Image,
-        source_key: &str,
-        source_ref: &str,
-    ) -> Vec<(String, String)> {
-        source
-            .tags
-            .iter()
-            .filter(|(k, _)| {
-                !k.starts_with(&self.config.status_tag_prefix) && !k.starts_with("aws:")
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(std::iter::once((
-                source_key.to_owned(),
-                source_ref.to_owned(),
-            )))
-            .collect()
     }
 }
 
-/// The status of a source that is public in its own region, given its copies.
-fn copies_status(region: &RegionName, copies: &[CopyOutcome]) -> (Status, String) {
-    let failed: Vec<String> = copies
-        .iter()
-        .filter_map(|c| {
-            c.error
-                .as_ref()
-                .map(|e| format!("copy to {} failed: {e}", c.region))
-        })
-        .collect();
-    if !failed.is_empty() {
-        return (
-            Status::Error,
-            format!("public in {region}; {}", failed.join("; ")),
-        );
-    }
-    let waiting: Vec<String> = copies
-        .iter()
-        .filter(|c| !c.public)
-        .map(|c| {
-            let id = c.image_id.as_ref().map(ImageId::as_str).unwrap_or("?");
-            format!(
-                "{} {id} {}",
-                c.region,
-                c.state.as_deref().unwrap_or("unknown")
-            )
-        })
-        .collect();
-    if !waiting.is_empty() {
-        return (
-            Status::Copying,
-            format!(
-                "public in {region}; copies not public yet: {}",
-                waiting.join(", ")
-            ),
-        );
-    }
-    if copies.is_empty() {
-        (Status::Public, format!("public in {region}"))
+/// The status and reason of an AMI after a take-down.
+fn withdrawn_status(
+    config: &Config,
+    image: &Image,
+    withdrawal: &Withdrawal,
+    outcome: &ImageOutcome,
+) -> (Status, String) {
+    let done = if withdrawal.make_private {
+        if outcome.errors.is_empty() {
+            "made private"
+        } else {
+            "could not be made private"
+        }
+    } else if image.public {
+        "left as it is"
     } else {
-        let regions: Vec<&str> = copies.iter().map(|c| c.region.as_str()).collect();
-        (
-            Status::Public,
-            format!("public in {region} and copies in {}", regions.join(", ")),
-        )
+        "it was not public"
+    };
+    let why = match &withdrawal.why {
+        WithdrawReason::Untagged => format!("the tag {} was removed", config.publish_tag_key),
+        WithdrawReason::Requested => "unpublished on request".to_owned(),
+        WithdrawReason::Source { source, problem } => format!("its source {source} {problem}"),
+    };
+    let mut reason = format!("{why}: {done}");
+    let made_private: Vec<&str> = outcome
+        .copies
+        .iter()
+        .filter(|c| c.action == Some(Action::Withdrawn) && c.error.is_none())
+        .map(|c| c.region.as_str())
+        .collect();
+    if !made_private.is_empty() {
+        reason.push_str(&format!("; copies in {}", made_private.join(", ")));
     }
+    let failed = copies::failures(&outcome.copies);
+    if !failed.is_empty() {
+        reason.push_str(&format!("; {}", failed.join("; ")));
+    }
+    if withdrawal.status() == Status::Held {
+        reason.push_str(&format!(
+            "; delete the tag {} to let it be published again",
+            config.status_tag(StatusTag::Status)
+        ));
+    }
+    (withdrawal.status(), reason)
+}
+
+fn not_found(id: &ImageId, region: &RegionName) -> ImageOutcome {
+    info!(image_id = %id, region = %region, action = "skipped", "AMI not found");
+    let mut outcome = ImageOutcome::new(id.clone(), region.clone(), Action::Skipped);
+    outcome
+        .reasons
+        .push("not found: deregistered, or not visible to this account".into());
+    outcome
+}
+
+fn failed(id: &ImageId, region: &RegionName, error: Ec2Error) -> ImageOutcome {
+    let mut outcome = ImageOutcome::new(id.clone(), region.clone(), Action::Failed);
+    outcome.errors.push(error.to_string());
+    outcome
 }

@@ -23,6 +23,12 @@ pub enum Status {
     Rejected,
     /// A step failed; the function's retry or the sweep will try again.
     Error,
+    /// Made private again (with its copies) because its owner no longer asks
+    /// for it: the publish tag was removed, or its source's was.
+    Withdrawn,
+    /// Made private by an unpublish request; stays private, whatever its
+    /// tags, until the owner deletes this status tag.
+    Held,
 }
 
 impl Status {
@@ -33,7 +39,23 @@ impl Status {
             Self::Pending => "pending",
             Self::Rejected => "rejected",
             Self::Error => "error",
+            Self::Withdrawn => "withdrawn",
+            Self::Held => "held",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Public,
+            Self::Copying,
+            Self::Pending,
+            Self::Rejected,
+            Self::Error,
+            Self::Withdrawn,
+            Self::Held,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -50,6 +72,8 @@ pub enum Action {
     Waiting,
     /// Not the function's to touch (untagged, failed, deregistered, unknown).
     Skipped,
+    /// Made private (or marked withdrawn or held) by this run.
+    Withdrawn,
     /// A step failed; see `errors`.
     Failed,
 }
@@ -59,13 +83,36 @@ pub enum Action {
 pub struct CopyOutcome {
     pub region: RegionName,
     pub image_id: Option<ImageId>,
-    /// `pending`, `available`, ... as EC2 reports it; for a copy that is not
-    /// public, the status its own region's stack wrote (`rejected`, ...).
+    /// `pending`, `available`, ... as EC2 reports it.
     pub state: Option<String>,
     pub public: bool,
     /// Whether this run started the copy (false: found by its source tag).
     pub started: bool,
+    /// What this run did with the copy (absent: it only looked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// The status the copy carries (written by this run or an earlier one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
     pub error: Option<String>,
+}
+
+impl CopyOutcome {
+    pub fn new(region: RegionName) -> Self {
+        Self {
+            region,
+            image_id: None,
+            state: None,
+            public: false,
+            started: false,
+            action: None,
+            status: None,
+            reasons: Vec::new(),
+            error: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -156,6 +203,7 @@ impl Outcome {
             already_public = count(Action::AlreadyPublic),
             rejected = count(Action::Rejected),
             waiting = count(Action::Waiting),
+            withdrawn = count(Action::Withdrawn),
             skipped = count(Action::Skipped),
             failed = count(Action::Failed),
             deferred = self.deferred,
@@ -202,12 +250,8 @@ mod tests {
         let mut outcome = ImageOutcome::new(id.clone(), region, Action::Failed);
         outcome.errors.push("boom".into());
         outcome.copies.push(CopyOutcome {
-            region: RegionName::parse("eu-west-1").unwrap(),
-            image_id: None,
-            state: None,
-            public: false,
-            started: false,
             error: Some("throttled".into()),
+            ..CopyOutcome::new(RegionName::parse("eu-west-1").unwrap())
         });
         assert_eq!(
             outcome.failures(),

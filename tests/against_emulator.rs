@@ -4,6 +4,7 @@
 
 mod common;
 
+use ami_publisher::publisher::Publisher;
 use common::{Emulator, ami_state_event, sweep_event, tag_change_event};
 use serde_json::{Value, json};
 
@@ -39,21 +40,25 @@ async fn eligible_ami_ends_public_and_tagged_public() {
 }
 
 /// Publishes `id` through a tag change and checks it stayed private and
-/// says why.
+/// says why, in the outcome and (on the account's own AMIs) in its tags.
 async fn assert_stays_private(emu: &Emulator, id: &str, reason: &str) {
     let publisher = emu.publisher(HOME, &[]).await;
-    publisher
+    let outcome = publisher
         .handle(&tag_change_event(id, HOME, &["publish"]))
         .await
         .unwrap();
+    let reported = outcome.images[0].reasons.join("; ");
+    assert!(reported.contains(reason), "{reported:?} lacks {reason:?}");
     let image = emu.image(HOME, id);
     assert_eq!(image["public"], false);
-    assert_eq!(tag(&image, "publish:status"), Some("rejected"));
-    let written = tag(&image, "publish:reason").unwrap_or_default();
-    assert!(
-        written.contains(reason),
-        "reason {written:?} lacks {reason:?}"
-    );
+    if image["owner"] == "123456789012" {
+        assert_eq!(tag(&image, "publish:status"), Some("rejected"));
+        let written = tag(&image, "publish:reason").unwrap_or_default();
+        assert!(
+            written.contains(reason),
+            "reason {written:?} lacks {reason:?}"
+        );
+    }
     let modify_calls = emu
         .calls()
         .iter()
@@ -94,6 +99,15 @@ async fn ami_of_another_account_shared_with_us_stays_private() {
         json!({"owner": "210987654321", "shared_with": ["123456789012"]}),
     );
     assert_stays_private(&emu, &id, "owned by account 210987654321").await;
+    let tagging = emu
+        .calls()
+        .iter()
+        .filter(|(a, _)| a == "CreateTags")
+        .count();
+    assert_eq!(
+        tagging, 0,
+        "no status tag on another account's AMI: the role may not write one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -382,4 +396,269 @@ async fn copy_in_a_region_with_block_public_access_is_rejected_there_only() {
         (eu["public"].as_bool(), tag(&eu, "publish:status")),
         (Some(false), Some("rejected"))
     );
+}
+
+// ---- public only while the owner asks ----
+
+const TWO_TARGETS: &str = "us-west-2,eu-west-1";
+
+/// The owner removes a tag from an AMI by hand.
+async fn owner_deletes_tag(emu: &Emulator, region: &str, id: &str, key: &str) {
+    emu.owner(region)
+        .await
+        .delete_tags()
+        .resources(id)
+        .tags(aws_sdk_ec2::types::Tag::builder().key(key).build())
+        .send()
+        .await
+        .expect("DeleteTags");
+}
+
+/// A source published with copies in two regions, by the source region's
+/// stack alone: its first event starts the copies, the copies complete, its
+/// sweep publishes them. Returns the source's id and that stack.
+async fn published_with_copies(emu: &Emulator, vars: &[(&str, &str)]) -> (String, Publisher) {
+    let source = seed_tagged(
+        emu,
+        HOME,
+        json!({"tags": {"publish": "public", "team": "images"}}),
+    );
+    let home = emu.publisher(HOME, vars).await;
+    home.handle(&ami_state_event(&source, HOME, "available"))
+        .await
+        .unwrap();
+    emu.post("/_emulator/complete-copies", json!({}));
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    (source, home)
+}
+
+/// Every copy of `source`, as `(region, public, status)`.
+fn copy_states(emu: &Emulator, source: &str) -> Vec<(String, bool, Option<String>)> {
+    ["us-west-2", "eu-west-1"]
+        .iter()
+        .flat_map(|r| copies_of(emu, r, source))
+        .map(|c| {
+            (
+                c["region"].as_str().unwrap_or_default().to_owned(),
+                c["public"].as_bool().unwrap_or_default(),
+                tag(&c, "publish:status").map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+fn all_copies(public: bool, status: &str) -> Vec<(String, bool, Option<String>)> {
+    ["us-west-2", "eu-west-1"]
+        .iter()
+        .map(|r| ((*r).to_owned(), public, Some(status.to_owned())))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_stack_publishes_every_copy_with_its_sources_deprecation() {
+    let emu = Emulator::start();
+    let vars = [
+        ("TARGET_REGIONS", TWO_TARGETS),
+        ("DEPRECATE_AFTER_DAYS", "365"),
+    ];
+
+    let (source, _home) = published_with_copies(&emu, &vars).await;
+
+    let source_image = emu.image(HOME, &source);
+    assert_eq!(tag(&source_image, "publish:status"), Some("public"));
+    assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
+    let deprecation =
+        |i: &Value| i["deprecation_time"].as_str().unwrap_or_default()[..16].to_owned();
+    for copy in ["us-west-2", "eu-west-1"].map(|r| copies_of(&emu, r, &source).remove(0)) {
+        assert_eq!(
+            deprecation(&copy),
+            deprecation(&source_image),
+            "the same release leaves every region on the same day"
+        );
+    }
+    // Only the source region's stack ever ran: every call but the copies'
+    // own was made from us-east-1's function (the emulator cannot tell;
+    // the point is that no other Publisher was built).
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_whose_source_was_untagged_while_it_was_pending_stays_private() {
+    let emu = Emulator::start();
+    let source = seed_tagged(&emu, HOME, json!({}));
+    let vars = [("TARGET_REGIONS", "eu-west-1")];
+    emu.publisher(HOME, &vars)
+        .await
+        .handle(&json!({"image_id": source}))
+        .await
+        .unwrap();
+    // While the copy is pending, the owner makes the source private and
+    // removes the publish tag, by hand.
+    emu.owner(HOME)
+        .await
+        .modify_image_attribute()
+        .image_id(&source)
+        .launch_permission(
+            aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                .remove(
+                    aws_sdk_ec2::types::LaunchPermission::builder()
+                        .group(aws_sdk_ec2::types::PermissionGroup::All)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("owner makes the source private");
+    owner_deletes_tag(&emu, HOME, &source, "publish").await;
+    emu.post("/_emulator/complete-copies", json!({}));
+    let copy = copies_of(&emu, "eu-west-1", &source).remove(0);
+    let copy_id = copy["image_id"].as_str().unwrap().to_owned();
+
+    // The copy's own event reaches a stack deployed in its region.
+    let outcome = emu
+        .publisher("eu-west-1", &vars)
+        .await
+        .handle(&ami_state_event(&copy_id, "eu-west-1", "available"))
+        .await
+        .unwrap();
+
+    let copy = emu.image("eu-west-1", &copy_id);
+    assert_eq!(copy["public"], false, "{outcome:?}");
+    assert_eq!(tag(&copy, "publish:status"), Some("rejected"));
+    let reason = tag(&copy, "publish:reason").unwrap_or_default();
+    assert!(
+        reason.contains(&format!(
+            "its source us-east-1/{source} is not tagged publish=public"
+        )),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn untagging_takes_down_the_source_and_its_copies_by_event() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    owner_deletes_tag(&emu, HOME, &source, "publish").await;
+
+    home.handle(&tag_change_event(&source, HOME, &["publish"]))
+        .await
+        .unwrap();
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(image["public"], false);
+    assert_eq!(tag(&image, "publish:status"), Some("withdrawn"));
+    assert!(
+        tag(&image, "publish:reason")
+            .is_some_and(|r| r.starts_with("the tag publish was removed: made private")),
+        "{image}"
+    );
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+    // A replay changes nothing further.
+    emu.clear_calls();
+    home.handle(&tag_change_event(&source, HOME, &["publish"]))
+        .await
+        .unwrap();
+    let writes: Vec<(String, String)> = emu
+        .calls()
+        .into_iter()
+        .filter(|(a, _)| !a.starts_with("Describe"))
+        .collect();
+    assert_eq!(writes, [], "a replay only looks");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn untagging_takes_down_the_source_and_its_copies_by_sweep_alone() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    owner_deletes_tag(&emu, HOME, &source, "publish").await;
+
+    // The tag-change event was lost: the hourly sweep notices.
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(
+        (image["public"].as_bool(), tag(&image, "publish:status")),
+        (Some(false), Some("withdrawn"))
+    );
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+    // Tagged again by its owner: published again, copies with it.
+    emu.owner(HOME)
+        .await
+        .create_tags()
+        .resources(&source)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("publish")
+                .value("public")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateTags");
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(emu.image(HOME, &source)["public"], true);
+    assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_unpublish_on_untag_false_the_ami_is_left_public_and_says_so() {
+    let emu = Emulator::start();
+    let vars = [
+        ("TARGET_REGIONS", TWO_TARGETS),
+        ("UNPUBLISH_ON_UNTAG", "false"),
+    ];
+    let (source, home) = published_with_copies(&emu, &vars).await;
+    owner_deletes_tag(&emu, HOME, &source, "publish").await;
+
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(image["public"], true);
+    let reason = tag(&image, "publish:reason").unwrap_or_default();
+    assert!(
+        reason.contains("the publish tag was removed; left public"),
+        "{reason}"
+    );
+    assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpublish_request_holds_until_the_owner_releases_it() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+
+    home.handle(&json!({"image_id": source, "action": "unpublish"}))
+        .await
+        .unwrap();
+
+    let held = emu.image(HOME, &source);
+    assert_eq!(
+        (held["public"].as_bool(), tag(&held, "publish:status")),
+        (Some(false), Some("held"))
+    );
+    assert_eq!(
+        tag(&held, "publish"),
+        Some("public"),
+        "its tags are the owner's"
+    );
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+    // Still tagged, yet neither its events nor the sweep publish it again.
+    home.handle(&ami_state_event(&source, HOME, "available"))
+        .await
+        .unwrap();
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(emu.image(HOME, &source)["public"], false);
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+
+    // The owner releases it by deleting the status tag: published again.
+    owner_deletes_tag(&emu, HOME, &source, "publish:status").await;
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(emu.image(HOME, &source)["public"], true);
+    assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
+    let deregistered = emu
+        .calls()
+        .iter()
+        .filter(|(a, _)| a == "DeregisterImage")
+        .count();
+    assert_eq!(deregistered, 0, "never deregisters anything");
 }

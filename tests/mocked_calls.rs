@@ -223,7 +223,6 @@ async fn assert_rejected(image: Image, bpa_rule: Rule, reason: &str) {
 
     let image = &outcome.images[0];
     assert_eq!(image.action, Action::Rejected, "{outcome:?}");
-    assert_eq!(image.status, Some(Status::Rejected));
     assert!(
         image.reasons.iter().any(|r| r.contains(reason)),
         "{:?} lacks {reason}",
@@ -234,7 +233,13 @@ async fn assert_rejected(image: Image, bpa_rule: Rule, reason: &str) {
         0,
         "an ineligible AMI is never passed to ModifyImageAttribute"
     );
-    assert_eq!(tag.num_calls(), 1);
+    // The role may write status tags only on the account's own AMIs.
+    let (status, tag_calls) = if owned {
+        (Some(Status::Rejected), 1)
+    } else {
+        (None, 0)
+    };
+    assert_eq!((image.status, tag.num_calls()), (status, tag_calls));
 }
 
 #[tokio::test]
@@ -493,16 +498,28 @@ async fn first_run_starts_one_copy_per_target_region() {
     assert_eq!(outcome.images[0].status, Some(Status::Copying));
 }
 
+/// AWS's default deprecation of a public AMI created 2026-11-01: two years on.
+const PUBLIC_DEPRECATION: &str = "2028-11-01T00:00:00.000Z";
+
+/// A copy found by its provenance tag; a public one was deprecated with its
+/// source (as the function does before making a copy public).
 fn existing_copy(target: &str, state: ImageState, public: bool) -> Image {
-    eligible()
+    let source = source_ref();
+    let mut copy_tags = vec![("publish", "public"), ("publish:source", source.as_str())];
+    let reason = format!("public in {target} (copy of {source})");
+    if public {
+        copy_tags.extend([("publish:status", "public"), ("publish:reason", &reason)]);
+    }
+    let copy = eligible()
         .image_id(copy_id(target))
         .state(state)
         .public(public)
-        .set_tags(Some(tags(&[
-            ("publish", "public"),
-            ("publish:source", &source_ref()),
-        ])))
-        .build()
+        .set_tags(Some(tags(&copy_tags)));
+    if public {
+        copy.deprecation_time(PUBLIC_DEPRECATION).build()
+    } else {
+        copy.build()
+    }
 }
 
 /// Every target region with a copy in `state` found by its tag.
@@ -520,6 +537,7 @@ fn targets_with_copies(state: ImageState, public: bool) -> Vec<Region> {
 fn public_source_copying() -> Image {
     eligible()
         .public(true)
+        .deprecation_time(PUBLIC_DEPRECATION)
         .set_tags(Some(tags(&[
             ("publish", "public"),
             ("publish:status", "copying"),
@@ -653,26 +671,38 @@ async fn one_region_out_of_copy_capacity_does_not_stop_three_others() {
     );
 }
 
-#[tokio::test]
-async fn a_copy_is_published_in_its_region_and_never_copied_onward() {
+/// A stack in a copy's region, handling the copy's own `available` event:
+/// it reads the source in the source's region first. Returns the outcome
+/// and the calls (source reads at home; deprecations, ModifyImageAttribute
+/// and CopyImage in the copy's region).
+async fn copy_event_in_its_region(source: Image) -> (Outcome, [usize; 4]) {
     let copy = existing_copy("us-west-2", ImageState::Available, false);
     let describe = mock!(Client::describe_images)
-        .match_requests(|r| r.owners() == ["self"])
+        .match_requests(|r| r.owners() == ["self"] && r.image_ids() == [copy_id("us-west-2")])
         .then_output(move || DescribeImagesOutput::builder().images(copy.clone()).build());
     let bpa = bpa("unblocked", ManagedBy::Account);
+    // The copy is deprecated when its source is, before it is made public.
+    let deprecate = mock!(Client::enable_image_deprecation)
+        .match_requests(|r| {
+            r.image_id() == Some(copy_id("us-west-2").as_str())
+                && r.deprecate_at().map(|d| d.secs())
+                    == Some(datetime!(2028-11-01 00:00 UTC).unix_timestamp())
+        })
+        .then_output(|| EnableImageDeprecationOutput::builder().build());
     let modify = mock!(Client::modify_image_attribute)
         .then_output(|| ModifyImageAttributeOutput::builder().build());
-    let tag = create_tags_expecting(&[("publish:status", "public")]);
+    let tag = create_tags_ok();
     let copy_rule = mock!(Client::copy_image)
         .then_output(|| CopyImageOutput::builder().image_id("ami-99999999").build());
+    let read_source = describe_owned(Some(source));
     let mut clients = vec![(
         "us-west-2",
-        client(&[&describe, &bpa, &modify, &tag, &copy_rule]),
+        client(&[&describe, &bpa, &deprecate, &modify, &tag, &copy_rule]),
     )];
     for t in TARGETS.iter().filter(|t| **t != "us-west-2") {
         clients.push((t, client(&[&copy_rule])));
     }
-    clients.push((HOME, client(&[&copy_rule])));
+    clients.push((HOME, client(&[&read_source, &copy_rule])));
     let p = publisher(copy_config(), clients);
 
     let outcome = run(
@@ -682,9 +712,47 @@ async fn a_copy_is_published_in_its_region_and_never_copied_onward() {
     .await
     .unwrap();
 
+    let calls = [
+        read_source.num_calls(),
+        deprecate.num_calls(),
+        modify.num_calls(),
+        copy_rule.num_calls(),
+    ];
+    (outcome, calls)
+}
+
+#[tokio::test]
+async fn a_copy_is_published_in_its_region_with_its_sources_deprecation_and_never_copied_onward() {
+    let (outcome, [reads, deprecations, modify, copies]) =
+        copy_event_in_its_region(public_source_copying()).await;
+
     assert_eq!(outcome.images[0].action, Action::Published);
     assert!(outcome.images[0].copies.is_empty());
-    assert_eq!((modify.num_calls(), copy_rule.num_calls()), (1, 0));
+    assert_eq!((reads, deprecations, modify, copies), (1, 1, 1, 0));
+}
+
+#[tokio::test]
+async fn a_copy_of_a_source_no_longer_tagged_stays_private() {
+    let untagged = eligible()
+        .public(true)
+        .deprecation_time(PUBLIC_DEPRECATION)
+        .set_tags(Some(tags(&[("publish:status", "withdrawn")])))
+        .build();
+
+    let (outcome, [reads, deprecations, modify, copies]) = copy_event_in_its_region(untagged).await;
+
+    let image = &outcome.images[0];
+    assert_eq!(
+        (image.action, image.status),
+        (Action::Rejected, Some(Status::Rejected))
+    );
+    assert!(
+        image.reasons[0]
+            .contains("its source us-east-1/ami-0a1b2c3d4e5f60001 is not tagged publish=public"),
+        "{:?}",
+        image.reasons
+    );
+    assert_eq!((reads, deprecations, modify, copies), (1, 0, 0, 0));
 }
 
 #[tokio::test]
@@ -723,9 +791,9 @@ async fn sweep_asks_bpa_once_and_skips_amis_already_public_with_status() {
     let list = mock!(Client::describe_images)
         .match_requests(|r| {
             r.owners() == ["self"]
-                && r.filters()
-                    .iter()
-                    .any(|f| f.name() == Some("tag:publish") && f.values() == ["public"])
+                && r.filters().iter().any(|f| {
+                    f.name() == Some("tag-key") && f.values() == ["publish", "publish:status"]
+                })
         })
         .then_output(move || {
             DescribeImagesOutput::builder()
@@ -794,35 +862,83 @@ async fn sweep_near_its_deadline_leaves_the_amis_to_the_next_sweep() {
 }
 
 #[tokio::test]
-async fn a_copy_rejected_in_its_region_is_named_in_the_source_reason() {
-    let targets: Vec<Region> = TARGETS
+async fn the_source_stack_publishes_available_copies_and_names_one_blocked_by_bpa() {
+    // Every copy available and private; image block public access is on in
+    // eu-west-1. The source's own stack finishes the job in every region.
+    let blocked = "eu-west-1";
+    let regions: Vec<(Region, Rule, Rule, Rule, Rule)> = TARGETS
         .iter()
         .map(|t| {
-            let mut copy = existing_copy(t, ImageState::Available, *t != "eu-west-1");
-            if *t == "eu-west-1" {
-                copy.tags.get_or_insert_with(Vec::new).push(
-                    Tag::builder()
-                        .key("publish:status")
-                        .value("rejected")
-                        .build(),
-                );
-            }
-            target_region(t, Some(copy), copy_ok(t))
+            let copy = existing_copy(t, ImageState::Available, false);
+            let state = if *t == blocked {
+                "block-new-sharing"
+            } else {
+                "unblocked"
+            };
+            (
+                target_region(t, Some(copy), copy_ok(t)),
+                bpa(state, ManagedBy::Account),
+                mock!(Client::enable_image_deprecation)
+                    .then_output(|| EnableImageDeprecationOutput::builder().build()),
+                mock!(Client::modify_image_attribute)
+                    .then_output(|| ModifyImageAttributeOutput::builder().build()),
+                create_tags_ok(),
+            )
         })
         .collect();
-    let tag = create_tags_ok();
-    let p = source_publisher(public_source_copying(), &targets, &[&tag]);
+    let describe = describe_owned(Some(public_source_copying()));
+    let tag = create_tags_expecting(&[("publish:status", "copying")]);
+    let mut clients = vec![(HOME, client(&[&describe, &tag]))];
+    for (r, bpa, deprecate, modify, tag) in &regions {
+        clients.push((
+            r.name,
+            client(&[&r.find, &r.copy, bpa, deprecate, modify, tag]),
+        ));
+    }
+    let p = publisher(copy_config(), clients);
 
     let outcome = run(&p, direct()).await.unwrap();
 
+    for (r, _, deprecate, modify, tag) in &regions {
+        let expected = if r.name == blocked {
+            (0, 0, 1)
+        } else {
+            (1, 1, 1)
+        };
+        assert_eq!(
+            (
+                r.name,
+                deprecate.num_calls(),
+                modify.num_calls(),
+                tag.num_calls()
+            ),
+            (r.name, expected.0, expected.1, expected.2),
+            "deprecation, ModifyImageAttribute, status tags on the copy"
+        );
+        assert_eq!(r.copy.num_calls(), 0);
+    }
     let image = &outcome.images[0];
     assert_eq!(image.status, Some(Status::Copying));
     let eu = image
         .copies
         .iter()
-        .find(|c| c.region.as_str() == "eu-west-1")
+        .find(|c| c.region.as_str() == blocked)
         .unwrap();
-    assert_eq!(eu.state.as_deref(), Some("rejected"));
+    assert_eq!(
+        (eu.action, eu.status, eu.public),
+        (Some(Action::Rejected), Some(Status::Rejected), false)
+    );
+    assert!(
+        eu.reasons[0].contains("image block public access"),
+        "{:?}",
+        eu.reasons
+    );
+    let published = image
+        .copies
+        .iter()
+        .filter(|c| c.action == Some(Action::Published))
+        .count();
+    assert_eq!(published, TARGETS.len() - 1);
 }
 
 #[tokio::test]
@@ -911,4 +1027,155 @@ async fn a_failed_copy_is_reported_and_not_waited_for() {
     );
     let copy_calls: usize = targets.iter().map(|t| t.copy.num_calls()).sum();
     assert_eq!(copy_calls, 0);
+}
+
+// ---- take-down ----
+
+/// ModifyImageAttribute removing the group `all` (and adding nothing) from `id`.
+fn make_private_ok(id: String) -> Rule {
+    mock!(Client::modify_image_attribute)
+        .match_requests(move |r| {
+            r.image_id() == Some(id.as_str())
+                && r.launch_permission().is_some_and(|lp| {
+                    lp.add().is_empty()
+                        && lp.remove().len() == 1
+                        && lp.remove()[0].group() == Some(&PermissionGroup::All)
+                })
+        })
+        .then_output(|| ModifyImageAttributeOutput::builder().build())
+}
+
+fn create_tags_on(id: String, status: &'static str) -> Rule {
+    mock!(Client::create_tags)
+        .match_requests(move |r| {
+            r.resources() == [id.clone()]
+                && r.tags()
+                    .iter()
+                    .any(|t| t.key() == Some("publish:status") && t.value() == Some(status))
+        })
+        .then_output(|| CreateTagsOutput::builder().build())
+}
+
+/// Takes down a public source and its public copies in two regions with
+/// `payload`; every client answers only its exact calls, in order
+/// (Sequential), so any other call (BPA, CopyImage, deprecation, a second
+/// tag write) fails the test. The source ends with `status`, each copy
+/// private with `copy_status`.
+async fn take_down(source: Image, payload: serde_json::Value, status: Status, copy_status: Status) {
+    let targets = ["us-west-2", "eu-west-1"];
+    let home = [
+        describe_owned(Some(source)),
+        make_private_ok(SOURCE_ID.to_owned()),
+        create_tags_on(SOURCE_ID.to_owned(), status.as_str()),
+    ];
+    let copies: Vec<[Rule; 3]> = targets
+        .iter()
+        .map(|t| {
+            [
+                find_copy(Some(existing_copy(t, ImageState::Available, true))),
+                make_private_ok(copy_id(t)),
+                create_tags_on(copy_id(t), copy_status.as_str()),
+            ]
+        })
+        .collect();
+    let mut clients = vec![(HOME, mock_client!(aws_sdk_ec2, RuleMode::Sequential, &home))];
+    for (t, rules) in targets.iter().zip(&copies) {
+        clients.push((t, mock_client!(aws_sdk_ec2, RuleMode::Sequential, rules)));
+    }
+    let p = publisher(
+        config(&[("TARGET_REGIONS", "us-west-2,eu-west-1")]),
+        clients,
+    );
+
+    let outcome = run(&p, payload).await.unwrap();
+
+    for rule in home.iter().chain(copies.iter().flatten()) {
+        assert_eq!(rule.num_calls(), 1, "each expected call exactly once");
+    }
+    let image = &outcome.images[0];
+    assert_eq!(
+        (image.action, image.status),
+        (Action::Withdrawn, Some(status))
+    );
+    assert!(
+        image
+            .copies
+            .iter()
+            .all(|c| !c.public && c.status == Some(copy_status)),
+        "{:?}",
+        image.copies
+    );
+}
+
+#[tokio::test]
+async fn untagging_makes_the_source_and_its_copies_in_two_regions_private() {
+    let untagged = eligible()
+        .public(true)
+        .deprecation_time(PUBLIC_DEPRECATION)
+        .set_tags(Some(tags(&[
+            ("Name", "demo"),
+            ("publish:status", "public"),
+        ])))
+        .build();
+
+    take_down(untagged, direct(), Status::Withdrawn, Status::Withdrawn).await;
+}
+
+#[tokio::test]
+async fn an_unpublish_request_holds_a_tagged_source_and_its_copies() {
+    let tagged = public_source_copying();
+    let request = json!({"image_id": SOURCE_ID, "action": "unpublish"});
+
+    // The copies follow their source: withdrawn while it is held, published
+    // again with it once its owner releases it.
+    take_down(tagged, request, Status::Held, Status::Withdrawn).await;
+}
+
+#[tokio::test]
+async fn an_ami_the_function_did_not_make_public_is_not_taken_down() {
+    // Public, untagged, no status tag: never the function's.
+    let foreign_public = eligible()
+        .public(true)
+        .set_tags(Some(tags(&[("Name", "demo")])))
+        .build();
+
+    let (outcome, (bpa, modify, tag)) = run_owned(foreign_public, "unblocked").await;
+
+    assert_eq!(outcome.images[0].action, Action::Skipped);
+    assert_eq!((bpa, modify, tag), (0, 0, 0));
+}
+
+// ---- fresh facts ----
+
+#[tokio::test]
+async fn a_sweep_reads_an_ami_again_before_making_it_public_on_an_old_listing() {
+    // Listed tagged; untagged by its owner since; the listing is too old.
+    let listed = eligible().build();
+    let now = eligible().set_tags(Some(tags(&[("Name", "demo")]))).build();
+    let list = mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids().is_empty())
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .images(listed.clone())
+                .build()
+        });
+    let reread = describe_owned(Some(now));
+    let bpa = bpa("unblocked", ManagedBy::Account);
+    let modify = mock!(Client::modify_image_attribute)
+        .then_output(|| ModifyImageAttributeOutput::builder().build());
+    let tag = create_tags_ok();
+    let p = publisher(
+        config(&[]),
+        vec![(HOME, client(&[&list, &reread, &bpa, &modify, &tag]))],
+    )
+    .with_fresh_facts(Duration::ZERO);
+
+    let outcome = run(&p, sweep_event(HOME)).await.unwrap();
+
+    assert_eq!(outcome.images[0].action, Action::Skipped, "{outcome:?}");
+    assert_eq!(
+        (list.num_calls(), reread.num_calls(), modify.num_calls()),
+        (1, 1, 0),
+        "read again, and not made public"
+    );
 }

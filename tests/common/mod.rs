@@ -158,16 +158,25 @@ impl Emulator {
     pub async fn publisher(&self, home_region: &str, vars: &[(&str, &str)]) -> Publisher {
         let config = Config::from_vars(&[&[("AWS_REGION", home_region)], vars].concat())
             .expect("valid test configuration");
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let clients = Clients::from_sdk_config(&self.sdk_config(home_region).await);
+        Publisher::new(config, clients)
+    }
+
+    /// An EC2 client of the account in `region`: the AMIs' owner acting by
+    /// hand (tagging, untagging, making private).
+    pub async fn owner(&self, region: &str) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.sdk_config(region).await)
+    }
+
+    async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.url)
-            .region(aws_config::Region::new(home_region.to_owned()))
+            .region(aws_config::Region::new(region.to_owned()))
             .credentials_provider(aws_sdk_ec2::config::Credentials::new(
                 "test", "test", None, None, "dummy",
             ))
             .load()
-            .await;
-        let clients = Clients::from_sdk_config(&sdk, config.regions());
-        Publisher::new(config, clients)
+            .await
     }
 }
 
