@@ -386,12 +386,20 @@ pub async fn copy_image(client: &Client, request: CopyRequest<'_>) -> Result<Ima
         .set_description(source.description.clone())
         .client_token(request.client_token)
         .copy_image_tags(false)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Image)
-                .set_tags(Some(to_sdk_tags(request.tags)))
-                .build(),
-        )
+        // The new snapshots carry the same tags as the new AMI: the
+        // provenance tag is what the role's CopyImage statement for created
+        // resources asks for.
+        .set_tag_specifications(Some(
+            [ResourceType::Image, ResourceType::Snapshot]
+                .into_iter()
+                .map(|resource_type| {
+                    TagSpecification::builder()
+                        .resource_type(resource_type)
+                        .set_tags(Some(to_sdk_tags(request.tags)))
+                        .build()
+                })
+                .collect(),
+        ))
         .send()
         .await
         .map_err(|e| Ec2Error::new("CopyImage", request.target_region, Some(&source.id), e))?;

@@ -23,7 +23,7 @@ use aws_sdk_ec2::operation::modify_image_attribute::{
 };
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Image, ImageState, ManagedBy, PermissionGroup, ProductCode,
-    Tag,
+    ResourceType, Tag,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use common::sweep_event;
@@ -433,6 +433,15 @@ fn copy_ok(target: &'static str) -> Rule {
                 && tags.get("publish:source") == Some(&source_ref().as_str())
                 && tags.get("publish") == Some(&"public")
                 && !tags.contains_key("publish:status")
+                // The new snapshots carry the provenance tag too (the role's
+                // CopyImage statement for created resources asks for it).
+                && r.tag_specifications().iter().map(|s| s.resource_type().cloned()).collect::<Vec<_>>()
+                    == [Some(ResourceType::Image), Some(ResourceType::Snapshot)]
+                && r.tag_specifications().iter().all(|s| {
+                    s.tags().iter().any(|t| {
+                        t.key() == Some("publish:source") && t.value() == Some(source_ref().as_str())
+                    })
+                })
         })
         .then_output(move || CopyImageOutput::builder().image_id(copy_id(target)).build())
 }

@@ -24,6 +24,7 @@ ENV_VARS = {
     "DEPRECATE_AFTER_DAYS",
     "TARGET_REGIONS",
     "COPY_CONCURRENCY",
+    "UNPUBLISH_ON_UNTAG",
 }
 
 # Pseudo parameters, as a stack in us-east-1 of the sample account sees them.
@@ -77,6 +78,25 @@ def resolve(node, values: dict[str, str]):
         out = _SUB_VAR.sub(sub, text)
         return out if not _SUB_VAR.search(out) else {"Fn::Sub": out}
     return {k: resolve(v, values) for k, v in node.items()}
+
+
+def statements(template: dict) -> list[dict]:
+    """Every statement of the function role's policies, parameters resolved
+    with their defaults (JSON-string documents parsed)."""
+    values = parameter_values(template)
+    out = []
+    for res in template["Resources"].values():
+        if res["Type"] != "AWS::IAM::Role":
+            continue
+        props = res["Properties"]
+        assert "ManagedPolicyArns" not in props, "inline statements only"
+        for pol in props.get("Policies", []):
+            doc = resolve(pol["PolicyDocument"], values)
+            if isinstance(doc, str):
+                doc = json.loads(doc)
+            assert isinstance(doc, dict), f"unresolved document in {pol['PolicyName']}: {doc}"
+            out += doc["Statement"]
+    return out
 
 
 def tool(name: str) -> str:

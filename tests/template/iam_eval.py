@@ -1,0 +1,162 @@
+"""A small evaluator of IAM identity-policy statements, for the table-driven
+test of the function's role (test_template_iam.py).
+
+It follows the IAM User Guide's policy evaluation logic for one principal's
+identity policies (no resource policy, boundary or SCP): an explicit Deny
+wins; otherwise an Allow is needed; otherwise the request is implicitly
+denied. A request that touches several resources (CopyImage: the source AMI
+and the AMI it creates, their snapshots) is authorized only if each of them
+is. Condition operators follow the IAM User Guide's "IAM JSON policy
+elements: Condition operators" and "Single-valued vs. multivalued context
+keys":
+
+* several operators in a Condition block, and several keys under one
+  operator, must all match (AND); several values for one key match if any
+  does (OR);
+* a key missing from the request context makes a positive operator false and
+  a negated one (StringNotEquals, StringNotLike, ArnNotEquals, ArnNotLike)
+  true; `...IfExists` makes any operator true when the key is missing;
+* `Null` is true when the key's presence is what the value says ("true":
+  absent);
+* `ForAllValues:` is true when every value of the (multivalued) key matches
+  one of the policy's values, and also when the key is missing or empty;
+  `ForAnyValue:` when at least one does (false when missing or empty).
+
+Only the operators the template uses are implemented; any other raises, so
+that a new operator in the template fails the test instead of being
+misread. Values are compared case-sensitively for String* and as lowercase
+"true"/"false" for Bool, as IAM does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+Context = dict[str, Any]  # key -> str, or list of str for a multivalued key
+
+
+@dataclass
+class Resource:
+    arn: str
+    context: Context = field(default_factory=dict)
+
+
+@dataclass
+class Request:
+    """One API call as IAM sees it: the action and, per resource it
+    authorizes, the resource's ARN and the condition keys AWS sends for it
+    (request-level keys such as aws:TagKeys included where they apply)."""
+
+    action: str
+    resources: list[Resource]
+
+
+def _as_list(x: Any) -> list:
+    return x if isinstance(x, list) else [x]
+
+
+def _glob(pattern: str, text: str, *, case: bool) -> bool:
+    # IAM wildcards: * any run of characters, ? one character; nothing else.
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, text, 0 if case else re.IGNORECASE) is not None
+
+
+def _action_matches(patterns: Any, action: str) -> bool:
+    # Action names are case-insensitive.
+    return any(_glob(p, action, case=False) for p in _as_list(patterns))
+
+
+def _resource_matches(patterns: Any, arn: str) -> bool:
+    return any(_glob(p, arn, case=True) for p in _as_list(patterns))
+
+
+_POSITIVE = {
+    "StringEquals": lambda v, p: v == p,
+    "StringLike": lambda v, p: _glob(p, v, case=True),
+    "ArnEquals": lambda v, p: v == p,
+    "ArnLike": lambda v, p: _glob(p, v, case=True),
+    "Bool": lambda v, p: str(v).lower() == str(p).lower(),
+}
+_NEGATED = {
+    "StringNotEquals": "StringEquals",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+}
+
+
+def _operator_matches(operator: str, key: str, wanted: Any, context: Context) -> bool:
+    wanted = [str(w) for w in _as_list(wanted)]
+    if operator == "Null":
+        (absent,) = wanted
+        return (key not in context) == (absent.lower() == "true")
+    set_op = None
+    if ":" in operator:
+        set_op, operator = operator.split(":", 1)
+        if set_op not in ("ForAllValues", "ForAnyValue"):
+            raise ValueError(f"unsupported condition operator prefix {set_op}")
+    if_exists = operator.endswith("IfExists")
+    if if_exists:
+        operator = operator[: -len("IfExists")]
+    negated = operator in _NEGATED
+    base = _NEGATED.get(operator, operator)
+    if base not in _POSITIVE:
+        raise ValueError(f"unsupported condition operator {operator}")
+    compare = _POSITIVE[base]
+
+    if key not in context:
+        if if_exists:
+            return True
+        if set_op == "ForAllValues":
+            return True
+        if set_op == "ForAnyValue":
+            return False
+        return negated
+    value = context[key]
+    if set_op is not None:
+        values = [str(v) for v in _as_list(value)]
+        if set_op == "ForAllValues":
+            hits = [any(compare(v, w) for w in wanted) for v in values]
+            return all(not h if negated else h for h in hits)
+        hits = [any(compare(v, w) for w in wanted) for v in values]
+        return any(not h if negated else h for h in hits)
+    if isinstance(value, list):
+        raise ValueError(f"{key} is multivalued: use ForAllValues or ForAnyValue with {operator}")
+    matched = any(compare(str(value), w) for w in wanted)
+    return not matched if negated else matched
+
+
+def _conditions_match(condition: dict[str, Any] | None, context: Context) -> bool:
+    for operator, keys in (condition or {}).items():
+        for key, wanted in keys.items():
+            if not _operator_matches(operator, key, wanted, context):
+                return False
+    return True
+
+
+def _applies(statement: dict[str, Any], action: str, resource: Resource) -> bool:
+    for unsupported in ("NotAction", "NotResource", "NotPrincipal"):
+        if unsupported in statement:
+            raise ValueError(f"{unsupported} is not supported by this evaluator")
+    return (
+        _action_matches(statement["Action"], action)
+        and _resource_matches(statement["Resource"], resource.arn)
+        and _conditions_match(statement.get("Condition"), resource.context)
+    )
+
+
+def decide_resource(statements: list[dict[str, Any]], action: str, resource: Resource) -> str:
+    """"deny" (explicit), "allow" or "implicit-deny" for one resource."""
+    applying = [s for s in statements if _applies(s, action, resource)]
+    if any(s["Effect"] == "Deny" for s in applying):
+        return "deny"
+    if any(s["Effect"] == "Allow" for s in applying):
+        return "allow"
+    return "implicit-deny"
+
+
+def is_allowed(statements: list[dict[str, Any]], request: Request) -> bool:
+    return all(decide_resource(statements, request.action, r) == "allow" for r in request.resources)
+

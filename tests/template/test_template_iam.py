@@ -1,0 +1,274 @@
+"""The role is a boundary, not only the code: template.yaml's statements,
+evaluated (iam_eval.py) against the requests AWS would authorize, with the
+context keys AWS sends, allow exactly what the function needs and deny what
+must be impossible whatever the function's code does:
+
+1. adding group `all` to an AMI that does not carry the publish tag and
+   value (a copy the function made carries it from its source);
+2. copying an AMI that is not the account's or does not carry the publish
+   tag;
+3. putting the publish tag, or any tag outside the status prefix, on an
+   existing AMI (only a copy, at creation, gets its source's tags), or the
+   provenance tag on an existing AMI;
+4. writing the status tags on an AMI the account does not own.
+
+Where the Service Authorization Reference leaves a doubt about the context
+of the AMI a CopyImage creates (does it carry ec2:Owner? do its
+aws:ResourceTag keys reflect the request's tags? are the request's tags in
+the source AMI's context too?), every combination is evaluated: the policy
+must hold under each reading. The parameters are the template's defaults
+(publish=public, prefix publish:, a stack in us-east-1 of 123456789012).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import pytest
+
+from iam_eval import Request, Resource, decide_resource, is_allowed
+from template_helpers import statements
+
+ACCOUNT = "123456789012"
+OTHER = "210987654321"
+HOME = "us-east-1"
+TARGET = "eu-west-1"
+SOURCE_ID = "ami-0a1b2c3d4e5f60001"
+MARKER = f"{HOME}/{SOURCE_ID}"
+TAGGED = {"publish": "public", "Name": "base"}
+
+
+@pytest.fixture(scope="module")
+def role(template) -> list[dict]:
+    return statements(template)
+
+
+def request_keys(tags: dict[str, str]) -> dict:
+    """Request-level keys of a call that sets `tags`."""
+    return {"aws:TagKeys": list(tags), **{f"aws:RequestTag/{k}": v for k, v in tags.items()}}
+
+
+def existing_image(
+    tags: dict[str, str],
+    *,
+    owner: str = ACCOUNT,
+    public: bool = False,
+    region: str = HOME,
+    image_id: str = SOURCE_ID,
+    extra: dict | None = None,
+) -> Resource:
+    """An AMI that exists: EC2 sends its owner, id, public flag and tags."""
+    context = {
+        "ec2:Owner": owner,
+        "ec2:ImageID": image_id,
+        "ec2:Public": "true" if public else "false",
+        "ec2:Region": region,
+        **{f"aws:ResourceTag/{k}": v for k, v in tags.items()},
+        **(extra or {}),
+    }
+    return Resource(f"arn:aws:ec2:{region}::image/{image_id}", context)
+
+
+def modify(image: Resource) -> Request:
+    return Request("ec2:ModifyImageAttribute", [image])
+
+
+def create_tags(image: Resource, tags: dict[str, str]) -> Request:
+    image.context.update(request_keys(tags))
+    return Request("ec2:CreateTags", [image])
+
+
+# -- 1. making an AMI public --------------------------------------------------
+
+COPY_TAGS = {"publish": "public", "Name": "base", "publish:source": MARKER}
+
+
+@pytest.mark.parametrize(
+    "what, image, allowed",
+    [
+        ("the account's AMI tagged publish=public", existing_image(TAGGED), True),
+        ("a copy the function made (its source's tags, the marker)", existing_image(COPY_TAGS, region=TARGET), True),
+        ("an untagged AMI", existing_image({"Name": "base"}), False),
+        ("an AMI tagged publish=Public (not the exact value)", existing_image({"publish": "Public"}), False),
+        ("an AMI carrying only the marker and status tags", existing_image({"publish:source": MARKER, "publish:status": "public"}), False),
+        ("another account's AMI tagged publish=public", existing_image(TAGGED, owner=OTHER), False),
+        # Take-down: IAM can't tell removing "all" from adding it; the
+        # statement is bound to AMIs that are public already, for which
+        # adding "all" changes nothing.
+        ("an untagged AMI that is public already (take-down)", existing_image({"Name": "base"}, public=True), True),
+        ("another account's public AMI", existing_image({}, owner=OTHER, public=True), False),
+    ],
+)
+def test_modify_image_attribute(role, what, image, allowed):
+    assert is_allowed(role, modify(image)) is allowed, what
+
+
+@pytest.mark.parametrize(
+    "what, image, allowed",
+    [
+        ("tagged", existing_image(TAGGED), True),
+        ("a copy", existing_image(COPY_TAGS, region=TARGET), True),
+        ("untagged, even public", existing_image({}, public=True), False),
+        ("another account's", existing_image(TAGGED, owner=OTHER), False),
+    ],
+)
+def test_deprecation(role, what, image, allowed):
+    assert is_allowed(role, Request("ec2:EnableImageDeprecation", [image])) is allowed, what
+
+
+# -- 2. copying ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of what IAM sees when CopyImage creates an AMI."""
+
+    new_image_has_owner: bool
+    new_image_tags_from_request: bool
+    request_tags_in_source_context: bool
+
+
+READINGS = [Reading(*flags) for flags in itertools.product([False, True], repeat=3)]
+
+
+def copy_image(
+    reading: Reading,
+    source_tags: dict[str, str],
+    *,
+    source_owner: str = ACCOUNT,
+    copy_tags: dict[str, str] | None = None,
+) -> Request:
+    """CopyImage into TARGET of SOURCE_ID in HOME, as the function sends it:
+    the source's own tags plus the marker, on the new AMI and snapshots."""
+    if copy_tags is None:
+        copy_tags = {**{k: v for k, v in source_tags.items() if not k.startswith("publish:")}, "publish:source": MARKER}
+    requested = request_keys(copy_tags)
+    source = existing_image(
+        source_tags,
+        owner=source_owner,
+        public=source_owner != ACCOUNT,
+        extra=requested if reading.request_tags_in_source_context else None,
+    )
+    new_context = {"ec2:Region": TARGET, **requested}
+    if reading.new_image_has_owner:
+        new_context["ec2:Owner"] = ACCOUNT
+    if reading.new_image_tags_from_request:
+        new_context.update({f"aws:ResourceTag/{k}": v for k, v in copy_tags.items()})
+    new_image = Resource(f"arn:aws:ec2:{TARGET}::image/*", new_context)
+    # The source's snapshot exists (it has an id); the new one is tagged by
+    # the request (the function tags the new snapshots as the new AMI).
+    snapshot_context = {"ec2:Owner": source_owner, "ec2:SnapshotID": "snap-0a1b2c3d4e5f60001"}
+    if reading.request_tags_in_source_context:
+        snapshot_context.update(requested)
+    source_snapshot = Resource(f"arn:aws:ec2:{HOME}::snapshot/snap-0a1b2c3d4e5f60001", snapshot_context)
+    new_snapshot = Resource(f"arn:aws:ec2:{TARGET}::snapshot/*", dict(requested))
+    return Request("ec2:CopyImage", [source, new_image, source_snapshot, new_snapshot])
+
+
+@pytest.mark.parametrize("reading", READINGS, ids=str)
+def test_copying_the_accounts_tagged_ami_is_allowed_under_every_reading(role, reading):
+    request = copy_image(reading, TAGGED)
+    verdicts = {r.arn: decide_resource(role, request.action, r) for r in request.resources}
+    assert is_allowed(role, request), verdicts
+    # And the tags CopyImage puts on the new AMI and its snapshots.
+    for arn in (f"arn:aws:ec2:{TARGET}::image/*", f"arn:aws:ec2:{TARGET}::snapshot/*"):
+        at_creation = Resource(arn, {"ec2:CreateAction": "CopyImage", **request_keys({**TAGGED, "publish:source": MARKER})})
+        assert is_allowed(role, Request("ec2:CreateTags", [at_creation])), arn
+
+
+@pytest.mark.parametrize("reading", READINGS, ids=str)
+@pytest.mark.parametrize(
+    "what, source_tags, source_owner, copy_tags",
+    [
+        ("an untagged AMI", {"Name": "base"}, ACCOUNT, None),
+        ("an AMI tagged publish=Public", {"publish": "Public"}, ACCOUNT, None),
+        ("an untagged AMI, the copy claiming the publish tag", {"Name": "base"}, ACCOUNT, {"publish": "public", "publish:source": MARKER}),
+        ("another account's AMI tagged publish=public (public)", TAGGED, OTHER, None),
+        ("the account's tagged AMI without the marker on the copy", TAGGED, ACCOUNT, dict(TAGGED)),
+        ("the account's tagged AMI, the marker naming another region", TAGGED, ACCOUNT, {**TAGGED, "publish:source": f"eu-west-2/{SOURCE_ID}"}),
+    ],
+)
+def test_copying_anything_else_is_denied_under_every_reading(role, reading, what, source_tags, source_owner, copy_tags):
+    request = copy_image(reading, source_tags, source_owner=source_owner, copy_tags=copy_tags)
+    assert not is_allowed(role, request), what
+
+
+# -- 3 and 4. tags on existing AMIs ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "what, tags, owner, allowed",
+    [
+        ("status and reason on the account's AMI", {"publish:status": "public", "publish:reason": "public in us-east-1"}, ACCOUNT, True),
+        ("the publish tag", {"publish": "public"}, ACCOUNT, False),
+        ("another tag", {"Name": "x"}, ACCOUNT, False),
+        ("a status tag with the publish tag", {"publish:status": "public", "publish": "public"}, ACCOUNT, False),
+        ("the provenance marker", {"publish:source": MARKER}, ACCOUNT, False),
+        ("a status tag with the marker", {"publish:status": "public", "publish:source": MARKER}, ACCOUNT, False),
+        ("status tags on another account's AMI", {"publish:status": "rejected"}, OTHER, False),
+    ],
+)
+def test_tags_on_existing_amis(role, what, tags, owner, allowed):
+    image = existing_image({}, owner=owner, public=owner == OTHER)
+    assert is_allowed(role, create_tags(image, tags)) is allowed, what
+
+
+def test_a_create_tags_without_tag_keys_is_not_allowed(role):
+    # ForAllValues over a missing key is true: the Null condition closes that.
+    image = existing_image({})
+    assert not is_allowed(role, Request("ec2:CreateTags", [image]))
+
+
+# -- the evaluator itself ----------------------------------------------------------
+
+
+def test_evaluator_follows_iam_on_missing_keys_and_set_operators():
+    allow = [
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*",
+         "Condition": {"ForAllValues:StringLike": {"aws:TagKeys": "p:*"}}},
+    ]
+    assert is_allowed(allow, Request("ec2:CreateTags", [Resource("x", {"aws:TagKeys": ["p:a", "p:b"]})]))
+    assert not is_allowed(allow, Request("ec2:CreateTags", [Resource("x", {"aws:TagKeys": ["p:a", "q"]})]))
+    assert is_allowed(allow, Request("ec2:CreateTags", [Resource("x", {})])), "ForAllValues of nothing is true"
+    deny = [
+        {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "ec2:CreateTags", "Resource": "*",
+         "Condition": {"StringNotEquals": {"ec2:CreateAction": "CopyImage"}}},
+    ]
+    assert not is_allowed(deny, Request("ec2:CreateTags", [Resource("x", {})])), "negated operator, missing key: true"
+    assert is_allowed(deny, Request("ec2:CreateTags", [Resource("x", {"ec2:CreateAction": "CopyImage"})]))
+    null = [{"Effect": "Allow", "Action": "ec2:CopyImage", "Resource": "*", "Condition": {"Null": {"ec2:ImageID": "true"}}}]
+    assert is_allowed(null, Request("ec2:CopyImage", [Resource("x", {})]))
+    assert not is_allowed(null, Request("ec2:CopyImage", [Resource("x", {"ec2:ImageID": "ami-1"})]))
+    with pytest.raises(ValueError):
+        is_allowed([{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"NumericEquals": {"k": "1"}}}],
+                   Request("ec2:CopyImage", [Resource("x", {"k": "1"})]))
+
+
+# -- parliament (make lint) ---------------------------------------------------------
+
+
+def test_parliament_finds_nothing_in_the_role_and_would_flag_a_bad_key(template):
+    import copy
+    import json
+
+    from parliament import analyze_policy_string
+
+    from lint_iam import role_policies
+
+    policies = role_policies(template)
+    assert len(policies) == 2
+    for name, doc in policies:
+        findings = analyze_policy_string(json.dumps(doc)).findings
+        assert findings == [], (name, [(f.issue, f.detail) for f in findings])
+    # The same lint on a role with a misspelt condition key and an image
+    # action scoped to snapshots: both are reported.
+    name, doc = policies[0]
+    broken = copy.deepcopy(doc)
+    broken["Statement"].append(
+        {"Effect": "Allow", "Action": "ec2:ModifyImageAttribute", "Resource": "arn:aws:ec2:*::snapshot/*",
+         "Condition": {"StringEquals": {"ec2:Ownr": ACCOUNT}}}
+    )
+    issues = {f.issue for f in analyze_policy_string(json.dumps(broken)).findings}
+    assert {"UNKNOWN_CONDITION_FOR_ACTION", "RESOURCE_MISMATCH"} <= issues, issues
