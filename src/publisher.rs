@@ -600,7 +600,7 @@ impl<'a> Invocation<'a> {
             outcome.copies =
                 copies::sync(self, &source, &withdrawal.copies_in, false, intent).await;
         }
-        let (mut status, reason) = withdrawn_status(self.config(), image, &withdrawal, &outcome);
+        let (mut status, reason) = withdrawn_status(self.config(), &withdrawal, &outcome);
         if !outcome.failures().is_empty() {
             outcome.action = Action::Failed;
             // A hold stays a hold; any other failed take-down says `error`,
@@ -662,40 +662,44 @@ impl<'a> Invocation<'a> {
     }
 }
 
-/// The status and reason of an AMI after a take-down.
+/// The status and reason of an AMI after a take-down. The reason says how
+/// things stand, not what this run did, so that running again writes
+/// nothing.
 fn withdrawn_status(
     config: &Config,
-    image: &Image,
     withdrawal: &Withdrawal,
     outcome: &ImageOutcome,
 ) -> (Status, String) {
-    let done = if withdrawal.make_private {
-        if outcome.errors.is_empty() {
-            "made private"
-        } else {
-            "could not be made private"
+    let mut reason = match &withdrawal.why {
+        WithdrawReason::Untagged => {
+            format!(
+                "the tag {} was removed, so it is private",
+                config.publish_tag_key
+            )
         }
-    } else if image.public {
-        "left as it is"
-    } else {
-        "it was not public"
+        WithdrawReason::Requested => "unpublished on request, so it is private".to_owned(),
+        WithdrawReason::Source { source, problem } => {
+            format!("its source {source} {problem}, so it is private")
+        }
     };
-    let why = match &withdrawal.why {
-        WithdrawReason::Untagged => format!("the tag {} was removed", config.publish_tag_key),
-        WithdrawReason::Requested => "unpublished on request".to_owned(),
-        WithdrawReason::Source { source, problem } => format!("its source {source} {problem}"),
-    };
-    let mut reason = format!("{why}: {done}");
-    let made_private: Vec<&str> = outcome
+    let private_copies: Vec<&str> = outcome
         .copies
         .iter()
-        .filter(|c| c.action == Some(Action::Withdrawn) && c.error.is_none())
+        .filter(|c| c.image_id.is_some() && !c.public && c.error.is_none())
         .map(|c| c.region.as_str())
         .collect();
-    if !made_private.is_empty() {
-        reason.push_str(&format!("; copies in {}", made_private.join(", ")));
+    if !private_copies.is_empty() {
+        reason.push_str(&format!(
+            ", with its copies in {}",
+            private_copies.join(", ")
+        ));
     }
-    let failed = copies::failures(&outcome.copies);
+    let failed: Vec<String> = outcome
+        .errors
+        .iter()
+        .cloned()
+        .chain(copies::failures(&outcome.copies))
+        .collect();
     if !failed.is_empty() {
         reason.push_str(&format!("; {}", failed.join("; ")));
     }

@@ -549,7 +549,7 @@ async fn untagging_takes_down_the_source_and_its_copies_by_event() {
     assert_eq!(tag(&image, "publish:status"), Some("withdrawn"));
     assert!(
         tag(&image, "publish:reason")
-            .is_some_and(|r| r.starts_with("the tag publish was removed: made private")),
+            .is_some_and(|r| r.starts_with("the tag publish was removed, so it is private")),
         "{image}"
     );
     assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));

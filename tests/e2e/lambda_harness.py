@@ -75,7 +75,7 @@ FUNCTION_CONFIG = {
 }
 
 # The AMIs the sample events in events/ refer to.
-ELIGIBLE = "ami-0a1b2c3d4e5f60001"  # ami-available.json, direct.json
+ELIGIBLE = "ami-0a1b2c3d4e5f60001"  # ami-available.json, direct.json, unpublish.json
 ENCRYPTED = "ami-0a1b2c3d4e5f60002"  # tag-added.json, tag-status-changed.json
 PRODUCT_CODE = "ami-0a1b2c3d4e5f60003"  # tag-added-product-code.json
 UNTAGGED = "ami-0a1b2c3d4e5f60004"  # tag-removed.json
@@ -671,26 +671,31 @@ def sweep_event(region: str) -> dict[str, Any]:
     return event
 
 
+def tag_removed_event(image_id: str, region: str = HOME) -> dict[str, Any]:
+    """events/tag-removed.json for another AMI: its owner deleted the publish tag."""
+    event = copy.deepcopy(load_event("tag-removed.json"))
+    event["id"] = f"e2e-untagged-{image_id}"
+    event["region"] = region
+    event["resources"] = [f"arn:aws:ec2:{region}::image/{image_id}"]
+    return event
+
+
 def copies_of(emu: Emulator, source_id: str, source_region: str = HOME) -> list[dict[str, Any]]:
     """The copies of a source, found by their provenance tag."""
     ref = f"{source_region}/{source_id}"
     return [i for i in emu.images() if i["tags"].get(SOURCE) == ref]
 
 
-def deliver_copy_events(lam: Lambda, emu: Emulator, source_id: str) -> list[Invocation]:
-    """Each copy's `EC2 AMI State Change: available`, sent in the copy's region."""
-    return [
-        lam.invoke(ami_available_event(c["image_id"], c["region"]),
-                   label=f"available event of copy {c['image_id']} ({c['region']})")
-        for c in sorted(copies_of(emu, source_id), key=lambda c: c["region"])
-    ]
+def home_sweep(lam: Lambda) -> Invocation:
+    """The scheduled sweep of the one stack, in the source region."""
+    return lam.invoke(sweep_event(HOME), label=f"scheduled sweep in {HOME}")
 
 
 def run_sample_scenario(lam: Lambda, emu: Emulator, say: Callable[[str], None] = lambda _m: None
                         ) -> list[Invocation]:
-    """Every sample event, then what EC2 and EventBridge would do next: the
-    copies complete, each copy's `available` event arrives in its region, and
-    the scheduled sweep runs in every region."""
+    """Every sample event, then what EC2 and EventBridge would do next in a
+    single-stack deployment (the function runs in the source region only):
+    the copies complete, and the scheduled sweep publishes them."""
     done = []
     for name in SAMPLE_EVENTS:
         inv = lam.invoke(name, label=f"events/{name}")
@@ -698,24 +703,17 @@ def run_sample_scenario(lam: Lambda, emu: Emulator, say: Callable[[str], None] =
         done.append(inv)
     completed = emu.complete_copies()["completed"]
     say(f"{'(emulator) copies complete':<45} -> available now: {', '.join(completed) or 'none'}")
-    for inv in deliver_copy_events(lam, emu, ELIGIBLE):
-        say(f"{inv.label:<45} -> {inv.summary()}")
-        done.append(inv)
-    for region in (HOME, *TARGETS):
-        inv = lam.invoke(sweep_event(region), label=f"scheduled sweep in {region}")
-        say(f"{inv.label:<45} -> {inv.summary()}")
-        done.append(inv)
+    inv = home_sweep(lam)
+    say(f"{inv.label:<45} -> {inv.summary()}")
+    done.append(inv)
     return done
 
 
 def replay_events(emu: Emulator) -> list[tuple[str, str | dict[str, Any]]]:
-    """Every event the scenario sent, with its label: the samples, the
-    copies' events and the sweeps."""
+    """Every event the scenario sent, with its label: the samples, then the
+    sweep."""
     events: list[tuple[str, str | dict[str, Any]]] = [(f"events/{n}", n) for n in SAMPLE_EVENTS]
-    for c in sorted(copies_of(emu, ELIGIBLE), key=lambda c: c["region"]):
-        events.append((f"available event of copy {c['image_id']} ({c['region']})",
-                       ami_available_event(c["image_id"], c["region"])))
-    events += [(f"scheduled sweep in {r}", sweep_event(r)) for r in (HOME, *TARGETS)]
+    events.append((f"scheduled sweep in {HOME}", sweep_event(HOME)))
     return events
 
 
@@ -746,18 +744,26 @@ class Expectation:
     state: str = "available"
 
 
-def final_state_problems(emu: Emulator, rejected_copy_regions: Iterable[str] = ()) -> list[str]:
+def final_state_problems(emu: Emulator, rejected_copy_regions: Iterable[str] = (),
+                         eligible: str = "public") -> list[str]:
     """What differs from the expected end state of the sample scenario.
 
     rejected_copy_regions: target regions where image block public access
-    keeps the copy private.
+    keeps the copy private. eligible: the status the eligible AMI should
+    end with: "public", or "withdrawn" (its owner removed the publish tag)
+    or "held" (an unpublish request), both private with private copies.
     """
     rejected = set(rejected_copy_regions)
     images = emu.images()
     by_id = {i["image_id"]: i for i in images}
     problems: list[str] = []
+    taken_down = eligible != "public"
+    if taken_down:
+        source_expectation = Expectation(False, eligible, "so it is private")
+    else:
+        source_expectation = Expectation(True, "copying" if rejected else "public")
     expected: dict[str, Expectation] = {
-        ELIGIBLE: Expectation(True, {"copying", "error"} if rejected else "public"),
+        ELIGIBLE: source_expectation,
         ENCRYPTED: Expectation(False, "rejected", "encrypted"),
         PRODUCT_CODE: Expectation(False, "rejected", "product code"),
         UNTAGGED: Expectation(False, None),
@@ -768,7 +774,9 @@ def final_state_problems(emu: Emulator, rejected_copy_regions: Iterable[str] = (
     if copy_regions != sorted(TARGETS):
         problems.append(f"copies of {ELIGIBLE}: expected one in each of {sorted(TARGETS)}, found {copy_regions}")
     for c in copies:
-        if c["region"] in rejected:
+        if taken_down:
+            expected[c["image_id"]] = Expectation(False, "withdrawn", f"its source {HOME}/{ELIGIBLE}")
+        elif c["region"] in rejected:
             expected[c["image_id"]] = Expectation(False, "rejected", "block public access")
         else:
             expected[c["image_id"]] = Expectation(True, "public")

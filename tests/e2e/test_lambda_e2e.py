@@ -21,9 +21,9 @@ import pytest
 
 from lambda_harness import (
     ELIGIBLE, ENCRYPTED, FAILED, HOME, MARKETPLACE_CODE, PRODUCT_CODE, REASON, SOURCE,
-    STATUS, TARGETS, UNTAGGED, Stack, ami_available_event, copies_of, deliver_copy_events,
-    diff_snapshots, final_state_problems, is_read_only, replay_events, run_sample_scenario,
-    seed_sample_amis, squash, stale_binary_note, state_snapshot, sweep_event,
+    STATUS, TARGETS, UNTAGGED, Stack, ami_available_event, copies_of, diff_snapshots,
+    final_state_problems, home_sweep, is_read_only, replay_events, run_sample_scenario,
+    seed_sample_amis, squash, stale_binary_note, state_snapshot, sweep_event, tag_removed_event,
     unexpected_invocations,
 )
 
@@ -80,38 +80,36 @@ def test_eligible_ami_is_published_copied_and_its_copies_published(lam, emu):
         assert c["tags"]["Name"] == "example-base-2024.01.01", "the source's own tags are copied"
         assert STATUS not in c["tags"], "the source's status tags are not copied"
 
-    # EC2 finishes the copies; each one's own available event arrives in its region.
+    # EC2 finishes the copies. Only the source region's stack is deployed:
+    # its next scheduled sweep publishes them and marks the source public.
     assert sorted(emu.complete_copies()["completed"]) == sorted(c["image_id"] for c in copies)
-    for copy_inv in deliver_copy_events(lam, emu, ELIGIBLE):
-        assert copy_inv.ok, copy_inv.summary()
-        [copy_out] = copy_inv.images
-        assert copy_out["action"] == "published", copy_out
-        assert copy_out["status"] == "public", copy_out
-        assert copy_out.get("copies", []) == [], "a copy is never copied onward"
-
-    # The scheduled sweep of the home region sees the copies public and says so on the source.
-    sweep = lam.invoke(sweep_event(HOME), label="sweep us-east-1")
+    sweep = home_sweep(lam)
     assert sweep.ok, sweep.summary()
     assert not sweep.result.get("deferred"), "the sweep had the time to do everything"
     out = sweep.image(ELIGIBLE)
     assert (out["action"], out["status"]) == ("already-public", "public"), out
-    assert all(c["public"] and not c["started"] for c in out["copies"]), out["copies"]
+    assert [(c["region"], c["action"], c["status"], c["public"], c["started"]) for c in out["copies"]] == [
+        (r, "published", "public", True, False) for r in TARGETS
+    ], out["copies"]
     source = emu.image(ELIGIBLE)
     assert source["tags"][STATUS] == "public"
     assert source["tags"][REASON] == f"public in {HOME} and copies in {', '.join(TARGETS)}"
-
-    for region in TARGETS:
-        target_sweep = lam.invoke(sweep_event(region), label=f"sweep {region}")
-        assert target_sweep.ok, target_sweep.summary()
-        assert target_sweep.images == [], "every copy is public with status public: nothing to do"
 
     for c in copies_of(emu, ELIGIBLE):
         assert c["public"] is True and c["state"] == "available", c
         assert c["tags"][STATUS] == "public", c["tags"]
         assert c["tags"][SOURCE] == f"{HOME}/{ELIGIBLE}"
-        assert c["deprecation_time"], "each copy gets its own deprecation date"
+        assert c["deprecation_time"][:16] == source["deprecation_time"][:16], "deprecated with its source"
     by_region = {r: [i["image_id"] for i in emu.images(r)] for r in TARGETS}
     assert all(len(ids) == 1 for ids in by_region.values()), f"copies copied onward: {by_region}"
+
+    # Settled: the next sweep leaves the AMI and its copies alone (it looks
+    # at the rejected samples again, in case their owner fixed them).
+    emu.clear_calls()
+    again = home_sweep(lam)
+    assert again.ok, again.summary()
+    assert ELIGIBLE not in {i["image_id"] for i in again.images}, again.summary()
+    assert mutations(emu) == []
 
 
 @pytest.mark.parametrize(
@@ -219,29 +217,73 @@ def test_block_public_access_in_one_target_region_keeps_only_that_copy_private(l
     emu.set_bpa(blocked, "block-new-sharing")
     assert lam.invoke("ami-available.json").ok
     emu.complete_copies()
-    for inv in deliver_copy_events(lam, emu, ELIGIBLE):
-        assert inv.ok, inv.summary()
-        [out] = inv.images
-        if out["region"] == blocked:
-            assert (out["action"], out["status"]) == ("rejected", "rejected"), out
-            assert any("block public access" in r for r in out["reasons"]), out
-        else:
-            assert (out["action"], out["status"]) == ("published", "public"), out
-    sweep = lam.invoke(sweep_event(HOME))
+    sweep = home_sweep(lam)
     assert sweep.ok, sweep.summary()
+    for c in sweep.image(ELIGIBLE)["copies"]:
+        if c["region"] == blocked:
+            assert (c["action"], c["status"], c["public"]) == ("rejected", "rejected", False), c
+            assert any("block public access" in r for r in c["reasons"]), c
+        else:
+            assert (c["action"], c["status"], c["public"]) == ("published", "public", True), c
     assert final_state_problems(emu, rejected_copy_regions=[blocked]) == []
 
-    # The owner lifts BPA; the next sweep in that region publishes the copy,
-    # and the next sweep at home marks the source public.
+    # The owner lifts BPA; the next sweep publishes the copy and marks the
+    # source public.
     emu.set_bpa(blocked, "unblocked")
-    target_sweep = lam.invoke(sweep_event(blocked))
-    assert target_sweep.ok, target_sweep.summary()
-    [out] = target_sweep.images
-    assert (out["action"], out["status"]) == ("published", "public"), out
-    assert lam.invoke(sweep_event(HOME)).ok
+    sweep = home_sweep(lam)
+    assert sweep.ok, sweep.summary()
+    [late] = [c for c in sweep.image(ELIGIBLE)["copies"] if c["region"] == blocked]
+    assert (late["action"], late["status"]) == ("published", "public"), late
     assert final_state_problems(emu) == []
-    # A copy's own available event, replayed after all that, changes nothing.
+    # A copy's own available event (a stack in its region would get it),
+    # replayed after all that, changes nothing.
     [blocked_copy] = [c for c in copies_of(emu, ELIGIBLE) if c["region"] == blocked]
     before = state_snapshot(emu)
     assert lam.invoke(ami_available_event(blocked_copy["image_id"], blocked)).ok
+    assert diff_snapshots(before, state_snapshot(emu)) == []
+
+
+def published_everywhere(lam, emu) -> None:
+    """The eligible sample AMI public with public copies in every target region."""
+    assert lam.invoke("ami-available.json").ok
+    emu.complete_copies()
+    assert home_sweep(lam).ok
+    assert final_state_problems(emu) == []
+
+
+def test_removing_the_publish_tag_makes_the_ami_and_its_copies_private(lam, emu):
+    published_everywhere(lam, emu)
+    emu.client("ec2", HOME).delete_tags(Resources=[ELIGIBLE], Tags=[{"Key": "publish"}])
+    emu.clear_calls()
+
+    inv = lam.invoke(tag_removed_event(ELIGIBLE), label="tag removed from the eligible AMI")
+
+    assert inv.ok, inv.summary()
+    out = inv.image(ELIGIBLE)
+    assert (out["action"], out["status"]) == ("withdrawn", "withdrawn"), out
+    assert all(c["action"] == "withdrawn" and not c["public"] for c in out["copies"]), out["copies"]
+    assert final_state_problems(emu, eligible="withdrawn") == []
+    assert sorted(c["action"] for c in mutations(emu)) == ["CreateTags"] * 3 + ["ModifyImageAttribute"] * 3
+    # Nothing is deregistered, and a replay changes nothing.
+    before = state_snapshot(emu)
+    assert lam.invoke(tag_removed_event(ELIGIBLE)).ok
+    assert home_sweep(lam).ok
+    assert diff_snapshots(before, state_snapshot(emu)) == []
+
+
+def test_an_unpublish_request_makes_the_ami_and_its_copies_private_and_keeps_them_so(lam, emu):
+    published_everywhere(lam, emu)
+
+    inv = lam.invoke("unpublish.json")
+
+    assert inv.ok, inv.summary()
+    out = inv.image(ELIGIBLE)
+    assert (out["action"], out["status"]) == ("withdrawn", "held"), out
+    assert final_state_problems(emu, eligible="held") == []
+    assert emu.image(ELIGIBLE)["tags"]["publish"] == "public", "the owner's tags are left as they are"
+    # Its events and the sweep keep it private.
+    before = state_snapshot(emu)
+    for event in ("ami-available.json", "direct.json"):
+        assert lam.invoke(event).ok
+    assert home_sweep(lam).ok
     assert diff_snapshots(before, state_snapshot(emu)) == []
