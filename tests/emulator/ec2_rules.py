@@ -23,7 +23,9 @@ idempotency tokens) lives in ``STATE``; every access goes through
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
+import hashlib
 import json
 import os
 import threading
@@ -647,12 +649,90 @@ def disable_image_deprecation(self: EC2Response) -> ActionResult:
 # --------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------
+# Pagination (DescribeImages, ListImagesInRecycleBin)
+# --------------------------------------------------------------------------
+
+DESCRIBE_IMAGES_MAX_RESULTS = (5, 1000)
+# Page size when NextToken comes without MaxResults (emulator's choice).
+DEFAULT_PAGE_SIZE = 1000
+
+
+def _pagination_token(after: str, query: str) -> str:
+    # Opaque to clients: the last ID of the page and a digest of the query it
+    # belongs to. Deterministic, so the same query at the same position always
+    # gets the same token, and a page boundary survives images being added or
+    # removed between calls (the listing is ordered by image ID).
+    raw = json.dumps({"v": 1, "after": after, "q": query}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _query_digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _token_position(token: str, query: str) -> str:
+    """The last image ID before the page the token asks for.
+
+    AWS (EC2 common client errors): "InvalidPaginationToken: The specified
+    pagination token is not valid or is expired." A token that does not
+    decode, or that was issued for another query, is refused that way.
+    """
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        after = data["after"]
+        if data.get("v") != 1 or data.get("q") != query or not isinstance(after, str):
+            raise ValueError
+        return after
+    except Exception:
+        raise EC2ClientError(
+            "InvalidPaginationToken", "The specified pagination token is not valid or is expired."
+        ) from None
+
+
+def paginate(items: list[Any], key: Any, max_results: int | None, token: str | None,
+             query: str) -> tuple[list[Any], str | None]:
+    items = sorted(items, key=key)
+    if token:
+        after = _token_position(token, query)
+        items = [i for i in items if key(i) > after]
+    if max_results is None and not token:
+        return items, None
+    size = max_results if max_results is not None else DEFAULT_PAGE_SIZE
+    page = items[:size]
+    if len(items) > size:
+        return page, _pagination_token(key(page[-1]), query)
+    return page, None
+
+
+def _int_param(resp: EC2Response, name: str) -> int | None:
+    raw = resp._get_param(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise EC2ClientError("InvalidParameterValue", f"Value ( {raw} ) for parameter {name} is invalid.") from None
+
+
 def describe_images(self: EC2Response) -> ActionResult:
-    """DescribeImages with AWS visibility.
+    """DescribeImages with AWS visibility and pagination.
 
     Fixes moto 5.2.5, whose ImageIds path skips Owners (and every other
     scope): with ImageIds=[x] and Owners=["self"] AWS returns nothing when x
     belongs to another account; moto returned x.
+
+    Pagination (MaxResults / NextToken; DescribeImages supports it since
+    December 2022): without MaxResults every image comes in one response
+    (EC2's older Describe actions "will not paginate server side unless
+    max_results is set", AWS SDK for Ruby, aws-sdk-ec2 resource
+    customization). MaxResults with ImageIds is refused, as EC2 does:
+    "InvalidParameterCombination: The parameter imageIdsSet cannot be used
+    with the parameter maxResults" (message as quoted by the AWS SDK for
+    Ruby). The valid range of MaxResults is not documented for
+    DescribeImages; the emulator takes EC2's usual 5..1000 (DescribeTags:
+    "This value can be between 5 and 1000").
     """
     self.error_on_dryrun()
     ami_ids = self._get_param("ImageIds", []) or []
@@ -660,8 +740,25 @@ def describe_images(self: EC2Response) -> ActionResult:
     owners = self._get_param("Owners", []) or []
     exec_users = self._get_param("ExecutableUsers", []) or []
     include_deprecated = _bool(self._get_param("IncludeDeprecated"))
+    max_results = _int_param(self, "MaxResults")
+    next_token = self._get_param("NextToken") or None
     caller = self.current_account
     region = self.region
+    if ami_ids and (max_results is not None or next_token):
+        raise EC2ClientError(
+            "InvalidParameterCombination",
+            "The parameter imageIdsSet cannot be used with the parameter maxResults",
+        )
+    if max_results is not None:
+        low, high = DESCRIBE_IMAGES_MAX_RESULTS
+        if not low <= max_results <= high:
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"Value ( {max_results} ) for parameter maxResults is invalid. "
+                f"Expecting a value between {low} and {high}.",
+            )
+    query = _query_digest("DescribeImages", caller, region, sorted(owners), sorted(exec_users),
+                          filters, include_deprecated)
     with STATE.lock:
         images = [
             ami for backend in existing_region_backends(region)
@@ -703,7 +800,13 @@ def describe_images(self: EC2Response) -> ActionResult:
             images = [a for a in images if a.owner_id in wanted or (a.owner_alias and a.owner_alias in wanted)]
         if filters:
             images = generic_filter(filters, images)
-        return ActionResult({"Images": images})
+        if ami_ids:
+            return ActionResult({"Images": images})
+        page, token = paginate(images, lambda a: a.id, max_results, next_token, query)
+        result: dict[str, Any] = {"Images": page}
+        if token:
+            result["NextToken"] = token
+        return ActionResult(result)
 
 
 def describe_image_attribute(self: EC2Response) -> Any:
