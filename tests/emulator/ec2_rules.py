@@ -62,6 +62,8 @@ from moto.ec2.models.amis import Ami  # noqa: E402
 from moto.ec2.responses import EC2Response  # noqa: E402
 from moto.ec2.utils import generic_filter, random_ami_id  # noqa: E402
 
+from throttling import Throttle  # noqa: E402  (sibling module)
+
 DEFAULT_ACCOUNT = "123456789012"
 
 # --------------------------------------------------------------------------
@@ -106,6 +108,7 @@ class EmulatorState:
             self.calls: list[dict[str, str]] = []
             # (account, destination region, client token) -> (fingerprint, image id)
             self.copy_tokens: dict[tuple[str, str, str], tuple[str, str]] = {}
+            self.throttle = Throttle()
 
     # -- image block public access ------------------------------------
     def bpa_entry(self, region: str) -> dict[str, str]:

@@ -45,6 +45,10 @@ DEFAULT_FAULT_MESSAGES = {
 }
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+DEFAULT_ACCOUNT = "123456789012"
+# Services whose requests use the query protocol (errors as EC2 XML); the
+# others this emulator serves (Service Quotas) use the JSON protocol.
+QUERY_SERVICES = {"ec2"}
 
 StartResponse = Callable[..., Any]
 
@@ -64,6 +68,11 @@ def _json_response(start_response: StartResponse, status: int, body: Any) -> lis
         [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
     )
     return [data]
+
+
+def json_error_body(code: str, message: str) -> bytes:
+    # The AWS JSON protocol (1.1) error document; the SDKs read __type.
+    return json.dumps({"__type": code, "message": message}).encode()
 
 
 def ec2_error_body(code: str, message: str) -> bytes:
@@ -139,30 +148,50 @@ class EmulatorApp:
         m = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         if m:
             region, service = m.group(1), m.group(2)
-        action = None
+        account = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or DEFAULT_ACCOUNT
+        params: dict[str, list[str]] = {}
         if body and b"Action=" in body:
-            action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or [None])[0]
-        if action is None:
-            action = (parse_qs(environ.get("QUERY_STRING", "")).get("Action") or [None])[0]
+            params = parse_qs(body.decode("utf-8", "replace"))
+        if not params.get("Action"):
+            params = parse_qs(environ.get("QUERY_STRING", ""))
+        action = (params.get("Action") or [None])[0]
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if action is None and "." in target:
+            # JSON protocol: X-Amz-Target: ServiceQuotasV20190624.GetServiceQuota
+            action = target.rsplit(".", 1)[1]
 
         fault = None
+        throttled = False
         with self.state.lock:
             if action and service == "ec2":
-                self.state.calls.append({"action": action, "region": region})
+                # EC2 request throttling (off unless POST /_emulator/throttling).
+                throttled = not self.state.throttle.take(account, region, action, params)
+            if action and service:
+                call = {"action": action, "region": region, "service": service}
+                if throttled:
+                    call["throttled"] = True
+                self.state.calls.append(call)
             latency = float(self.state.config["latency_ms"]) / 1000.0
-            if action:
+            if action and not throttled:
                 fault = self._take_fault(action, region)
         if latency > 0:
             time.sleep(latency)
+        if throttled:
+            # EC2 ("Request throttling"): "If you exceed an API throttling
+            # limit, you get the RequestLimitExceeded error code", with HTTP
+            # 503 as EC2 answers it.
+            fault = {"error_code": "RequestLimitExceeded", "message": "Request limit exceeded."}
         if fault is not None:
             code = fault["error_code"]
             status = int(fault.get("http_status") or SERVER_ERROR_STATUS.get(code, 400))
             message = fault.get("message") or DEFAULT_FAULT_MESSAGES.get(code, f"Injected fault: {code}")
-            data = ec2_error_body(code, message)
-            start_response(
-                f"{status} Error",
-                [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", str(len(data)))],
-            )
+            if service in QUERY_SERVICES or service is None:
+                data = ec2_error_body(code, message)
+                headers = [("Content-Type", "text/xml;charset=UTF-8")]
+            else:
+                data = json_error_body(code, message)
+                headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
+            start_response(f"{status} Error", headers + [("Content-Length", str(len(data)))])
             return [data]
         with self.state.lock:
             self.rules.tick()
@@ -208,6 +237,8 @@ class EmulatorApp:
             ("POST", "/_emulator/config"): self.c_config,
             ("GET", "/_emulator/config"): self.c_get_config,
             ("POST", "/_emulator/complete-copies"): self.c_complete_copies,
+            ("POST", "/_emulator/throttling"): self.c_throttling,
+            ("GET", "/_emulator/throttling"): self.c_get_throttling,
             ("GET", "/_emulator/calls"): self.c_calls,
             ("POST", "/_emulator/calls/clear"): self.c_clear_calls,
             ("GET", "/_emulator/health"): lambda b, q: {"ok": True},
@@ -339,8 +370,46 @@ class EmulatorApp:
         region = body.get("region") or None
         return {"completed": self.rules.complete_pending(region)}
 
+    def c_throttling(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        unknown = sorted(set(body) - {"enabled", "capacity_scale", "refill_scale", "overrides"})
+        if unknown:
+            raise ControlError(400, f"unknown throttling keys: {unknown}")
+        enabled = body.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ControlError(400, "enabled must be true or false")
+        overrides = body.get("overrides")
+        if overrides is not None:
+            if not isinstance(overrides, dict):
+                raise ControlError(400, "overrides must be an object {action: {capacity, refill_rate}}")
+            for action, limit in overrides.items():
+                if not isinstance(limit, dict) or set(limit) != {"capacity", "refill_rate"}:
+                    raise ControlError(400, f"overrides.{action} must be {{\"capacity\": n, \"refill_rate\": r}}")
+                _number(limit, "capacity")
+                _number(limit, "refill_rate")
+        self.state.throttle.configure(
+            enabled=enabled,
+            capacity_scale=_number(body, "capacity_scale"),
+            refill_scale=_number(body, "refill_scale"),
+            overrides=overrides,
+        )
+        return self.c_get_throttling(body, query)
+
+    def c_get_throttling(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        t = self.state.throttle
+        return {"enabled": t.enabled, "capacity_scale": t.capacity_scale, "refill_scale": t.refill_scale,
+                "overrides": t.overrides, "buckets": t.view()}
+
     def c_calls(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
-        return {"calls": list(self.state.calls)}
+        # Default: EC2 calls only. ?service=servicequotas for that service's
+        # calls, ?service=all for every call (with its service).
+        service = query.get("service") or "ec2"
+        if service == "all":
+            return {"calls": [dict(c) for c in self.state.calls]}
+        calls = []
+        for c in self.state.calls:
+            if c["service"] == service:
+                calls.append({k: v for k, v in c.items() if k != "service"})
+        return {"calls": calls}
 
     def c_clear_calls(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         self.state.calls.clear()
