@@ -109,6 +109,9 @@ class EmulatorState:
             # (account, destination region, client token) -> (fingerprint, image id)
             self.copy_tokens: dict[tuple[str, str, str], tuple[str, str]] = {}
             self.throttle = Throttle()
+            # destination region -> [{"remaining", "code", "message"}]: the
+            # next CopyImage copies there end failed.
+            self.copy_failures: dict[str, list[dict[str, Any]]] = {}
 
     # -- image block public access ------------------------------------
     def bpa_entry(self, region: str) -> dict[str, str]:
@@ -186,6 +189,33 @@ Ami.emu_bdm = None  # type: ignore[attr-defined]  # list of mapping specs
 Ami.emu_is_copy = False  # type: ignore[attr-defined]
 Ami.emu_ready_at = None  # type: ignore[attr-defined]  # epoch seconds
 Ami.emu_source = None  # type: ignore[attr-defined]  # (region, image id)
+# A pending copy that ends "failed" instead of "available": its StateReason.
+Ami.emu_fail_reason = None  # type: ignore[attr-defined]
+Ami.emu_state_reason = None  # type: ignore[attr-defined]  # {"Code", "Message"}
+
+
+def _state_reason(self: Ami) -> dict[str, str] | None:
+    # DescribeImages StateReason {Code, Message}: "The reason for the state
+    # change." Only set for images that failed.
+    return self.emu_state_reason
+
+
+Ami.state_reason = property(_state_reason)  # type: ignore[attr-defined]
+
+
+def _source_image_id(self: Ami) -> str | None:
+    # DescribeImages SourceImageId / SourceImageRegion: "The ID of the source
+    # AMI from which the AMI was created." / "The Region of the source AMI."
+    # (set on copies).
+    return self.emu_source[1] if self.emu_source else None
+
+
+def _source_image_region(self: Ami) -> str | None:
+    return self.emu_source[0] if self.emu_source else None
+
+
+Ami.source_image_id = property(_source_image_id)  # type: ignore[attr-defined]
+Ami.source_image_region = property(_source_image_region)  # type: ignore[attr-defined]
 
 
 def _deprecation_time(self: Ami) -> str | None:
@@ -343,24 +373,62 @@ def find_owned_image(region: str, caller: str, image_id: str) -> Ami:
     return ami
 
 
+DEFAULT_COPY_FAILURE = {
+    # StateReason of a failed copy. The codes EC2 reports are listed in the
+    # StateReason API reference (Server.InternalError, Client.InternalError,
+    # Client.InvalidSnapshot.NotFound, ...); which one a failed AMI copy gets
+    # is not documented: emulator's default, overridable per failure.
+    "code": "Server.InternalError",
+    "message": "Server.InternalError: An internal error caused the AMI copy to fail.",
+}
+
+
+def finish_copy(ami: Ami) -> str:
+    """A pending image ends: "failed" if it was marked to fail, else "available"."""
+    ami.emu_ready_at = None
+    if ami.emu_fail_reason is not None:
+        ami.state = "failed"
+        ami.emu_state_reason = {"Code": ami.emu_fail_reason["code"], "Message": ami.emu_fail_reason["message"]}
+        ami.emu_fail_reason = None
+    else:
+        ami.state = "available"
+    return ami.state
+
+
+def fail_image(image_id: str, code: str | None = None, message: str | None = None) -> Ami:
+    """POST /_emulator/fail-image: a pending image ends failed now."""
+    with STATE.lock:
+        for _region, ami in all_images():
+            if ami.id == image_id:
+                if ami.state != "pending":
+                    raise ValueError(f"image {image_id} is {ami.state}, not pending")
+                ami.emu_fail_reason = {
+                    "code": code or DEFAULT_COPY_FAILURE["code"],
+                    "message": message or DEFAULT_COPY_FAILURE["message"],
+                }
+                finish_copy(ami)
+                return ami
+    raise KeyError(image_id)
+
+
 def tick(now: float | None = None) -> None:
-    """Pending copies whose delay has elapsed become available."""
+    """Pending copies whose delay has elapsed end (available or failed);
+    """
     now = time.time() if now is None else now
     with STATE.lock:
         for _region, ami in all_images():
             if ami.state == "pending" and ami.emu_ready_at is not None and ami.emu_ready_at <= now:
-                ami.state = "available"
-                ami.emu_ready_at = None
+                finish_copy(ami)
 
 
-def complete_pending(region: str | None = None) -> list[str]:
-    done = []
+def complete_pending(region: str | None = None) -> dict[str, list[str]]:
+    """Every pending image (in region, or everywhere) ends now."""
+    done: dict[str, list[str]] = {"completed": [], "failed": []}
     with STATE.lock:
         for _reg, ami in all_images(region):
             if ami.state == "pending":
-                ami.state = "available"
-                ami.emu_ready_at = None
-                done.append(ami.id)
+                state = finish_copy(ami)
+                done["completed" if state == "available" else "failed"].append(ami.id)
     return done
 
 
@@ -490,6 +558,7 @@ def image_view(region: str, ami: Ami) -> dict[str, Any]:
         "encrypted": ami_encrypted(ami),
         "product_codes": sorted(ami.product_codes),
         "is_copy": bool(ami.emu_is_copy),
+        "state_reason": ami.emu_state_reason,
         "source": (
             {"region": ami.emu_source[0], "image_id": ami.emu_source[1]} if ami.emu_source else None
         ),
@@ -967,6 +1036,15 @@ def copy_image(self: EC2Response) -> ActionResult:
             root_device_name=source.root_device_name,
         )
         _drop_auto_snapshot(backend, ami)
+        # AWS (EC2 User Guide, "Use encryption with EBS-backed AMIs", copy
+        # with no encryption parameters): "An unencrypted snapshot is copied
+        # to another unencrypted snapshot, unless encryption by default is
+        # enabled, in which case all the newly created snapshots will be
+        # encrypted." and "Enabling encryption by default has the same effect
+        # as setting the Encrypted parameter to true for all snapshots in the
+        # AMI." The setting is the destination Region's, of the caller
+        # (GetEbsEncryptionByDefault: "for your account in the current Region").
+        encrypt_all = encrypted or bool(backend.ebs_encryption_by_default)
         specs = []
         for m in source.block_device_mappings:
             ebs = m["Ebs"]
@@ -974,7 +1052,7 @@ def copy_image(self: EC2Response) -> ActionResult:
             # AMI are encrypted. Copies of unencrypted backing snapshots
             # remain unencrypted, unless you set Encrypted during the copy".
             snap = _new_snapshot(
-                backend, caller, bool(ebs.get("Encrypted")) or encrypted,
+                backend, caller, bool(ebs.get("Encrypted")) or encrypt_all,
                 int(ebs.get("VolumeSize") or 8),
                 f"Copied for DestinationAmi {image_id} from SourceAmi {source_image_id}", image_id,
             )
@@ -992,6 +1070,13 @@ def copy_image(self: EC2Response) -> ActionResult:
         ami.emu_source = (source_region, source_image_id)
         delay = float(STATE.config["copy_delay_seconds"])
         ami.emu_ready_at = time.time() + delay
+        # POST /_emulator/copy-failures: this copy ends "failed" (with that
+        # StateReason) instead of "available" when its delay has elapsed.
+        for failure in STATE.copy_failures.get(region, []):
+            if failure["remaining"] > 0:
+                failure["remaining"] -= 1
+                ami.emu_fail_reason = {"code": failure["code"], "message": failure["message"]}
+                break
         backend.amis[image_id] = ami
         if copy_tags and source.owner_id == caller:
             # AWS CopyImageTags: copies your user-defined AMI tags, except

@@ -237,8 +237,13 @@ class EmulatorApp:
             ("POST", "/_emulator/config"): self.c_config,
             ("GET", "/_emulator/config"): self.c_get_config,
             ("POST", "/_emulator/complete-copies"): self.c_complete_copies,
+            ("POST", "/_emulator/copy-failures"): self.c_copy_failures,
+            ("GET", "/_emulator/copy-failures"): self.c_get_copy_failures,
+            ("POST", "/_emulator/fail-image"): self.c_fail_image,
             ("POST", "/_emulator/throttling"): self.c_throttling,
             ("GET", "/_emulator/throttling"): self.c_get_throttling,
+            ("POST", "/_emulator/ebs-encryption-by-default"): self.c_ebs_encryption,
+            ("GET", "/_emulator/ebs-encryption-by-default"): self.c_get_ebs_encryption,
             ("GET", "/_emulator/calls"): self.c_calls,
             ("POST", "/_emulator/calls/clear"): self.c_clear_calls,
             ("GET", "/_emulator/health"): lambda b, q: {"ok": True},
@@ -368,7 +373,39 @@ class EmulatorApp:
 
     def c_complete_copies(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         region = body.get("region") or None
-        return {"completed": self.rules.complete_pending(region)}
+        return self.rules.complete_pending(region)
+
+    def c_copy_failures(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        region = body.get("region")
+        if not isinstance(region, str) or not region:
+            raise ControlError(400, "region is required (the copies' destination region)")
+        count = _number(body, "count", integer=True)
+        default = self.rules.DEFAULT_COPY_FAILURE
+        for key in ("code", "message"):
+            if key in body and not (isinstance(body[key], str) and body[key]):
+                raise ControlError(400, f"{key} must be a non-empty string")
+        failure = {
+            "remaining": 1 if count is None else count,
+            "code": body.get("code") or default["code"],
+            "message": body.get("message") or default["message"],
+        }
+        self.state.copy_failures.setdefault(region, []).append(failure)
+        return {"ok": True, "region": region, "failure": failure}
+
+    def c_get_copy_failures(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"copy_failures": self.state.copy_failures}
+
+    def c_fail_image(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        image_id = body.get("image_id")
+        if not isinstance(image_id, str) or not image_id:
+            raise ControlError(400, "image_id is required")
+        try:
+            ami = self.rules.fail_image(image_id, body.get("code"), body.get("message"))
+        except KeyError:
+            raise ControlError(404, f"no image {image_id}")
+        except ValueError as e:
+            raise ControlError(400, str(e))
+        return {"image_id": ami.id, "state": ami.state, "state_reason": ami.emu_state_reason}
 
     def c_throttling(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         unknown = sorted(set(body) - {"enabled", "capacity_scale", "refill_scale", "overrides"})
@@ -398,6 +435,29 @@ class EmulatorApp:
         t = self.state.throttle
         return {"enabled": t.enabled, "capacity_scale": t.capacity_scale, "refill_scale": t.refill_scale,
                 "overrides": t.overrides, "buckets": t.view()}
+
+    def _account_region(self, source: dict[str, Any]) -> tuple[str, str]:
+        region = source.get("region")
+        if not isinstance(region, str) or not region:
+            raise ControlError(400, "region is required")
+        account = str(source.get("account") or DEFAULT_ACCOUNT)
+        if not re.fullmatch(r"\d{12}", account):
+            raise ControlError(400, "account must be a 12-digit account id")
+        return account, region
+
+    def c_ebs_encryption(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        account, region = self._account_region(body)
+        if not isinstance(body.get("enabled"), bool):
+            raise ControlError(400, "enabled must be true or false")
+        # The same flag EnableEbsEncryptionByDefault sets (moto's, per account
+        # and region): one source of truth.
+        self.rules.region_backend(account, region).ebs_encryption_by_default = body["enabled"]
+        return self.c_get_ebs_encryption({}, {"region": region, "account": account})
+
+    def c_get_ebs_encryption(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        account, region = self._account_region(query)
+        enabled = bool(self.rules.region_backend(account, region).ebs_encryption_by_default)
+        return {"account": account, "region": region, "enabled": enabled}
 
     def c_calls(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         # Default: EC2 calls only. ?service=servicequotas for that service's

@@ -997,3 +997,148 @@ def test_throttling_control_api(emu, ec2):
         assert exc.value.status == 400
     throttling(emu, enabled=False)
     assert emu.control("GET", "/_emulator/throttling")["enabled"] is False
+
+
+# ---------------------------------------------------------------------------
+# Copies that fail, DeregisterImage on copies, ClientToken afterwards
+# ---------------------------------------------------------------------------
+
+
+def copy_failures(emu, region: str, **body):
+    return emu.control("POST", "/_emulator/copy-failures", {"region": region, **body})
+
+
+def test_marked_copies_end_failed_with_state_reason(emu, ec2_r2):
+    src = emu.seed_image(region=R1, name="src")
+    copy_failures(emu, R2, count=1)
+    failing = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="fails")["ImageId"]
+    fine = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="fine")["ImageId"]
+    assert describe(ec2_r2, failing)["State"] == "pending"
+    assert "StateReason" not in describe(ec2_r2, failing)
+    done = emu.complete_copies(R2)
+    assert (done["completed"], done["failed"]) == ([fine], [failing])
+    image = describe(ec2_r2, failing)
+    assert image["State"] == "failed"
+    assert image["StateReason"]["Code"] == "Server.InternalError"
+    assert image["StateReason"]["Message"]
+    assert describe(ec2_r2, fine)["State"] == "available"
+    assert emu.image(failing)["state_reason"] == image["StateReason"]
+
+
+def test_marked_copy_fails_when_its_delay_elapses(emu, ec2, ec2_r2):
+    emu.config(copy_delay_seconds=0)
+    src = emu.seed_image(region=R1, name="src")
+    copy_failures(emu, R2, count=2, code="Client.InvalidSnapshot.NotFound", message="snapshot gone")
+    # Another region's copies are not affected.
+    assert describe(ec2, ec2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-r1")["ImageId"])["State"] == "available"
+    copy_id = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-c")["ImageId"]
+    image = describe(ec2_r2, copy_id)
+    assert image["State"] == "failed"
+    assert image["StateReason"] == {"Code": "Client.InvalidSnapshot.NotFound", "Message": "snapshot gone"}
+    assert emu.control("GET", "/_emulator/copy-failures")["copy_failures"][R2][0]["remaining"] == 1
+
+
+def test_fail_a_pending_image_now(emu, ec2_r2):
+    src = emu.seed_image(region=R1, name="src")
+    copy_id = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-c")["ImageId"]
+    out = emu.control("POST", "/_emulator/fail-image", {"image_id": copy_id, "message": "boom"})
+    assert out["state"] == "failed" and out["state_reason"]["Message"] == "boom"
+    assert describe(ec2_r2, copy_id)["State"] == "failed"
+    with pytest.raises(ControlAPIError) as exc:  # no longer pending
+        emu.control("POST", "/_emulator/fail-image", {"image_id": copy_id})
+    assert exc.value.status == 400
+    with pytest.raises(ControlAPIError) as exc:
+        emu.control("POST", "/_emulator/fail-image", {"image_id": "ami-0123456789abcdef0"})
+    assert exc.value.status == 404
+
+
+def test_failed_copy_cannot_be_made_public_and_frees_its_copy_slot(emu, ec2_r2):
+    emu.config(concurrent_copy_limit=1)
+    src = emu.seed_image(region=R1, name="src")
+    copy_id = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-c")["ImageId"]
+    emu.control("POST", "/_emulator/fail-image", {"image_id": copy_id})
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2_r2, copy_id)
+    assert error_of(exc)[0] == "InvalidAMIID.Unavailable"
+    ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="again")  # limit 1, failed one not pending
+
+
+def test_copies_report_their_source(emu, ec2_r2):
+    src = emu.seed_image(region=R1, name="src")
+    copy = describe(ec2_r2, ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-c")["ImageId"])
+    assert (copy["SourceImageId"], copy["SourceImageRegion"]) == (src, R1)
+    assert "SourceImageId" not in describe(emu.client("ec2", R1), src)
+
+
+def test_deregister_copies_pending_available_and_failed(emu, ec2_r2):
+    src = emu.seed_image(region=R1, name="src")
+    pending, available, failed = (
+        ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name=f"copy-{n}")["ImageId"] for n in ("p", "a", "f")
+    )
+    emu.control("POST", "/_emulator/fail-image", {"image_id": failed})
+    emu.complete_copies(R2)  # completes "a" and "p"
+    pending2 = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-p2")["ImageId"]
+    for image_id in (pending, available, failed, pending2):
+        assert ec2_r2.deregister_image(ImageId=image_id)["Return"] is True
+        assert ec2_r2.describe_images(ImageIds=[image_id])["Images"] == []
+    assert ec2_r2.describe_images(Owners=["self"])["Images"] == []
+    assert emu.images(R2) == []
+    with pytest.raises(ClientError) as exc:
+        ec2_r2.deregister_image(ImageId=available)
+    assert error_of(exc)[0] == "InvalidAMIID.Unavailable"
+
+
+def test_client_token_keeps_its_image_after_deregistration_or_failure(emu, ec2_r2):
+    # AWS does not document how long a ClientToken is remembered; the
+    # emulator remembers it for good (README).
+    src = emu.seed_image(region=R1, name="src")
+    kept = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-c", ClientToken="t-1")["ImageId"]
+    ec2_r2.deregister_image(ImageId=kept)
+    again = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-c", ClientToken="t-1")["ImageId"]
+    assert again == kept
+    assert ec2_r2.describe_images(ImageIds=[kept])["Images"] == []  # still deregistered, no new copy
+    failed = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-d", ClientToken="t-2")["ImageId"]
+    emu.control("POST", "/_emulator/fail-image", {"image_id": failed})
+    assert ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-d", ClientToken="t-2")["ImageId"] == failed
+    assert describe(ec2_r2, failed)["State"] == "failed"
+    assert len(emu.images(R2)) == 1
+
+
+# ---------------------------------------------------------------------------
+# EBS encryption by default
+# ---------------------------------------------------------------------------
+
+
+def test_ebs_encryption_by_default_per_account_and_region(emu, ec2, ec2_r2):
+    assert ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+    assert ec2_r2.enable_ebs_encryption_by_default()["EbsEncryptionByDefault"] is True
+    assert ec2_r2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is True
+    assert ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+    assert ec2_as(emu, OTHER, R2).get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+    assert emu.control("GET", f"/_emulator/ebs-encryption-by-default?region={R2}")["enabled"] is True
+    # The control API sets the same flag.
+    out = emu.control("POST", "/_emulator/ebs-encryption-by-default", {"region": R1, "enabled": True})
+    assert out == {"account": OWNER, "region": R1, "enabled": True}
+    assert ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is True
+    assert ec2_r2.disable_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+    assert emu.control("GET", f"/_emulator/ebs-encryption-by-default?region={R2}")["enabled"] is False
+
+
+def test_copy_follows_destination_encryption_by_default(emu, ec2, ec2_r2):
+    src = emu.seed_image(region=R1, name="src", snapshots=[{"encrypted": False}, {"encrypted": False}])
+    emu.control("POST", "/_emulator/ebs-encryption-by-default", {"region": R2, "enabled": True})
+    encrypted = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="enc")["ImageId"]
+    explicit_false = ec2_r2.copy_image(SourceImageId=src, SourceRegion=R1, Name="copy-f", Encrypted=False)["ImageId"]
+    plain = ec2.copy_image(SourceImageId=src, SourceRegion=R1, Name="plain")["ImageId"]
+    for image_id in (encrypted, explicit_false):
+        mappings = describe(ec2_r2, image_id)["BlockDeviceMappings"]
+        assert [m["Ebs"]["Encrypted"] for m in mappings] == [True, True]
+        snaps = ec2_r2.describe_snapshots(SnapshotIds=[m["Ebs"]["SnapshotId"] for m in mappings])["Snapshots"]
+        assert all(s["Encrypted"] for s in snaps)
+    assert all(m["Ebs"]["Encrypted"] is False for m in describe(ec2, plain)["BlockDeviceMappings"])
+    # An encrypted copy can never be made public.
+    emu.complete_copies()
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2_r2, encrypted)
+    assert error_of(exc)[0] == "UnsupportedOperation"
+    make_public(ec2, plain)
