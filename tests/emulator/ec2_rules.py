@@ -75,7 +75,8 @@ BPA_MANAGED_BY = ("account", "declarative-policy")
 
 
 class EmulatorState:
-    """Configuration, BPA, faults, call log and CopyImage tokens.
+    """Configuration, BPA, faults, call log, CopyImage tokens, throttling,
+    copy failures and the Recycle Bin.
 
     One re-entrant lock guards all of it and every moto dispatch, so the
     threaded server never runs two EC2 handlers at once (moto's backends are
@@ -97,6 +98,10 @@ class EmulatorState:
             "public_image_quota": 5,
             # DESIGN.md: concurrent AMI copies per destination Region ~100.
             "concurrent_copy_limit": 100,
+            # AWS EnableImageDeregistrationProtection WithCooldown: "enforces
+            # deregistration protection for 24 hours after deregistration
+            # protection is disabled". A test knob, like copy_delay_seconds.
+            "deregistration_cooldown_seconds": 24 * 3600,
         }
 
     def reset_all(self) -> None:
@@ -108,10 +113,21 @@ class EmulatorState:
             self.calls: list[dict[str, str]] = []
             # (account, destination region, client token) -> (fingerprint, image id)
             self.copy_tokens: dict[tuple[str, str, str], tuple[str, str]] = {}
+            # region -> public image quota for that region (overrides
+            # config["public_image_quota"], which applies to all regions).
+            self.public_image_quota_by_region: dict[str, int] = {}
             self.throttle = Throttle()
             # destination region -> [{"remaining", "code", "message"}]: the
             # next CopyImage copies there end failed.
             self.copy_failures: dict[str, list[dict[str, Any]]] = {}
+            # (account, region, image id) -> Recycle Bin entry
+            self.recycle_bin: dict[tuple[str, str, str], dict[str, Any]] = {}
+            # (account, region) -> retention days of a retention rule that
+            # matches every AMI that account deregisters in that region.
+            self.recycle_rules: dict[tuple[str, str], float] = {}
+
+    def public_image_quota(self, region: str) -> int:
+        return int(self.public_image_quota_by_region.get(region, self.config["public_image_quota"]))
 
     # -- image block public access ------------------------------------
     def bpa_entry(self, region: str) -> dict[str, str]:
@@ -192,6 +208,11 @@ Ami.emu_source = None  # type: ignore[attr-defined]  # (region, image id)
 # A pending copy that ends "failed" instead of "available": its StateReason.
 Ami.emu_fail_reason = None  # type: ignore[attr-defined]
 Ami.emu_state_reason = None  # type: ignore[attr-defined]  # {"Code", "Message"}
+# Deregistration protection: "disabled", "enabled-without-cooldown" or
+# "enabled-with-cooldown"; emu_dp_cooldown_until is set (naive UTC) when
+# protection enabled with cooldown was disabled.
+Ami.emu_dp = "disabled"  # type: ignore[attr-defined]
+Ami.emu_dp_cooldown_until = None  # type: ignore[attr-defined]
 
 
 def _state_reason(self: Ami) -> dict[str, str] | None:
@@ -216,6 +237,25 @@ def _source_image_region(self: Ami) -> str | None:
 
 Ami.source_image_id = property(_source_image_id)  # type: ignore[attr-defined]
 Ami.source_image_region = property(_source_image_region)  # type: ignore[attr-defined]
+
+
+def in_deregistration_cooldown(ami: Ami, now: _dt.datetime | None = None) -> bool:
+    return ami.emu_dp_cooldown_until is not None and (now or utcnow()) < ami.emu_dp_cooldown_until
+
+
+def _deregistration_protection(self: Ami) -> str:
+    # DescribeImages DeregistrationProtection. "disabled" and
+    # "enabled-without-cooldown" / "enabled-with-cooldown" as EC2 returns them
+    # (AWS CLI examples for enable-/disable-image-deregistration-protection;
+    # DescribeImages output quoted in public READMEs). During the cool-down
+    # the value is "disabled-until <end>": the exact wording EC2 uses then was
+    # not found in AWS documentation; emulator's choice (see README).
+    if self.emu_dp == "disabled" and in_deregistration_cooldown(self):
+        return f"disabled-until {fmt_time(self.emu_dp_cooldown_until)}"
+    return self.emu_dp
+
+
+Ami.deregistration_protection = property(_deregistration_protection)  # type: ignore[attr-defined]
 
 
 def _deprecation_time(self: Ami) -> str | None:
@@ -413,12 +453,19 @@ def fail_image(image_id: str, code: str | None = None, message: str | None = Non
 
 def tick(now: float | None = None) -> None:
     """Pending copies whose delay has elapsed end (available or failed);
+    Recycle Bin entries whose retention period has ended are deleted.
     """
     now = time.time() if now is None else now
     with STATE.lock:
         for _region, ami in all_images():
             if ami.state == "pending" and ami.emu_ready_at is not None and ami.emu_ready_at <= now:
                 finish_copy(ami)
+        # Recycle Bin: "It can be restored before its retention period
+        # expires, after which it is permanently deleted." (DeregisterImage)
+        current = utcnow()
+        for key, entry in list(STATE.recycle_bin.items()):
+            if entry["exit"] <= current:
+                del STATE.recycle_bin[key]
 
 
 def complete_pending(region: str | None = None) -> dict[str, list[str]]:
@@ -559,6 +606,7 @@ def image_view(region: str, ami: Ami) -> dict[str, Any]:
         "product_codes": sorted(ami.product_codes),
         "is_copy": bool(ami.emu_is_copy),
         "state_reason": ami.emu_state_reason,
+        "deregistration_protection": ami.deregistration_protection,
         "source": (
             {"region": ami.emu_source[0], "image_id": ami.emu_source[1]} if ami.emu_source else None
         ),
@@ -1117,8 +1165,16 @@ def _launch_permission_changes(self: EC2Response) -> tuple[list[dict[str, str]],
 
 
 def count_public_images(region: str, owner: str) -> int:
+    # AWS (EC2 User Guide, "Amazon EC2 AMI quotas"): Public AMIs is "The
+    # maximum number of public AMIs, including public AMIs in the Recycle
+    # Bin, allowed per Region."
     backend = region_backend(owner, region)
-    return sum(1 for a in backend.amis.values() if a.is_public)
+    live = sum(1 for a in backend.amis.values() if a.is_public)
+    recycled = sum(
+        1 for (account, reg, _id), entry in STATE.recycle_bin.items()
+        if account == owner and reg == region and entry["ami"].is_public
+    )
+    return live + recycled
 
 
 def modify_image_attribute(self: EC2Response) -> Any:
@@ -1194,7 +1250,7 @@ def _check_can_make_public(region: str, caller: str, ami: Ami) -> None:
             "UnsupportedOperation",
             "Images with an AWS Marketplace product code cannot be made public.",
         )
-    quota = int(STATE.config["public_image_quota"])
+    quota = STATE.public_image_quota(region)
     if count_public_images(region, caller) >= quota:
         # AWS: public AMIs per Region are limited (default 5); message as EC2
         # returns it (quoted in iterative/studio-selfhosted#90).
@@ -1231,10 +1287,226 @@ def create_tags(self: EC2Response) -> ActionResult:
 
 
 # --------------------------------------------------------------------------
+# Deregistration protection and DeregisterImage
+# --------------------------------------------------------------------------
+
+
+def enable_image_deregistration_protection(self: EC2Response) -> ActionResult:
+    image_id = self._get_param("ImageId")
+    with_cooldown = _bool(self._get_param("WithCooldown"))
+    self.error_on_dryrun()
+    with STATE.lock:
+        # Only the owner may change an AMI's attributes (as for deprecation).
+        ami = find_owned_image(self.region, self.current_account, image_id)
+        # AWS EnableImageDeregistrationProtection: "When deregistration
+        # protection is enabled, the AMI can't be deregistered."
+        # WithCooldown: "If true, enforces deregistration protection for 24
+        # hours after deregistration protection is disabled." Return value as
+        # in the AWS CLI example ("Return": "enabled-without-cooldown").
+        ami.emu_dp = "enabled-with-cooldown" if with_cooldown else "enabled-without-cooldown"
+        ami.emu_dp_cooldown_until = None
+    return ActionResult({"Return": ami.emu_dp})
+
+
+def disable_image_deregistration_protection(self: EC2Response) -> ActionResult:
+    image_id = self._get_param("ImageId")
+    self.error_on_dryrun()
+    with STATE.lock:
+        ami = find_owned_image(self.region, self.current_account, image_id)
+        # AWS DisableImageDeregistrationProtection: "If you chose to include
+        # a 24-hour cooldown period when you enabled deregistration
+        # protection for the AMI, then, when you disable deregistration
+        # protection, you won't immediately be able to deregister the AMI."
+        if ami.emu_dp == "enabled-with-cooldown":
+            seconds = float(STATE.config["deregistration_cooldown_seconds"])
+            ami.emu_dp_cooldown_until = utcnow() + _dt.timedelta(seconds=seconds)
+        ami.emu_dp = "disabled"
+    # AWS CLI example: "Return": "disabled".
+    return ActionResult({"Return": "disabled"})
+
+
+def deregister_image(self: EC2Response) -> ActionResult:
+    image_id = self._get_param("ImageId")
+    self.error_on_dryrun()
+    caller = self.current_account
+    region = self.region
+    with STATE.lock:
+        backend = region_backend(caller, region)
+        ami = backend.amis.get(image_id)
+        if ami is None:
+            # moto's answers: a deregistered ID is InvalidAMIID.Unavailable,
+            # any other (including another account's image) NotFound.
+            if image_id in backend.deleted_amis:
+                raise UnvailableAMIIdError(image_id)
+            raise InvalidAMIIdError(image_id)
+        if ami.emu_dp != "disabled" or in_deregistration_cooldown(ami):
+            # AWS: "When deregistration protection is enabled, the AMI can't
+            # be deregistered", also during the cool-down after disabling
+            # protection enabled WithCooldown. The error code is not
+            # documented; emulator's choice: OperationNotPermitted ("The
+            # specified operation is not allowed").
+            raise EC2ClientError(
+                "OperationNotPermitted",
+                f"The image {image_id} can't be deregistered because deregistration protection is enabled "
+                f"({ami.deregistration_protection}). Disable deregistration protection first.",
+            )
+        days = STATE.recycle_rules.get((caller, region))
+        if days is not None:
+            # AWS DeregisterImage: "If a deregistered EBS-backed AMI matches a
+            # Recycle Bin retention rule, it moves to the Recycle Bin for the
+            # specified retention period."
+            put_in_recycle_bin(caller, region, image_id, days)
+        else:
+            # "If the deregistered AMI doesn't match a retention rule, it is
+            # permanently deleted immediately."
+            backend.deregister_image(image_id)
+    return ActionResult({"Return": True})
+
+
+# --------------------------------------------------------------------------
+# Recycle Bin
+# --------------------------------------------------------------------------
+
+
+def put_in_recycle_bin(account: str, region: str, image_id: str, retention_days: float) -> dict[str, Any]:
+    """The image leaves the account's listing and waits in the Recycle Bin.
+
+    It keeps its launch permissions: a public AMI in the Recycle Bin still
+    counts toward the public AMI quota (EC2 User Guide, "Amazon EC2 AMI
+    quotas").
+    """
+    with STATE.lock:
+        backend = region_backend(account, region)
+        ami = backend.amis.get(image_id)
+        if ami is None:
+            raise KeyError(image_id)
+        backend.amis.pop(image_id)
+        backend.deleted_amis.append(image_id)
+        enter = utcnow().replace(microsecond=0)
+        entry = {
+            "ami": ami,
+            "enter": enter,
+            "exit": enter + _dt.timedelta(days=retention_days),
+        }
+        STATE.recycle_bin[(account, region, image_id)] = entry
+        return entry
+
+
+def recycle_bin_view(key: tuple[str, str, str], entry: dict[str, Any]) -> dict[str, Any]:
+    account, region, image_id = key
+    ami = entry["ami"]
+    return {
+        "image_id": image_id, "region": region, "owner": account, "name": ami.name,
+        "public": bool(ami.is_public), "enter_time": fmt_time(entry["enter"]), "exit_time": fmt_time(entry["exit"]),
+    }
+
+
+def list_images_in_recycle_bin(self: EC2Response) -> ActionResult:
+    # AWS ListImagesInRecycleBin: "Lists one or more AMIs that are currently
+    # in the Recycle Bin." Images: ImageId, Name, Description,
+    # RecycleBinEnterTime, RecycleBinExitTime. MaxResults 1..1000.
+    image_ids = self._get_param("ImageIds", []) or []
+    max_results = _int_param(self, "MaxResults")
+    next_token = self._get_param("NextToken") or None
+    self.error_on_dryrun()
+    if max_results is not None and not 1 <= max_results <= 1000:
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"Value ( {max_results} ) for parameter MaxResults is invalid. Expecting a value between 1 and 1000.",
+        )
+    caller = self.current_account
+    region = self.region
+    query = _query_digest("ListImagesInRecycleBin", caller, region, sorted(image_ids))
+    with STATE.lock:
+        entries = [
+            (key[2], entry) for key, entry in STATE.recycle_bin.items()
+            if key[0] == caller and key[1] == region and (not image_ids or key[2] in image_ids)
+        ]
+        page, token = paginate(entries, lambda e: e[0], max_results, next_token, query)
+        images = [
+            {
+                "ImageId": image_id, "Name": entry["ami"].name, "Description": entry["ami"].description,
+                "RecycleBinEnterTime": entry["enter"].replace(tzinfo=_dt.timezone.utc),
+                "RecycleBinExitTime": entry["exit"].replace(tzinfo=_dt.timezone.utc),
+            }
+            for image_id, entry in page
+        ]
+    result: dict[str, Any] = {"Images": images}
+    if token:
+        result["NextToken"] = token
+    return ActionResult(result)
+
+
+# --------------------------------------------------------------------------
+# Service Quotas (GetServiceQuota for the public AMI quota)
+# --------------------------------------------------------------------------
+
+PUBLIC_AMIS_QUOTA_CODE = "L-0E3CBAB9"
+# AWS (EC2 User Guide, "Amazon EC2 AMI quotas"): Public AMIs, default quota
+# per Region 5; adjustable in Service Quotas.
+PUBLIC_AMIS_DEFAULT = 5
+
+
+def public_amis_quota(region: str, account: str, value: float) -> dict[str, Any]:
+    # Service Quotas ServiceQuota structure (GetServiceQuota response).
+    return {
+        "ServiceCode": "ec2",
+        "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+        "QuotaArn": f"arn:aws:servicequotas:{region}:{account}:ec2/{PUBLIC_AMIS_QUOTA_CODE}",
+        "QuotaCode": PUBLIC_AMIS_QUOTA_CODE,
+        "QuotaName": "Public AMIs",
+        "Value": float(value),
+        "Unit": "None",
+        "Adjustable": True,
+        "GlobalQuota": False,
+        "QuotaAppliedAtLevel": "ACCOUNT",
+        "Description": "The maximum number of public AMIs, including public AMIs in the Recycle Bin, "
+                       "allowed per Region.",
+    }
+
+
+def _service_quota_request(resp: Any) -> tuple[str, str]:
+    params = json.loads(resp.body or "{}")
+    return str(params.get("ServiceCode")), str(params.get("QuotaCode"))
+
+
+def _no_such_quota() -> Exception:
+    from moto.core.exceptions import JsonRESTError
+
+    # Service Quotas GetServiceQuota errors: NoSuchResourceException, "The
+    # specified resource does not exist."
+    return JsonRESTError("NoSuchResourceException", "The specified resource does not exist.")
+
+
+def get_service_quota(self: Any) -> str:
+    """The applied value of ec2/L-0E3CBAB9 is the emulator's public image
+    quota for the Region: the number ModifyImageAttribute enforces."""
+    service_code, quota_code = _service_quota_request(self)
+    if service_code == "ec2":
+        if quota_code != PUBLIC_AMIS_QUOTA_CODE:
+            raise _no_such_quota()
+        with STATE.lock:
+            value = STATE.public_image_quota(self.region)
+        return json.dumps({"Quota": public_amis_quota(self.region, self.current_account, value)})
+    return _SQ_ORIGINAL["get_service_quota"](self)
+
+
+def get_aws_default_service_quota(self: Any) -> str:
+    """GetAWSDefaultServiceQuota: the AWS default (5), whatever is applied."""
+    service_code, quota_code = _service_quota_request(self)
+    if service_code == "ec2" and quota_code == PUBLIC_AMIS_QUOTA_CODE:
+        quota = public_amis_quota(self.region, self.current_account, PUBLIC_AMIS_DEFAULT)
+        quota["QuotaArn"] = f"arn:aws:servicequotas:{self.region}::ec2/{PUBLIC_AMIS_QUOTA_CODE}"
+        return json.dumps({"Quota": quota})
+    raise _no_such_quota()
+
+
+# --------------------------------------------------------------------------
 # Installation
 # --------------------------------------------------------------------------
 
 _ORIGINAL: dict[str, Any] = {}
+_SQ_ORIGINAL: dict[str, Any] = {}
 
 HANDLERS = {
     "get_image_block_public_access_state": get_image_block_public_access_state,
@@ -1248,14 +1520,30 @@ HANDLERS = {
     "copy_image": copy_image,
     "modify_image_attribute": modify_image_attribute,
     "create_tags": create_tags,
+    "deregister_image": deregister_image,
+    "enable_image_deregistration_protection": enable_image_deregistration_protection,
+    "disable_image_deregistration_protection": disable_image_deregistration_protection,
+    "list_images_in_recycle_bin": list_images_in_recycle_bin,
+}
+
+# Methods of moto's ServiceQuotasResponse, named like the EC2 ones.
+SERVICE_QUOTAS_HANDLERS = {
+    "get_service_quota": get_service_quota,
+    "get_aws_default_service_quota": get_aws_default_service_quota,
 }
 
 
 def install() -> None:
+    from moto.servicequotas.responses import ServiceQuotasResponse
+
     for name, fn in HANDLERS.items():
         if name not in _ORIGINAL:
             _ORIGINAL[name] = getattr(EC2Response, name, None)
         setattr(EC2Response, name, fn)
+    for name, fn in SERVICE_QUOTAS_HANDLERS.items():
+        if name not in _SQ_ORIGINAL:
+            _SQ_ORIGINAL[name] = getattr(ServiceQuotasResponse, name, None)
+        setattr(ServiceQuotasResponse, name, fn)
 
 
 def reset_everything() -> None:

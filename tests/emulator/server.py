@@ -244,6 +244,10 @@ class EmulatorApp:
             ("GET", "/_emulator/throttling"): self.c_get_throttling,
             ("POST", "/_emulator/ebs-encryption-by-default"): self.c_ebs_encryption,
             ("GET", "/_emulator/ebs-encryption-by-default"): self.c_get_ebs_encryption,
+            ("POST", "/_emulator/recycle-bin"): self.c_recycle,
+            ("GET", "/_emulator/recycle-bin"): self.c_get_recycle_bin,
+            ("POST", "/_emulator/recycle-bin/rules"): self.c_recycle_rule,
+            ("GET", "/_emulator/recycle-bin/rules"): self.c_get_recycle_rules,
             ("GET", "/_emulator/calls"): self.c_calls,
             ("POST", "/_emulator/calls/clear"): self.c_clear_calls,
             ("GET", "/_emulator/health"): lambda b, q: {"ok": True},
@@ -356,20 +360,32 @@ class EmulatorApp:
         return {"faults": self.state.faults}
 
     def c_config(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
-        known = {"latency_ms": False, "copy_delay_seconds": False, "public_image_quota": True, "concurrent_copy_limit": True}
-        unknown = sorted(set(body) - set(known))
+        known = {"latency_ms": False, "copy_delay_seconds": False, "public_image_quota": True,
+                 "concurrent_copy_limit": True, "deregistration_cooldown_seconds": False}
+        by_region = "public_image_quota_by_region"
+        unknown = sorted(set(body) - set(known) - {by_region})
         if unknown:
-            raise ControlError(400, f"unknown config keys: {unknown}; known: {sorted(known)}")
+            raise ControlError(400, f"unknown config keys: {unknown}; known: {sorted([*known, by_region])}")
         updates = {}
         for key, integer in known.items():
             value = _number(body, key, integer=integer)
             if value is not None:
                 updates[key] = value
+        quotas = None
+        if by_region in body:
+            raw = body[by_region]
+            if not isinstance(raw, dict) or not all(isinstance(k, str) and k for k in raw):
+                raise ControlError(400, f"{by_region} must be an object {{region: quota}}")
+            quotas = {region: _number(raw, region, integer=True) for region in raw}
         self.state.config.update(updates)
-        return {"config": self.state.config}
+        if quotas is not None:
+            # Replaces the previous per-region overrides.
+            self.state.public_image_quota_by_region = quotas
+        return self.c_get_config(body, query)
 
     def c_get_config(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
-        return {"config": self.state.config}
+        return {"config": {**self.state.config,
+                           "public_image_quota_by_region": dict(self.state.public_image_quota_by_region)}}
 
     def c_complete_copies(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         region = body.get("region") or None
@@ -458,6 +474,51 @@ class EmulatorApp:
         account, region = self._account_region(query)
         enabled = bool(self.rules.region_backend(account, region).ebs_encryption_by_default)
         return {"account": account, "region": region, "enabled": enabled}
+
+    def _retention_days(self, body: dict[str, Any], required: bool) -> float | None:
+        days = _number(body, "retention_days")
+        if days is None:
+            if required:
+                raise ControlError(400, "retention_days is required")
+            return None
+        # Recycle Bin retention rules: RetentionPeriodValue 1..3650 (days).
+        if not 1 <= days <= 3650:
+            raise ControlError(400, "retention_days must be between 1 and 3650")
+        return float(days)
+
+    def c_recycle(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        region = body.get("region")
+        image_id = body.get("image_id")
+        if not isinstance(region, str) or not region or not isinstance(image_id, str) or not image_id:
+            raise ControlError(400, "region and image_id are required")
+        days = self._retention_days(body, required=False) or 1.0
+        owner = next((ami.owner_id for reg, ami in self.rules.all_images(region) if ami.id == image_id), None)
+        if owner is None:
+            raise ControlError(404, f"no image {image_id} in {region}")
+        entry = self.rules.put_in_recycle_bin(owner, region, image_id, days)
+        return self.rules.recycle_bin_view((owner, region, image_id), entry)
+
+    def c_get_recycle_bin(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        self.rules.tick()
+        region = query.get("region") or None
+        images = [self.rules.recycle_bin_view(key, entry) for key, entry in sorted(self.state.recycle_bin.items(),
+                                                                                  key=lambda kv: kv[0])
+                  if region is None or key[1] == region]
+        return {"images": images}
+
+    def c_recycle_rule(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        account, region = self._account_region(body)
+        if "retention_days" not in body:
+            raise ControlError(400, "retention_days is required (a number of days, or null to remove the rule)")
+        if body["retention_days"] is None:
+            self.state.recycle_rules.pop((account, region), None)
+        else:
+            self.state.recycle_rules[(account, region)] = self._retention_days(body, required=True)
+        return self.c_get_recycle_rules({}, {})
+
+    def c_get_recycle_rules(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"rules": [{"account": a, "region": r, "retention_days": d}
+                          for (a, r), d in sorted(self.state.recycle_rules.items())]}
 
     def c_calls(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         # Default: EC2 calls only. ?service=servicequotas for that service's

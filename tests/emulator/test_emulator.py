@@ -734,15 +734,28 @@ def test_control_api_rejects_bad_input(emu):
 def test_reset_restores_defaults(emu, ec2):
     emu.seed_image(region=R1, name="img")
     emu.set_bpa(R1, "block-new-sharing")
-    emu.config(latency_ms=5, copy_delay_seconds=1, public_image_quota=1, concurrent_copy_limit=1)
+    emu.config(latency_ms=5, copy_delay_seconds=1, public_image_quota=1, concurrent_copy_limit=1,
+               deregistration_cooldown_seconds=0, public_image_quota_by_region={R2: 9})
     emu.fault("DescribeImages", "InternalError", count=10)
+    emu.control("POST", "/_emulator/throttling", {"enabled": True})
+    emu.control("POST", "/_emulator/copy-failures", {"region": R2, "count": 3})
+    emu.control("POST", "/_emulator/recycle-bin", {"region": R1, "image_id": emu.seed_image(region=R1, name="b")})
+    emu.control("POST", "/_emulator/recycle-bin/rules", {"region": R1, "retention_days": 1})
+    ec2.enable_ebs_encryption_by_default()
     ec2.get_image_block_public_access_state()
     emu.reset()
     assert emu.images() == []
     assert emu.calls() == []
     assert emu.control("GET", "/_emulator/config")["config"] == {
         "latency_ms": 0, "copy_delay_seconds": 30, "public_image_quota": 5, "concurrent_copy_limit": 100,
+        "deregistration_cooldown_seconds": 86400, "public_image_quota_by_region": {},
     }
+    throttle = emu.control("GET", "/_emulator/throttling")
+    assert (throttle["enabled"], throttle["buckets"]) == (False, [])
+    assert emu.control("GET", "/_emulator/copy-failures")["copy_failures"] == {}
+    assert emu.control("GET", "/_emulator/recycle-bin")["images"] == []
+    assert emu.control("GET", "/_emulator/recycle-bin/rules")["rules"] == []
+    assert ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
     assert ec2.get_image_block_public_access_state()["ImageBlockPublicAccessState"] == "unblocked"
     assert ec2.describe_images(Owners=["self"])["Images"] == []  # fault gone
 
@@ -1142,3 +1155,206 @@ def test_copy_follows_destination_encryption_by_default(emu, ec2, ec2_r2):
         make_public(ec2_r2, encrypted)
     assert error_of(exc)[0] == "UnsupportedOperation"
     make_public(ec2, plain)
+
+
+# ---------------------------------------------------------------------------
+# Service Quotas: the public AMI quota
+# ---------------------------------------------------------------------------
+
+
+def quotas(emu, region: str = R1):
+    return emu.client("service-quotas", region, retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def test_get_service_quota_public_amis_default(emu):
+    quota = quotas(emu, R2).get_service_quota(ServiceCode="ec2", QuotaCode="L-0E3CBAB9")["Quota"]
+    assert quota == {**quota, "ServiceCode": "ec2", "QuotaCode": "L-0E3CBAB9", "QuotaName": "Public AMIs",
+                     "Value": 5.0, "Adjustable": True, "GlobalQuota": False}
+    assert quota["QuotaArn"] == f"arn:aws:servicequotas:{R2}:{OWNER}:ec2/L-0E3CBAB9"
+    # Routed by the SigV4 credential scope (service "servicequotas").
+    assert emu.control("GET", "/_emulator/calls?service=servicequotas")["calls"] == [
+        {"action": "GetServiceQuota", "region": R2}
+    ]
+    assert emu.calls() == []  # the default call log is EC2's
+
+
+def test_service_quota_is_the_quota_modify_image_attribute_enforces(emu, ec2, ec2_r2):
+    emu.config(public_image_quota=2, public_image_quota_by_region={R2: 3})
+    assert quotas(emu, R1).get_service_quota(ServiceCode="ec2", QuotaCode="L-0E3CBAB9")["Quota"]["Value"] == 2
+    assert quotas(emu, R2).get_service_quota(ServiceCode="ec2", QuotaCode="L-0E3CBAB9")["Quota"]["Value"] == 3
+    r1 = _seed_many(emu, 3, region=R1)
+    r2 = _seed_many(emu, 4, region=R2)
+    for image_id in r1[:2]:
+        make_public(ec2, image_id)
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, r1[2])
+    assert "quota of 2 " in error_of(exc)[1]
+    for image_id in r2[:3]:
+        make_public(ec2_r2, image_id)
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2_r2, r2[3])
+    assert "quota of 3 " in error_of(exc)[1]
+    assert emu.control("GET", "/_emulator/config")["config"]["public_image_quota_by_region"] == {R2: 3}
+    # The default quota for AWS stays 5.
+    default = quotas(emu).get_aws_default_service_quota(ServiceCode="ec2", QuotaCode="L-0E3CBAB9")["Quota"]
+    assert default["Value"] == 5.0
+
+
+def test_unknown_service_quota_is_no_such_resource(emu):
+    with pytest.raises(ClientError) as exc:
+        quotas(emu).get_service_quota(ServiceCode="ec2", QuotaCode="L-00000000")
+    assert error_of(exc)[0::2] == ("NoSuchResourceException", 400)
+
+
+def test_service_quotas_faults_are_json_errors(emu):
+    emu.fault("GetServiceQuota", "AccessDeniedException", count=1, message="not allowed")
+    with pytest.raises(ClientError) as exc:
+        quotas(emu).get_service_quota(ServiceCode="ec2", QuotaCode="L-0E3CBAB9")
+    assert error_of(exc) == ("AccessDeniedException", "not allowed", 400)
+    assert quotas(emu).get_service_quota(ServiceCode="ec2", QuotaCode="L-0E3CBAB9")["Quota"]["Value"] == 5.0
+
+
+def test_public_image_quota_by_region_rejects_bad_input(emu):
+    for bad in ({"public_image_quota_by_region": [1]}, {"public_image_quota_by_region": {R1: -1}},
+                {"public_image_quota_by_region": {R1: 1.5}}):
+        with pytest.raises(ControlAPIError) as exc:
+            emu.config(**bad)
+        assert exc.value.status == 400
+
+
+# ---------------------------------------------------------------------------
+# Recycle Bin
+# ---------------------------------------------------------------------------
+
+
+def recycle(emu, image_id: str, region: str = R1, **extra):
+    return emu.control("POST", "/_emulator/recycle-bin", {"region": region, "image_id": image_id, **extra})
+
+
+def test_image_in_recycle_bin_is_hidden_and_listed(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="binned", description="d")
+    kept = emu.seed_image(region=R1, name="kept")
+    entry = recycle(emu, image_id, retention_days=3)
+    assert entry["image_id"] == image_id
+    assert {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]} == {kept}
+    assert ec2.describe_images(ImageIds=[image_id])["Images"] == []
+    (listed,) = ec2.list_images_in_recycle_bin()["Images"]
+    assert (listed["ImageId"], listed["Name"], listed["Description"]) == (image_id, "binned", "d")
+    assert listed["RecycleBinExitTime"] - listed["RecycleBinEnterTime"] == dt.timedelta(days=3)
+    assert ec2_as(emu, OTHER).list_images_in_recycle_bin()["Images"] == []
+    assert emu.control("GET", f"/_emulator/recycle-bin?region={R1}")["images"][0]["image_id"] == image_id
+
+
+def test_public_images_in_recycle_bin_count_toward_the_quota(emu, ec2):
+    emu.config(public_image_quota=2)
+    public, private, new1, new2 = _seed_many(emu, 4)
+    make_public(ec2, public)
+    recycle(emu, public)
+    recycle(emu, private)  # a private image in the bin does not count
+    make_public(ec2, new1)
+    with pytest.raises(ClientError) as exc:
+        make_public(ec2, new2)
+    assert error_of(exc)[0] == "ResourceLimitExceeded"
+
+
+def test_deregister_under_a_retention_rule_goes_to_the_recycle_bin(emu, ec2, ec2_r2):
+    emu.control("POST", "/_emulator/recycle-bin/rules", {"region": R1, "retention_days": 7})
+    binned = emu.seed_image(region=R1, name="a")
+    ec2.deregister_image(ImageId=binned)
+    assert [i["ImageId"] for i in ec2.list_images_in_recycle_bin()["Images"]] == [binned]
+    # No rule in the other region: deleted for good.
+    gone = emu.seed_image(region=R2, name="b")
+    ec2_r2.deregister_image(ImageId=gone)
+    assert ec2_r2.list_images_in_recycle_bin()["Images"] == []
+    assert emu.control("GET", "/_emulator/recycle-bin/rules")["rules"] == [
+        {"account": OWNER, "region": R1, "retention_days": 7}
+    ]
+    emu.control("POST", "/_emulator/recycle-bin/rules", {"region": R1, "retention_days": None})
+    assert emu.control("GET", "/_emulator/recycle-bin/rules")["rules"] == []
+
+
+def test_list_images_in_recycle_bin_pages(emu, ec2):
+    ids = _seed_many(emu, 3)
+    for image_id in ids:
+        recycle(emu, image_id)
+    first = ec2.list_images_in_recycle_bin(MaxResults=2)
+    second = ec2.list_images_in_recycle_bin(MaxResults=2, NextToken=first["NextToken"])
+    assert "NextToken" not in second
+    assert sorted(i["ImageId"] for i in first["Images"] + second["Images"]) == sorted(ids)
+    assert [i["ImageId"] for i in ec2.list_images_in_recycle_bin(ImageIds=[ids[1]])["Images"]] == [ids[1]]
+
+
+def test_recycle_bin_control_api_rejects_bad_input(emu):
+    image_id = emu.seed_image(region=R1, name="a")
+    for body in ({"region": R1}, {"region": R1, "image_id": image_id, "retention_days": 0}):
+        with pytest.raises(ControlAPIError) as exc:
+            emu.control("POST", "/_emulator/recycle-bin", body)
+        assert exc.value.status == 400
+    with pytest.raises(ControlAPIError) as exc:
+        recycle(emu, "ami-0123456789abcdef0")
+    assert exc.value.status == 404
+
+
+# ---------------------------------------------------------------------------
+# Deregistration protection
+# ---------------------------------------------------------------------------
+
+
+def test_deregistration_protection_without_cooldown(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    assert describe(ec2, image_id)["DeregistrationProtection"] == "disabled"
+    out = ec2.enable_image_deregistration_protection(ImageId=image_id)
+    assert out["Return"] == "enabled-without-cooldown"
+    assert describe(ec2, image_id)["DeregistrationProtection"] == "enabled-without-cooldown"
+    with pytest.raises(ClientError) as exc:
+        ec2.deregister_image(ImageId=image_id)
+    assert error_of(exc)[0::2] == ("OperationNotPermitted", 400)
+    assert describe(ec2, image_id)["State"] == "available"
+    assert ec2.disable_image_deregistration_protection(ImageId=image_id)["Return"] == "disabled"
+    assert describe(ec2, image_id)["DeregistrationProtection"] == "disabled"
+    ec2.deregister_image(ImageId=image_id)
+
+
+def test_deregistration_protection_with_cooldown(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    assert ec2.enable_image_deregistration_protection(ImageId=image_id, WithCooldown=True)["Return"] == \
+        "enabled-with-cooldown"
+    assert describe(ec2, image_id)["DeregistrationProtection"] == "enabled-with-cooldown"
+    before = utcnow()
+    ec2.disable_image_deregistration_protection(ImageId=image_id)
+    state = describe(ec2, image_id)["DeregistrationProtection"]
+    assert state.startswith("disabled-until ")
+    until = parse(state.split(" ", 1)[1])
+    assert dt.timedelta(hours=23, minutes=59) < until - before < dt.timedelta(hours=24, minutes=1)
+    with pytest.raises(ClientError) as exc:  # still protected during the cool-down
+        ec2.deregister_image(ImageId=image_id)
+    assert error_of(exc)[0] == "OperationNotPermitted"
+    # Enabling again ends the cool-down state; without cooldown, disabling frees it.
+    ec2.enable_image_deregistration_protection(ImageId=image_id)
+    ec2.disable_image_deregistration_protection(ImageId=image_id)
+    ec2.deregister_image(ImageId=image_id)
+
+
+def test_deregistration_cooldown_can_be_shortened_for_tests(emu, ec2):
+    emu.config(deregistration_cooldown_seconds=0)
+    image_id = emu.seed_image(region=R1, name="img")
+    ec2.enable_image_deregistration_protection(ImageId=image_id, WithCooldown=True)
+    ec2.disable_image_deregistration_protection(ImageId=image_id)
+    assert describe(ec2, image_id)["DeregistrationProtection"] == "disabled"
+    ec2.deregister_image(ImageId=image_id)
+
+
+def test_deregistration_protection_only_by_owner(emu):
+    shared = emu.seed_image(region=R1, name="shared", owner=OTHER, shared_with=[OWNER])
+    private = emu.seed_image(region=R1, name="private", owner=OTHER)
+    ec2 = ec2_as(emu, OWNER)
+    with pytest.raises(ClientError) as exc:
+        ec2.enable_image_deregistration_protection(ImageId=shared)
+    assert error_of(exc)[0] == "AuthFailure"
+    with pytest.raises(ClientError) as exc:
+        ec2.disable_image_deregistration_protection(ImageId=shared)
+    assert error_of(exc)[0] == "AuthFailure"
+    with pytest.raises(ClientError) as exc:
+        ec2.enable_image_deregistration_protection(ImageId=private)
+    assert error_of(exc)[0] == "InvalidAMIID.NotFound"
+    assert emu.image(shared)["deregistration_protection"] == "disabled"
