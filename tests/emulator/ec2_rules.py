@@ -17,8 +17,11 @@ not the error code, says which code the emulator chose and why). See
 README.md in this directory for the list.
 
 State that is not moto's (BPA, configuration, faults, the call log, CopyImage
-idempotency tokens) lives in ``STATE``; every access goes through
-``STATE.lock`` (the server also holds it around each moto dispatch).
+idempotency tokens, throttling buckets, copy failures, the Recycle Bin) lives
+in ``STATE``; every access goes through ``STATE.lock`` (the server also holds
+it around each moto dispatch). EBS encryption by default is moto's own flag.
+Service Quotas' GetServiceQuota for the public AMI quota is answered here too
+(methods on moto's ServiceQuotasResponse).
 """
 
 from __future__ import annotations
