@@ -17,14 +17,19 @@ not the error code, says which code the emulator chose and why). See
 README.md in this directory for the list.
 
 State that is not moto's (BPA, configuration, faults, the call log, CopyImage
-idempotency tokens) lives in ``STATE``; every access goes through
-``STATE.lock`` (the server also holds it around each moto dispatch).
+idempotency tokens, throttling buckets, copy failures, the Recycle Bin) lives
+in ``STATE``; every access goes through ``STATE.lock`` (the server also holds
+it around each moto dispatch). EBS encryption by default is moto's own flag.
+Service Quotas' GetServiceQuota for the public AMI quota is answered here too
+(methods on moto's ServiceQuotasResponse).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import fnmatch
+import hashlib
 import json
 import os
 import threading
@@ -61,6 +66,8 @@ from moto.ec2.models.amis import Ami  # noqa: E402
 from moto.ec2.responses import EC2Response  # noqa: E402
 from moto.ec2.utils import generic_filter, random_ami_id  # noqa: E402
 
+from throttling import Throttle  # noqa: E402  (sibling module)
+
 DEFAULT_ACCOUNT = "123456789012"
 
 # --------------------------------------------------------------------------
@@ -72,7 +79,8 @@ BPA_MANAGED_BY = ("account", "declarative-policy")
 
 
 class EmulatorState:
-    """Configuration, BPA, faults, call log and CopyImage tokens.
+    """Configuration, BPA, faults, call log, CopyImage tokens, throttling,
+    copy failures and the Recycle Bin.
 
     One re-entrant lock guards all of it and every moto dispatch, so the
     threaded server never runs two EC2 handlers at once (moto's backends are
@@ -94,6 +102,10 @@ class EmulatorState:
             "public_image_quota": 5,
             # DESIGN.md: concurrent AMI copies per destination Region ~100.
             "concurrent_copy_limit": 100,
+            # AWS EnableImageDeregistrationProtection WithCooldown: "enforces
+            # deregistration protection for 24 hours after deregistration
+            # protection is disabled". A test knob, like copy_delay_seconds.
+            "deregistration_cooldown_seconds": 24 * 3600,
         }
 
     def reset_all(self) -> None:
@@ -105,6 +117,21 @@ class EmulatorState:
             self.calls: list[dict[str, str]] = []
             # (account, destination region, client token) -> (fingerprint, image id)
             self.copy_tokens: dict[tuple[str, str, str], tuple[str, str]] = {}
+            # region -> public image quota for that region (overrides
+            # config["public_image_quota"], which applies to all regions).
+            self.public_image_quota_by_region: dict[str, int] = {}
+            self.throttle = Throttle()
+            # destination region -> [{"remaining", "code", "message"}]: the
+            # next CopyImage copies there end failed.
+            self.copy_failures: dict[str, list[dict[str, Any]]] = {}
+            # (account, region, image id) -> Recycle Bin entry
+            self.recycle_bin: dict[tuple[str, str, str], dict[str, Any]] = {}
+            # (account, region) -> retention days of a retention rule that
+            # matches every AMI that account deregisters in that region.
+            self.recycle_rules: dict[tuple[str, str], float] = {}
+
+    def public_image_quota(self, region: str) -> int:
+        return int(self.public_image_quota_by_region.get(region, self.config["public_image_quota"]))
 
     # -- image block public access ------------------------------------
     def bpa_entry(self, region: str) -> dict[str, str]:
@@ -182,6 +209,57 @@ Ami.emu_bdm = None  # type: ignore[attr-defined]  # list of mapping specs
 Ami.emu_is_copy = False  # type: ignore[attr-defined]
 Ami.emu_ready_at = None  # type: ignore[attr-defined]  # epoch seconds
 Ami.emu_source = None  # type: ignore[attr-defined]  # (region, image id)
+# A pending copy that ends "failed" instead of "available": its StateReason.
+Ami.emu_fail_reason = None  # type: ignore[attr-defined]
+Ami.emu_state_reason = None  # type: ignore[attr-defined]  # {"Code", "Message"}
+# Deregistration protection: "disabled", "enabled-without-cooldown" or
+# "enabled-with-cooldown"; emu_dp_cooldown_until is set (naive UTC) when
+# protection enabled with cooldown was disabled.
+Ami.emu_dp = "disabled"  # type: ignore[attr-defined]
+Ami.emu_dp_cooldown_until = None  # type: ignore[attr-defined]
+
+
+def _state_reason(self: Ami) -> dict[str, str] | None:
+    # DescribeImages StateReason {Code, Message}: "The reason for the state
+    # change." Only set for images that failed.
+    return self.emu_state_reason
+
+
+Ami.state_reason = property(_state_reason)  # type: ignore[attr-defined]
+
+
+def _source_image_id(self: Ami) -> str | None:
+    # DescribeImages SourceImageId / SourceImageRegion: "The ID of the source
+    # AMI from which the AMI was created." / "The Region of the source AMI."
+    # (set on copies).
+    return self.emu_source[1] if self.emu_source else None
+
+
+def _source_image_region(self: Ami) -> str | None:
+    return self.emu_source[0] if self.emu_source else None
+
+
+Ami.source_image_id = property(_source_image_id)  # type: ignore[attr-defined]
+Ami.source_image_region = property(_source_image_region)  # type: ignore[attr-defined]
+
+
+def in_deregistration_cooldown(ami: Ami, now: _dt.datetime | None = None) -> bool:
+    return ami.emu_dp_cooldown_until is not None and (now or utcnow()) < ami.emu_dp_cooldown_until
+
+
+def _deregistration_protection(self: Ami) -> str:
+    # DescribeImages DeregistrationProtection. "disabled" and
+    # "enabled-without-cooldown" / "enabled-with-cooldown" as EC2 returns them
+    # (AWS CLI examples for enable-/disable-image-deregistration-protection;
+    # DescribeImages output quoted in public READMEs). During the cool-down
+    # the value is "disabled-until <end>": the exact wording EC2 uses then was
+    # not found in AWS documentation; emulator's choice (see README).
+    if self.emu_dp == "disabled" and in_deregistration_cooldown(self):
+        return f"disabled-until {fmt_time(self.emu_dp_cooldown_until)}"
+    return self.emu_dp
+
+
+Ami.deregistration_protection = property(_deregistration_protection)  # type: ignore[attr-defined]
 
 
 def _deprecation_time(self: Ami) -> str | None:
@@ -339,24 +417,69 @@ def find_owned_image(region: str, caller: str, image_id: str) -> Ami:
     return ami
 
 
+DEFAULT_COPY_FAILURE = {
+    # StateReason of a failed copy. The codes EC2 reports are listed in the
+    # StateReason API reference (Server.InternalError, Client.InternalError,
+    # Client.InvalidSnapshot.NotFound, ...); which one a failed AMI copy gets
+    # is not documented: emulator's default, overridable per failure.
+    "code": "Server.InternalError",
+    "message": "Server.InternalError: An internal error caused the AMI copy to fail.",
+}
+
+
+def finish_copy(ami: Ami) -> str:
+    """A pending image ends: "failed" if it was marked to fail, else "available"."""
+    ami.emu_ready_at = None
+    if ami.emu_fail_reason is not None:
+        ami.state = "failed"
+        ami.emu_state_reason = {"Code": ami.emu_fail_reason["code"], "Message": ami.emu_fail_reason["message"]}
+        ami.emu_fail_reason = None
+    else:
+        ami.state = "available"
+    return ami.state
+
+
+def fail_image(image_id: str, code: str | None = None, message: str | None = None) -> Ami:
+    """POST /_emulator/fail-image: a pending image ends failed now."""
+    with STATE.lock:
+        for _region, ami in all_images():
+            if ami.id == image_id:
+                if ami.state != "pending":
+                    raise ValueError(f"image {image_id} is {ami.state}, not pending")
+                ami.emu_fail_reason = {
+                    "code": code or DEFAULT_COPY_FAILURE["code"],
+                    "message": message or DEFAULT_COPY_FAILURE["message"],
+                }
+                finish_copy(ami)
+                return ami
+    raise KeyError(image_id)
+
+
 def tick(now: float | None = None) -> None:
-    """Pending copies whose delay has elapsed become available."""
+    """Pending copies whose delay has elapsed end (available or failed);
+    Recycle Bin entries whose retention period has ended are deleted.
+    """
     now = time.time() if now is None else now
     with STATE.lock:
         for _region, ami in all_images():
             if ami.state == "pending" and ami.emu_ready_at is not None and ami.emu_ready_at <= now:
-                ami.state = "available"
-                ami.emu_ready_at = None
+                finish_copy(ami)
+        # Recycle Bin: "It can be restored before its retention period
+        # expires, after which it is permanently deleted." (DeregisterImage)
+        current = utcnow()
+        for key, entry in list(STATE.recycle_bin.items()):
+            if entry["exit"] <= current:
+                del STATE.recycle_bin[key]
 
 
-def complete_pending(region: str | None = None) -> list[str]:
-    done = []
+def complete_pending(region: str | None = None) -> dict[str, list[str]]:
+    """Every pending image (in region, or everywhere) ends now."""
+    done: dict[str, list[str]] = {"completed": [], "failed": []}
     with STATE.lock:
         for _reg, ami in all_images(region):
             if ami.state == "pending":
-                ami.state = "available"
-                ami.emu_ready_at = None
-                done.append(ami.id)
+                state = finish_copy(ami)
+                done["completed" if state == "available" else "failed"].append(ami.id)
     return done
 
 
@@ -486,6 +609,8 @@ def image_view(region: str, ami: Ami) -> dict[str, Any]:
         "encrypted": ami_encrypted(ami),
         "product_codes": sorted(ami.product_codes),
         "is_copy": bool(ami.emu_is_copy),
+        "state_reason": ami.emu_state_reason,
+        "deregistration_protection": ami.deregistration_protection,
         "source": (
             {"region": ami.emu_source[0], "image_id": ami.emu_source[1]} if ami.emu_source else None
         ),
@@ -648,12 +773,90 @@ def disable_image_deprecation(self: EC2Response) -> ActionResult:
 # --------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------
+# Pagination (DescribeImages, ListImagesInRecycleBin)
+# --------------------------------------------------------------------------
+
+DESCRIBE_IMAGES_MAX_RESULTS = (5, 1000)
+# Page size when NextToken comes without MaxResults (emulator's choice).
+DEFAULT_PAGE_SIZE = 1000
+
+
+def _pagination_token(after: str, query: str) -> str:
+    # Opaque to clients: the last ID of the page and a digest of the query it
+    # belongs to. Deterministic, so the same query at the same position always
+    # gets the same token, and a page boundary survives images being added or
+    # removed between calls (the listing is ordered by image ID).
+    raw = json.dumps({"v": 1, "after": after, "q": query}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _query_digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _token_position(token: str, query: str) -> str:
+    """The last image ID before the page the token asks for.
+
+    AWS (EC2 common client errors): "InvalidPaginationToken: The specified
+    pagination token is not valid or is expired." A token that does not
+    decode, or that was issued for another query, is refused that way.
+    """
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        after = data["after"]
+        if data.get("v") != 1 or data.get("q") != query or not isinstance(after, str):
+            raise ValueError
+        return after
+    except Exception:
+        raise EC2ClientError(
+            "InvalidPaginationToken", "The specified pagination token is not valid or is expired."
+        ) from None
+
+
+def paginate(items: list[Any], key: Any, max_results: int | None, token: str | None,
+             query: str) -> tuple[list[Any], str | None]:
+    items = sorted(items, key=key)
+    if token:
+        after = _token_position(token, query)
+        items = [i for i in items if key(i) > after]
+    if max_results is None and not token:
+        return items, None
+    size = max_results if max_results is not None else DEFAULT_PAGE_SIZE
+    page = items[:size]
+    if len(items) > size:
+        return page, _pagination_token(key(page[-1]), query)
+    return page, None
+
+
+def _int_param(resp: EC2Response, name: str) -> int | None:
+    raw = resp._get_param(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise EC2ClientError("InvalidParameterValue", f"Value ( {raw} ) for parameter {name} is invalid.") from None
+
+
 def describe_images(self: EC2Response) -> ActionResult:
-    """DescribeImages with AWS visibility.
+    """DescribeImages with AWS visibility and pagination.
 
     Fixes moto 5.2.5, whose ImageIds path skips Owners (and every other
     scope): with ImageIds=[x] and Owners=["self"] AWS returns nothing when x
     belongs to another account; moto returned x.
+
+    Pagination (MaxResults / NextToken; DescribeImages supports it since
+    December 2022): without MaxResults every image comes in one response
+    (EC2's older Describe actions "will not paginate server side unless
+    max_results is set", AWS SDK for Ruby, aws-sdk-ec2 resource
+    customization). MaxResults with ImageIds is refused, as EC2 does:
+    "InvalidParameterCombination: The parameter imageIdsSet cannot be used
+    with the parameter maxResults" (message as quoted by the AWS SDK for
+    Ruby). The valid range of MaxResults is not documented for
+    DescribeImages; the emulator takes EC2's usual 5..1000 (DescribeTags:
+    "This value can be between 5 and 1000").
     """
     self.error_on_dryrun()
     ami_ids = self._get_param("ImageIds", []) or []
@@ -661,8 +864,25 @@ def describe_images(self: EC2Response) -> ActionResult:
     owners = self._get_param("Owners", []) or []
     exec_users = self._get_param("ExecutableUsers", []) or []
     include_deprecated = _bool(self._get_param("IncludeDeprecated"))
+    max_results = _int_param(self, "MaxResults")
+    next_token = self._get_param("NextToken") or None
     caller = self.current_account
     region = self.region
+    if ami_ids and (max_results is not None or next_token):
+        raise EC2ClientError(
+            "InvalidParameterCombination",
+            "The parameter imageIdsSet cannot be used with the parameter maxResults",
+        )
+    if max_results is not None:
+        low, high = DESCRIBE_IMAGES_MAX_RESULTS
+        if not low <= max_results <= high:
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"Value ( {max_results} ) for parameter maxResults is invalid. "
+                f"Expecting a value between {low} and {high}.",
+            )
+    query = _query_digest("DescribeImages", caller, region, sorted(owners), sorted(exec_users),
+                          filters, include_deprecated)
     with STATE.lock:
         images = [
             ami for backend in existing_region_backends(region)
@@ -704,7 +924,13 @@ def describe_images(self: EC2Response) -> ActionResult:
             images = [a for a in images if a.owner_id in wanted or (a.owner_alias and a.owner_alias in wanted)]
         if filters:
             images = [a for a in images if all(filter_matches(a, n, v) for n, v in filters.items())]
-        return ActionResult({"Images": images})
+        if ami_ids:
+            return ActionResult({"Images": images})
+        page, token = paginate(images, lambda a: a.id, max_results, next_token, query)
+        result: dict[str, Any] = {"Images": page}
+        if token:
+            result["NextToken"] = token
+        return ActionResult(result)
 
 
 def filter_matches(ami: Ami, name: str, values: list[str]) -> bool:
@@ -878,6 +1104,15 @@ def copy_image(self: EC2Response) -> ActionResult:
             root_device_name=source.root_device_name,
         )
         _drop_auto_snapshot(backend, ami)
+        # AWS (EC2 User Guide, "Use encryption with EBS-backed AMIs", copy
+        # with no encryption parameters): "An unencrypted snapshot is copied
+        # to another unencrypted snapshot, unless encryption by default is
+        # enabled, in which case all the newly created snapshots will be
+        # encrypted." and "Enabling encryption by default has the same effect
+        # as setting the Encrypted parameter to true for all snapshots in the
+        # AMI." The setting is the destination Region's, of the caller
+        # (GetEbsEncryptionByDefault: "for your account in the current Region").
+        encrypt_all = encrypted or bool(backend.ebs_encryption_by_default)
         specs = []
         for m in source.block_device_mappings:
             ebs = m["Ebs"]
@@ -885,7 +1120,7 @@ def copy_image(self: EC2Response) -> ActionResult:
             # AMI are encrypted. Copies of unencrypted backing snapshots
             # remain unencrypted, unless you set Encrypted during the copy".
             snap = _new_snapshot(
-                backend, caller, bool(ebs.get("Encrypted")) or encrypted,
+                backend, caller, bool(ebs.get("Encrypted")) or encrypt_all,
                 int(ebs.get("VolumeSize") or 8),
                 f"Copied for DestinationAmi {image_id} from SourceAmi {source_image_id}", image_id,
             )
@@ -903,6 +1138,13 @@ def copy_image(self: EC2Response) -> ActionResult:
         ami.emu_source = (source_region, source_image_id)
         delay = float(STATE.config["copy_delay_seconds"])
         ami.emu_ready_at = time.time() + delay
+        # POST /_emulator/copy-failures: this copy ends "failed" (with that
+        # StateReason) instead of "available" when its delay has elapsed.
+        for failure in STATE.copy_failures.get(region, []):
+            if failure["remaining"] > 0:
+                failure["remaining"] -= 1
+                ami.emu_fail_reason = {"code": failure["code"], "message": failure["message"]}
+                break
         backend.amis[image_id] = ami
         if copy_tags and source.owner_id == caller:
             # AWS CopyImageTags: copies your user-defined AMI tags, except
@@ -943,8 +1185,16 @@ def _launch_permission_changes(self: EC2Response) -> tuple[list[dict[str, str]],
 
 
 def count_public_images(region: str, owner: str) -> int:
+    # AWS (EC2 User Guide, "Amazon EC2 AMI quotas"): Public AMIs is "The
+    # maximum number of public AMIs, including public AMIs in the Recycle
+    # Bin, allowed per Region."
     backend = region_backend(owner, region)
-    return sum(1 for a in backend.amis.values() if a.is_public)
+    live = sum(1 for a in backend.amis.values() if a.is_public)
+    recycled = sum(
+        1 for (account, reg, _id), entry in STATE.recycle_bin.items()
+        if account == owner and reg == region and entry["ami"].is_public
+    )
+    return live + recycled
 
 
 def modify_image_attribute(self: EC2Response) -> Any:
@@ -1020,7 +1270,7 @@ def _check_can_make_public(region: str, caller: str, ami: Ami) -> None:
             "UnsupportedOperation",
             "Images with an AWS Marketplace product code cannot be made public.",
         )
-    quota = int(STATE.config["public_image_quota"])
+    quota = STATE.public_image_quota(region)
     if count_public_images(region, caller) >= quota:
         # AWS: public AMIs per Region are limited (default 5); message as EC2
         # returns it (quoted in iterative/studio-selfhosted#90).
@@ -1057,10 +1307,226 @@ def create_tags(self: EC2Response) -> ActionResult:
 
 
 # --------------------------------------------------------------------------
+# Deregistration protection and DeregisterImage
+# --------------------------------------------------------------------------
+
+
+def enable_image_deregistration_protection(self: EC2Response) -> ActionResult:
+    image_id = self._get_param("ImageId")
+    with_cooldown = _bool(self._get_param("WithCooldown"))
+    self.error_on_dryrun()
+    with STATE.lock:
+        # Only the owner may change an AMI's attributes (as for deprecation).
+        ami = find_owned_image(self.region, self.current_account, image_id)
+        # AWS EnableImageDeregistrationProtection: "When deregistration
+        # protection is enabled, the AMI can't be deregistered."
+        # WithCooldown: "If true, enforces deregistration protection for 24
+        # hours after deregistration protection is disabled." Return value as
+        # in the AWS CLI example ("Return": "enabled-without-cooldown").
+        ami.emu_dp = "enabled-with-cooldown" if with_cooldown else "enabled-without-cooldown"
+        ami.emu_dp_cooldown_until = None
+    return ActionResult({"Return": ami.emu_dp})
+
+
+def disable_image_deregistration_protection(self: EC2Response) -> ActionResult:
+    image_id = self._get_param("ImageId")
+    self.error_on_dryrun()
+    with STATE.lock:
+        ami = find_owned_image(self.region, self.current_account, image_id)
+        # AWS DisableImageDeregistrationProtection: "If you chose to include
+        # a 24-hour cooldown period when you enabled deregistration
+        # protection for the AMI, then, when you disable deregistration
+        # protection, you won't immediately be able to deregister the AMI."
+        if ami.emu_dp == "enabled-with-cooldown":
+            seconds = float(STATE.config["deregistration_cooldown_seconds"])
+            ami.emu_dp_cooldown_until = utcnow() + _dt.timedelta(seconds=seconds)
+        ami.emu_dp = "disabled"
+    # AWS CLI example: "Return": "disabled".
+    return ActionResult({"Return": "disabled"})
+
+
+def deregister_image(self: EC2Response) -> ActionResult:
+    image_id = self._get_param("ImageId")
+    self.error_on_dryrun()
+    caller = self.current_account
+    region = self.region
+    with STATE.lock:
+        backend = region_backend(caller, region)
+        ami = backend.amis.get(image_id)
+        if ami is None:
+            # moto's answers: a deregistered ID is InvalidAMIID.Unavailable,
+            # any other (including another account's image) NotFound.
+            if image_id in backend.deleted_amis:
+                raise UnvailableAMIIdError(image_id)
+            raise InvalidAMIIdError(image_id)
+        if ami.emu_dp != "disabled" or in_deregistration_cooldown(ami):
+            # AWS: "When deregistration protection is enabled, the AMI can't
+            # be deregistered", also during the cool-down after disabling
+            # protection enabled WithCooldown. The error code is not
+            # documented; emulator's choice: OperationNotPermitted ("The
+            # specified operation is not allowed").
+            raise EC2ClientError(
+                "OperationNotPermitted",
+                f"The image {image_id} can't be deregistered because deregistration protection is enabled "
+                f"({ami.deregistration_protection}). Disable deregistration protection first.",
+            )
+        days = STATE.recycle_rules.get((caller, region))
+        if days is not None:
+            # AWS DeregisterImage: "If a deregistered EBS-backed AMI matches a
+            # Recycle Bin retention rule, it moves to the Recycle Bin for the
+            # specified retention period."
+            put_in_recycle_bin(caller, region, image_id, days)
+        else:
+            # "If the deregistered AMI doesn't match a retention rule, it is
+            # permanently deleted immediately."
+            backend.deregister_image(image_id)
+    return ActionResult({"Return": True})
+
+
+# --------------------------------------------------------------------------
+# Recycle Bin
+# --------------------------------------------------------------------------
+
+
+def put_in_recycle_bin(account: str, region: str, image_id: str, retention_days: float) -> dict[str, Any]:
+    """The image leaves the account's listing and waits in the Recycle Bin.
+
+    It keeps its launch permissions: a public AMI in the Recycle Bin still
+    counts toward the public AMI quota (EC2 User Guide, "Amazon EC2 AMI
+    quotas").
+    """
+    with STATE.lock:
+        backend = region_backend(account, region)
+        ami = backend.amis.get(image_id)
+        if ami is None:
+            raise KeyError(image_id)
+        backend.amis.pop(image_id)
+        backend.deleted_amis.append(image_id)
+        enter = utcnow().replace(microsecond=0)
+        entry = {
+            "ami": ami,
+            "enter": enter,
+            "exit": enter + _dt.timedelta(days=retention_days),
+        }
+        STATE.recycle_bin[(account, region, image_id)] = entry
+        return entry
+
+
+def recycle_bin_view(key: tuple[str, str, str], entry: dict[str, Any]) -> dict[str, Any]:
+    account, region, image_id = key
+    ami = entry["ami"]
+    return {
+        "image_id": image_id, "region": region, "owner": account, "name": ami.name,
+        "public": bool(ami.is_public), "enter_time": fmt_time(entry["enter"]), "exit_time": fmt_time(entry["exit"]),
+    }
+
+
+def list_images_in_recycle_bin(self: EC2Response) -> ActionResult:
+    # AWS ListImagesInRecycleBin: "Lists one or more AMIs that are currently
+    # in the Recycle Bin." Images: ImageId, Name, Description,
+    # RecycleBinEnterTime, RecycleBinExitTime. MaxResults 1..1000.
+    image_ids = self._get_param("ImageIds", []) or []
+    max_results = _int_param(self, "MaxResults")
+    next_token = self._get_param("NextToken") or None
+    self.error_on_dryrun()
+    if max_results is not None and not 1 <= max_results <= 1000:
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"Value ( {max_results} ) for parameter MaxResults is invalid. Expecting a value between 1 and 1000.",
+        )
+    caller = self.current_account
+    region = self.region
+    query = _query_digest("ListImagesInRecycleBin", caller, region, sorted(image_ids))
+    with STATE.lock:
+        entries = [
+            (key[2], entry) for key, entry in STATE.recycle_bin.items()
+            if key[0] == caller and key[1] == region and (not image_ids or key[2] in image_ids)
+        ]
+        page, token = paginate(entries, lambda e: e[0], max_results, next_token, query)
+        images = [
+            {
+                "ImageId": image_id, "Name": entry["ami"].name, "Description": entry["ami"].description,
+                "RecycleBinEnterTime": entry["enter"].replace(tzinfo=_dt.timezone.utc),
+                "RecycleBinExitTime": entry["exit"].replace(tzinfo=_dt.timezone.utc),
+            }
+            for image_id, entry in page
+        ]
+    result: dict[str, Any] = {"Images": images}
+    if token:
+        result["NextToken"] = token
+    return ActionResult(result)
+
+
+# --------------------------------------------------------------------------
+# Service Quotas (GetServiceQuota for the public AMI quota)
+# --------------------------------------------------------------------------
+
+PUBLIC_AMIS_QUOTA_CODE = "L-0E3CBAB9"
+# AWS (EC2 User Guide, "Amazon EC2 AMI quotas"): Public AMIs, default quota
+# per Region 5; adjustable in Service Quotas.
+PUBLIC_AMIS_DEFAULT = 5
+
+
+def public_amis_quota(region: str, account: str, value: float) -> dict[str, Any]:
+    # Service Quotas ServiceQuota structure (GetServiceQuota response).
+    return {
+        "ServiceCode": "ec2",
+        "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+        "QuotaArn": f"arn:aws:servicequotas:{region}:{account}:ec2/{PUBLIC_AMIS_QUOTA_CODE}",
+        "QuotaCode": PUBLIC_AMIS_QUOTA_CODE,
+        "QuotaName": "Public AMIs",
+        "Value": float(value),
+        "Unit": "None",
+        "Adjustable": True,
+        "GlobalQuota": False,
+        "QuotaAppliedAtLevel": "ACCOUNT",
+        "Description": "The maximum number of public AMIs, including public AMIs in the Recycle Bin, "
+                       "allowed per Region.",
+    }
+
+
+def _service_quota_request(resp: Any) -> tuple[str, str]:
+    params = json.loads(resp.body or "{}")
+    return str(params.get("ServiceCode")), str(params.get("QuotaCode"))
+
+
+def _no_such_quota() -> Exception:
+    from moto.core.exceptions import JsonRESTError
+
+    # Service Quotas GetServiceQuota errors: NoSuchResourceException, "The
+    # specified resource does not exist."
+    return JsonRESTError("NoSuchResourceException", "The specified resource does not exist.")
+
+
+def get_service_quota(self: Any) -> str:
+    """The applied value of ec2/L-0E3CBAB9 is the emulator's public image
+    quota for the Region: the number ModifyImageAttribute enforces."""
+    service_code, quota_code = _service_quota_request(self)
+    if service_code == "ec2":
+        if quota_code != PUBLIC_AMIS_QUOTA_CODE:
+            raise _no_such_quota()
+        with STATE.lock:
+            value = STATE.public_image_quota(self.region)
+        return json.dumps({"Quota": public_amis_quota(self.region, self.current_account, value)})
+    return _SQ_ORIGINAL["get_service_quota"](self)
+
+
+def get_aws_default_service_quota(self: Any) -> str:
+    """GetAWSDefaultServiceQuota: the AWS default (5), whatever is applied."""
+    service_code, quota_code = _service_quota_request(self)
+    if service_code == "ec2" and quota_code == PUBLIC_AMIS_QUOTA_CODE:
+        quota = public_amis_quota(self.region, self.current_account, PUBLIC_AMIS_DEFAULT)
+        quota["QuotaArn"] = f"arn:aws:servicequotas:{self.region}::ec2/{PUBLIC_AMIS_QUOTA_CODE}"
+        return json.dumps({"Quota": quota})
+    raise _no_such_quota()
+
+
+# --------------------------------------------------------------------------
 # Installation
 # --------------------------------------------------------------------------
 
 _ORIGINAL: dict[str, Any] = {}
+_SQ_ORIGINAL: dict[str, Any] = {}
 
 HANDLERS = {
     "get_image_block_public_access_state": get_image_block_public_access_state,
@@ -1074,14 +1540,30 @@ HANDLERS = {
     "copy_image": copy_image,
     "modify_image_attribute": modify_image_attribute,
     "create_tags": create_tags,
+    "deregister_image": deregister_image,
+    "enable_image_deregistration_protection": enable_image_deregistration_protection,
+    "disable_image_deregistration_protection": disable_image_deregistration_protection,
+    "list_images_in_recycle_bin": list_images_in_recycle_bin,
+}
+
+# Methods of moto's ServiceQuotasResponse, named like the EC2 ones.
+SERVICE_QUOTAS_HANDLERS = {
+    "get_service_quota": get_service_quota,
+    "get_aws_default_service_quota": get_aws_default_service_quota,
 }
 
 
 def install() -> None:
+    from moto.servicequotas.responses import ServiceQuotasResponse
+
     for name, fn in HANDLERS.items():
         if name not in _ORIGINAL:
             _ORIGINAL[name] = getattr(EC2Response, name, None)
         setattr(EC2Response, name, fn)
+    for name, fn in SERVICE_QUOTAS_HANDLERS.items():
+        if name not in _SQ_ORIGINAL:
+            _SQ_ORIGINAL[name] = getattr(ServiceQuotasResponse, name, None)
+        setattr(ServiceQuotasResponse, name, fn)
 
 
 def reset_everything() -> None:

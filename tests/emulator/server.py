@@ -45,6 +45,10 @@ DEFAULT_FAULT_MESSAGES = {
 }
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+DEFAULT_ACCOUNT = "123456789012"
+# Services whose requests use the query protocol (errors as EC2 XML); the
+# others this emulator serves (Service Quotas) use the JSON protocol.
+QUERY_SERVICES = {"ec2"}
 
 StartResponse = Callable[..., Any]
 
@@ -64,6 +68,11 @@ def _json_response(start_response: StartResponse, status: int, body: Any) -> lis
         [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
     )
     return [data]
+
+
+def json_error_body(code: str, message: str) -> bytes:
+    # The AWS JSON protocol (1.1) error document; the SDKs read __type.
+    return json.dumps({"__type": code, "message": message}).encode()
 
 
 def ec2_error_body(code: str, message: str) -> bytes:
@@ -139,30 +148,50 @@ class EmulatorApp:
         m = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         if m:
             region, service = m.group(1), m.group(2)
-        action = None
+        account = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or DEFAULT_ACCOUNT
+        params: dict[str, list[str]] = {}
         if body and b"Action=" in body:
-            action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or [None])[0]
-        if action is None:
-            action = (parse_qs(environ.get("QUERY_STRING", "")).get("Action") or [None])[0]
+            params = parse_qs(body.decode("utf-8", "replace"))
+        if not params.get("Action"):
+            params = parse_qs(environ.get("QUERY_STRING", ""))
+        action = (params.get("Action") or [None])[0]
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if action is None and "." in target:
+            # JSON protocol: X-Amz-Target: ServiceQuotasV20190624.GetServiceQuota
+            action = target.rsplit(".", 1)[1]
 
         fault = None
+        throttled = False
         with self.state.lock:
             if action and service == "ec2":
-                self.state.calls.append({"action": action, "region": region})
+                # EC2 request throttling (off unless POST /_emulator/throttling).
+                throttled = not self.state.throttle.take(account, region, action, params)
+            if action and service:
+                call = {"action": action, "region": region, "service": service}
+                if throttled:
+                    call["throttled"] = True
+                self.state.calls.append(call)
             latency = float(self.state.config["latency_ms"]) / 1000.0
-            if action:
+            if action and not throttled:
                 fault = self._take_fault(action, region)
         if latency > 0:
             time.sleep(latency)
+        if throttled:
+            # EC2 ("Request throttling"): "If you exceed an API throttling
+            # limit, you get the RequestLimitExceeded error code", with HTTP
+            # 503 as EC2 answers it.
+            fault = {"error_code": "RequestLimitExceeded", "message": "Request limit exceeded."}
         if fault is not None:
             code = fault["error_code"]
             status = int(fault.get("http_status") or SERVER_ERROR_STATUS.get(code, 400))
             message = fault.get("message") or DEFAULT_FAULT_MESSAGES.get(code, f"Injected fault: {code}")
-            data = ec2_error_body(code, message)
-            start_response(
-                f"{status} Error",
-                [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", str(len(data)))],
-            )
+            if service in QUERY_SERVICES or service is None:
+                data = ec2_error_body(code, message)
+                headers = [("Content-Type", "text/xml;charset=UTF-8")]
+            else:
+                data = json_error_body(code, message)
+                headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
+            start_response(f"{status} Error", headers + [("Content-Length", str(len(data)))])
             return [data]
         with self.state.lock:
             self.rules.tick()
@@ -208,6 +237,17 @@ class EmulatorApp:
             ("POST", "/_emulator/config"): self.c_config,
             ("GET", "/_emulator/config"): self.c_get_config,
             ("POST", "/_emulator/complete-copies"): self.c_complete_copies,
+            ("POST", "/_emulator/copy-failures"): self.c_copy_failures,
+            ("GET", "/_emulator/copy-failures"): self.c_get_copy_failures,
+            ("POST", "/_emulator/fail-image"): self.c_fail_image,
+            ("POST", "/_emulator/throttling"): self.c_throttling,
+            ("GET", "/_emulator/throttling"): self.c_get_throttling,
+            ("POST", "/_emulator/ebs-encryption-by-default"): self.c_ebs_encryption,
+            ("GET", "/_emulator/ebs-encryption-by-default"): self.c_get_ebs_encryption,
+            ("POST", "/_emulator/recycle-bin"): self.c_recycle,
+            ("GET", "/_emulator/recycle-bin"): self.c_get_recycle_bin,
+            ("POST", "/_emulator/recycle-bin/rules"): self.c_recycle_rule,
+            ("GET", "/_emulator/recycle-bin/rules"): self.c_get_recycle_rules,
             ("GET", "/_emulator/calls"): self.c_calls,
             ("POST", "/_emulator/calls/clear"): self.c_clear_calls,
             ("GET", "/_emulator/health"): lambda b, q: {"ok": True},
@@ -320,27 +360,177 @@ class EmulatorApp:
         return {"faults": self.state.faults}
 
     def c_config(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
-        known = {"latency_ms": False, "copy_delay_seconds": False, "public_image_quota": True, "concurrent_copy_limit": True}
-        unknown = sorted(set(body) - set(known))
+        known = {"latency_ms": False, "copy_delay_seconds": False, "public_image_quota": True,
+                 "concurrent_copy_limit": True, "deregistration_cooldown_seconds": False}
+        by_region = "public_image_quota_by_region"
+        unknown = sorted(set(body) - set(known) - {by_region})
         if unknown:
-            raise ControlError(400, f"unknown config keys: {unknown}; known: {sorted(known)}")
+            raise ControlError(400, f"unknown config keys: {unknown}; known: {sorted([*known, by_region])}")
         updates = {}
         for key, integer in known.items():
             value = _number(body, key, integer=integer)
             if value is not None:
                 updates[key] = value
+        quotas = None
+        if by_region in body:
+            raw = body[by_region]
+            if not isinstance(raw, dict) or not all(isinstance(k, str) and k for k in raw):
+                raise ControlError(400, f"{by_region} must be an object {{region: quota}}")
+            quotas = {region: _number(raw, region, integer=True) for region in raw}
         self.state.config.update(updates)
-        return {"config": self.state.config}
+        if quotas is not None:
+            # Replaces the previous per-region overrides.
+            self.state.public_image_quota_by_region = quotas
+        return self.c_get_config(body, query)
 
     def c_get_config(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
-        return {"config": self.state.config}
+        return {"config": {**self.state.config,
+                           "public_image_quota_by_region": dict(self.state.public_image_quota_by_region)}}
 
     def c_complete_copies(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         region = body.get("region") or None
-        return {"completed": self.rules.complete_pending(region)}
+        return self.rules.complete_pending(region)
+
+    def c_copy_failures(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        region = body.get("region")
+        if not isinstance(region, str) or not region:
+            raise ControlError(400, "region is required (the copies' destination region)")
+        count = _number(body, "count", integer=True)
+        default = self.rules.DEFAULT_COPY_FAILURE
+        for key in ("code", "message"):
+            if key in body and not (isinstance(body[key], str) and body[key]):
+                raise ControlError(400, f"{key} must be a non-empty string")
+        failure = {
+            "remaining": 1 if count is None else count,
+            "code": body.get("code") or default["code"],
+            "message": body.get("message") or default["message"],
+        }
+        self.state.copy_failures.setdefault(region, []).append(failure)
+        return {"ok": True, "region": region, "failure": failure}
+
+    def c_get_copy_failures(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"copy_failures": self.state.copy_failures}
+
+    def c_fail_image(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        image_id = body.get("image_id")
+        if not isinstance(image_id, str) or not image_id:
+            raise ControlError(400, "image_id is required")
+        try:
+            ami = self.rules.fail_image(image_id, body.get("code"), body.get("message"))
+        except KeyError:
+            raise ControlError(404, f"no image {image_id}")
+        except ValueError as e:
+            raise ControlError(400, str(e))
+        return {"image_id": ami.id, "state": ami.state, "state_reason": ami.emu_state_reason}
+
+    def c_throttling(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        unknown = sorted(set(body) - {"enabled", "capacity_scale", "refill_scale", "overrides"})
+        if unknown:
+            raise ControlError(400, f"unknown throttling keys: {unknown}")
+        enabled = body.get("enabled")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ControlError(400, "enabled must be true or false")
+        overrides = body.get("overrides")
+        if overrides is not None:
+            if not isinstance(overrides, dict):
+                raise ControlError(400, "overrides must be an object {action: {capacity, refill_rate}}")
+            for action, limit in overrides.items():
+                if not isinstance(limit, dict) or set(limit) != {"capacity", "refill_rate"}:
+                    raise ControlError(400, f"overrides.{action} must be {{\"capacity\": n, \"refill_rate\": r}}")
+                _number(limit, "capacity")
+                _number(limit, "refill_rate")
+        self.state.throttle.configure(
+            enabled=enabled,
+            capacity_scale=_number(body, "capacity_scale"),
+            refill_scale=_number(body, "refill_scale"),
+            overrides=overrides,
+        )
+        return self.c_get_throttling(body, query)
+
+    def c_get_throttling(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        t = self.state.throttle
+        return {"enabled": t.enabled, "capacity_scale": t.capacity_scale, "refill_scale": t.refill_scale,
+                "overrides": t.overrides, "buckets": t.view()}
+
+    def _account_region(self, source: dict[str, Any]) -> tuple[str, str]:
+        region = source.get("region")
+        if not isinstance(region, str) or not region:
+            raise ControlError(400, "region is required")
+        account = str(source.get("account") or DEFAULT_ACCOUNT)
+        if not re.fullmatch(r"\d{12}", account):
+            raise ControlError(400, "account must be a 12-digit account id")
+        return account, region
+
+    def c_ebs_encryption(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        account, region = self._account_region(body)
+        if not isinstance(body.get("enabled"), bool):
+            raise ControlError(400, "enabled must be true or false")
+        # The same flag EnableEbsEncryptionByDefault sets (moto's, per account
+        # and region): one source of truth.
+        self.rules.region_backend(account, region).ebs_encryption_by_default = body["enabled"]
+        return self.c_get_ebs_encryption({}, {"region": region, "account": account})
+
+    def c_get_ebs_encryption(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        account, region = self._account_region(query)
+        enabled = bool(self.rules.region_backend(account, region).ebs_encryption_by_default)
+        return {"account": account, "region": region, "enabled": enabled}
+
+    def _retention_days(self, body: dict[str, Any], required: bool) -> float | None:
+        days = _number(body, "retention_days")
+        if days is None:
+            if required:
+                raise ControlError(400, "retention_days is required")
+            return None
+        # Recycle Bin retention rules: RetentionPeriodValue 1..3650 (days).
+        if not 1 <= days <= 3650:
+            raise ControlError(400, "retention_days must be between 1 and 3650")
+        return float(days)
+
+    def c_recycle(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        region = body.get("region")
+        image_id = body.get("image_id")
+        if not isinstance(region, str) or not region or not isinstance(image_id, str) or not image_id:
+            raise ControlError(400, "region and image_id are required")
+        days = self._retention_days(body, required=False) or 1.0
+        owner = next((ami.owner_id for reg, ami in self.rules.all_images(region) if ami.id == image_id), None)
+        if owner is None:
+            raise ControlError(404, f"no image {image_id} in {region}")
+        entry = self.rules.put_in_recycle_bin(owner, region, image_id, days)
+        return self.rules.recycle_bin_view((owner, region, image_id), entry)
+
+    def c_get_recycle_bin(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        self.rules.tick()
+        region = query.get("region") or None
+        images = [self.rules.recycle_bin_view(key, entry) for key, entry in sorted(self.state.recycle_bin.items(),
+                                                                                  key=lambda kv: kv[0])
+                  if region is None or key[1] == region]
+        return {"images": images}
+
+    def c_recycle_rule(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        account, region = self._account_region(body)
+        if "retention_days" not in body:
+            raise ControlError(400, "retention_days is required (a number of days, or null to remove the rule)")
+        if body["retention_days"] is None:
+            self.state.recycle_rules.pop((account, region), None)
+        else:
+            self.state.recycle_rules[(account, region)] = self._retention_days(body, required=True)
+        return self.c_get_recycle_rules({}, {})
+
+    def c_get_recycle_rules(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"rules": [{"account": a, "region": r, "retention_days": d}
+                          for (a, r), d in sorted(self.state.recycle_rules.items())]}
 
     def c_calls(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
-        return {"calls": list(self.state.calls)}
+        # Default: EC2 calls only. ?service=servicequotas for that service's
+        # calls, ?service=all for every call (with its service).
+        service = query.get("service") or "ec2"
+        if service == "all":
+            return {"calls": [dict(c) for c in self.state.calls]}
+        calls = []
+        for c in self.state.calls:
+            if c["service"] == service:
+                calls.append({k: v for k, v in c.items() if k != "service"})
+        return {"calls": calls}
 
     def c_clear_calls(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         self.state.calls.clear()
