@@ -502,6 +502,15 @@ mod tests {
             fixture(include_str!("../events/direct.json")),
             Ok(image("ami-0a1b2c3d4e5f60001", "us-east-1", Cause::Direct))
         );
+        assert_eq!(
+            fixture(include_str!("../events/unpublish.json")),
+            Ok(Trigger::Image {
+                image_id: ImageId::parse("ami-0a1b2c3d4e5f60001").unwrap(),
+                region: home(),
+                cause: Cause::Direct,
+                intent: Intent::Unpublish,
+            })
+        );
         assert!(matches!(
             fixture(include_str!("../events/malformed.json")),
             Err(EventError::Unrecognised { .. })

@@ -600,6 +600,15 @@ impl<'a> Invocation<'a> {
             outcome.copies =
                 copies::sync(self, &source, &withdrawal.copies_in, false, intent).await;
         }
+        let changed = withdrawal.make_private
+            || outcome
+                .copies
+                .iter()
+                .any(|c| c.action == Some(Action::Withdrawn))
+            || plan::status_of(image, self.config()) != Some(withdrawal.status());
+        if !changed {
+            outcome.action = Action::KeptPrivate;
+        }
         let (mut status, reason) = withdrawn_status(self.config(), &withdrawal, &outcome);
         if !outcome.failures().is_empty() {
             outcome.action = Action::Failed;

@@ -72,8 +72,11 @@ pub enum Action {
     Waiting,
     /// Not the function's to touch (untagged, failed, deregistered, unknown).
     Skipped,
-    /// Made private (or marked withdrawn or held) by this run.
+    /// Made private by this run (it, or a copy that follows it), or marked
+    /// withdrawn or held.
     Withdrawn,
+    /// Withdrawn or held already: private, with its copies, and kept so.
+    KeptPrivate,
     /// A step failed; see `errors`.
     Failed,
 }
@@ -204,6 +207,7 @@ impl Outcome {
             rejected = count(Action::Rejected),
             waiting = count(Action::Waiting),
             withdrawn = count(Action::Withdrawn),
+            kept_private = count(Action::KeptPrivate),
             skipped = count(Action::Skipped),
             failed = count(Action::Failed),
             deferred = self.deferred,

@@ -3,13 +3,18 @@
 Starts the local EC2 emulator with sample AMIs, the Lambda runtime API
 (`cargo lambda watch --only-lambda-apis`) and the function as cargo built it
 (target/debug/ami-publisher; the Makefile runs `cargo build` first), sends
-the sample events of events/ with `cargo lambda invoke --data-file`, lets
-the copies complete and delivers their own events, then prints per AMI and
-region what the function did and why, and which images are public.
+the sample events of events/ with `cargo lambda invoke --data-file`, then
+prints per AMI and region what the function did and why, and which images
+are public.
 
+A single-stack deployment: the function runs in the source region
+(us-east-1) only. It copies the eligible AMI to the target regions and,
+once the copies are available, its scheduled sweep publishes them there.
 Image block public access is on in one target region (eu-west-1), so the
-copy there is rejected; then the owner turns it off and the next scheduled
-sweeps publish that copy and mark the source public.
+copy there stays private until the owner turns it off. Then the owner
+removes the publish tag (the AMI and its copies become private again), tags
+it again (public again), and finally asks for an emergency unpublish (held
+private, whatever its tags).
 
 Everything it starts is stopped at the end, also on failure or Ctrl-C.
 Exit code: 0 when everything went as expected, 1 when something did not,
@@ -33,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lambda_harness import (  # noqa: E402
     ELIGIBLE, EXPECTED_ERRORS, FUNCTION_CONFIG, HOME, SAMPLE_AMIS, SAMPLE_EVENTS, TARGETS,
-    HarnessError, Invocation, Stack, copies_of, deliver_copy_events, final_state_problems,
-    format_table, result_rows, seed_sample_amis, stale_binary_note, sweep_event,
+    HarnessError, Invocation, Stack, copies_of, final_state_problems, format_table, home_sweep,
+    load_event, result_rows, seed_sample_amis, stale_binary_note, sweep_event, tag_removed_event,
     unexpected_invocations,
 )
 
@@ -76,8 +81,17 @@ def on_signal(signum: int, _frame: object) -> None:
 def run(stack: Stack) -> list[str]:
     """The demo proper; returns what did not go as expected."""
     emu, lam = stack.emu, stack.lam
+    owner = emu.client("ec2", HOME)
     problems: list[str] = []
     invocations: list[Invocation] = []
+
+    def invoke(event, label: str) -> Invocation:
+        inv = show(lam.invoke(event, label=label))
+        invocations.append(inv)
+        return inv
+
+    def check(after: str, **expected) -> None:
+        problems.extend(f"after {after}: {p}" for p in final_state_problems(emu, **expected))
 
     step("seeding the AMIs the sample events name (all in us-east-1, owned by 123456789012)")
     emu.reset()
@@ -89,37 +103,49 @@ def run(stack: Stack) -> list[str]:
         f"image block public access in {BLOCKED_REGION}: {state['state']} (managed by "
         f"{state['managed_by']}); {', '.join(r for r in (HOME, *TARGETS) if r != BLOCKED_REGION)}: unblocked"
     )
+    step(f"one stack, in {HOME}: the function never runs in {', '.join(TARGETS)}")
 
     heading("1. The sample events, as EventBridge would deliver them")
     for name in SAMPLE_EVENTS:
-        invocations.append(show(lam.invoke(name, label=f"events/{name}")))
+        invoke(name, f"events/{name}")
         if name == "ami-available.json":
             started = [f"{c['region']} {c['image_id']}" for c in copies_of(emu, ELIGIBLE)]
             say(f"    {'':<44}    (copies now pending: {', '.join(started) or 'none'})")
 
-    heading("2. EC2 finishes the copies; each copy's own 'available' event arrives in its region")
+    heading(f"2. EC2 finishes the copies; the next scheduled sweep in {HOME} publishes them")
     completed = emu.complete_copies()["completed"]
     step(f"emulator: copies available now: {', '.join(completed) or 'none'}")
-    for inv in deliver_copy_events(lam, emu, ELIGIBLE):
-        invocations.append(show(inv))
-    step(f"the scheduled sweep in {HOME} refreshes the source's status from its copies")
-    invocations.append(show(lam.invoke(sweep_event(HOME), label=f"scheduled sweep in {HOME}")))
-
+    invocations.append(show(home_sweep(lam)))
     problems += unexpected_invocations(invocations)
-    problems += [f"after the events: {p}" for p in final_state_problems(emu, [BLOCKED_REGION])]
+    check("the events", rejected_copy_regions=[BLOCKED_REGION])
     heading(f"Result after the events (BPA on in {BLOCKED_REGION})")
     say(format_table(result_rows(emu, invocations)))
 
-    heading(f"3. The owner turns image block public access off in {BLOCKED_REGION}; the sweeps catch up")
+    heading(f"3. The owner turns image block public access off in {BLOCKED_REGION}; the sweep catches up")
     state = emu.set_bpa(BLOCKED_REGION, "unblocked")
     step(f"image block public access in {BLOCKED_REGION}: {state['state']}")
-    later = [
-        show(lam.invoke(sweep_event(BLOCKED_REGION), label=f"scheduled sweep in {BLOCKED_REGION}")),
-        show(lam.invoke(sweep_event(HOME), label=f"scheduled sweep in {HOME}")),
-    ]
-    invocations += later
-    problems += unexpected_invocations(later)
-    problems += [f"after the sweeps: {p}" for p in final_state_problems(emu)]
+    invocations.append(show(home_sweep(lam)))
+    check("the sweep")
+
+    heading("4. The owner removes the publish tag: the AMI and its copies are private again")
+    owner.delete_tags(Resources=[ELIGIBLE], Tags=[{"Key": "publish"}])
+    step(f"owner: aws ec2 delete-tags --resources {ELIGIBLE} --tags Key=publish")
+    invoke(tag_removed_event(ELIGIBLE), f"tag change on {ELIGIBLE} (publish removed)")
+    check("the publish tag was removed", eligible="withdrawn")
+
+    heading("5. The owner tags it again: public again, with its copies, at the tag's event")
+    owner.create_tags(Resources=[ELIGIBLE], Tags=[{"Key": "publish", "Value": "public"}])
+    step(f"owner: aws ec2 create-tags --resources {ELIGIBLE} --tags Key=publish,Value=public")
+    tagged_again = load_event("tag-added.json")
+    tagged_again["resources"] = [f"arn:aws:ec2:{HOME}::image/{ELIGIBLE}"]
+    invoke(tagged_again, f"tag change on {ELIGIBLE} (publish=public)")
+    check("it was tagged again")
+
+    heading("6. An emergency: unpublish it now, whatever its tags")
+    invoke("unpublish.json", "events/unpublish.json")
+    invoke(sweep_event(HOME), f"scheduled sweep in {HOME} (keeps it private)")
+    check("the unpublish request", eligible="held")
+    problems += unexpected_invocations(invocations)
 
     heading("Result: what the function did and why, per AMI and region")
     say(format_table(result_rows(emu, invocations)))
@@ -129,7 +155,7 @@ def run(stack: Stack) -> list[str]:
     errors = [f"{inv.label}: {inv.error_type}" for inv in invocations if not inv.ok]
     say(f"Refused events (error returned to Lambda): {', '.join(errors) or 'none'}"
         f"  [expected: {', '.join(f'events/{k}: {v}' for k, v in EXPECTED_ERRORS.items())}]")
-    return problems
+    return sorted(set(problems), key=problems.index)
 
 
 def main() -> int:

@@ -849,6 +849,10 @@ def last_actions(invocations: Iterable[Invocation]) -> dict[tuple[str, str], str
     for inv in invocations:
         for image in inv.images:
             actions[(image["image_id"], image["region"])] = image["action"]
+            # The source's stack reconciles its copies too.
+            for c in image.get("copies") or []:
+                if c.get("image_id") and c.get("action"):
+                    actions[(c["image_id"], c["region"])] = c["action"]
     return actions
 
 

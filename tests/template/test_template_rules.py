@@ -29,6 +29,7 @@ EXPECTED = {
     "tag-change-instance.json": set(),
     "scheduled-sweep.json": set(),
     "direct.json": set(),
+    "unpublish.json": set(),
     "malformed.json": set(),
 }
 
