@@ -80,7 +80,7 @@ impl Config {
             MAX_DEPRECATE_AFTER_DAYS,
             "AWS deprecates a public AMI at most 2 years after creation",
         )?;
-        let target_regions = parse_target_regions(var("TARGET_REGIONS"))?;
+        let target_regions = parse_target_regions(var("TARGET_REGIONS"), &home_region)?;
         let copy_concurrency = var("COPY_CONCURRENCY")
             .optional_number(1, MAX_COPY_CONCURRENCY as u16, "")?
             .map_or(4, usize::from);
@@ -132,22 +132,26 @@ pub enum StatusTag {
     Reason,
     /// On a copy: `SOURCE_REGION/ami-...`; a copy never fans out again.
     Source,
+    /// On a source: how often one of its copies was found dead and replaced
+    /// (part of the copy request's idempotency token).
+    Generation,
 }
 
 impl StatusTag {
     /// Room the prefix must leave in a tag key for the longest name.
-    const LONGEST_NAME_CHARS: usize = 6;
+    const LONGEST_NAME_CHARS: usize = 10;
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Status => "status",
             Self::Reason => "reason",
             Self::Source => "source",
+            Self::Generation => "generation",
         }
     }
 }
 
-fn parse_target_regions(var: Var) -> Result<Vec<RegionName>, ConfigError> {
+fn parse_target_regions(var: Var, home: &RegionName) -> Result<Vec<RegionName>, ConfigError> {
     let Some(text) = var.value.as_deref().filter(|t| !t.trim().is_empty()) else {
         return Ok(Vec::new());
     };
@@ -160,6 +164,15 @@ fn parse_target_regions(var: Var) -> Result<Vec<RegionName>, ConfigError> {
         let region = RegionName::parse(part).map_err(|e| var.invalid(e))?;
         if !seen.insert(region.clone()) {
             return Err(var.invalid(format!("region `{region}` is listed twice")));
+        }
+        if region.partition() != home.partition() {
+            // CopyImage can't copy across partitions (GovCloud and China
+            // need CreateStoreImageTask instead).
+            return Err(var.invalid(format!(
+                "region `{region}` is in partition {}, the function's region {home} in {}: CopyImage can't copy across partitions",
+                region.partition(),
+                home.partition()
+            )));
         }
         regions.push(region);
     }
@@ -305,7 +318,7 @@ mod tests {
             ("PUBLISH_TAG_VALUE", "yes"),
             ("STATUS_TAG_PREFIX", "ami-publisher/"),
             ("DEPRECATE_AFTER_DAYS", "365"),
-            ("TARGET_REGIONS", "eu-west-1, us-gov-west-1,ap-southeast-2"),
+            ("TARGET_REGIONS", "eu-west-1, ca-west-1,ap-southeast-2"),
             ("COPY_CONCURRENCY", "8"),
             ("UNPUBLISH_ON_UNTAG", "False"),
         ])
@@ -315,7 +328,7 @@ mod tests {
         assert_eq!(c.status_tag(StatusTag::Status), "ami-publisher/status");
         assert_eq!(c.deprecate_after_days, Some(365));
         let targets: Vec<&str> = c.target_regions.iter().map(RegionName::as_str).collect();
-        assert_eq!(targets, ["eu-west-1", "us-gov-west-1", "ap-southeast-2"]);
+        assert_eq!(targets, ["eu-west-1", "ca-west-1", "ap-southeast-2"]);
         assert_eq!(c.copy_concurrency, 8);
         assert!(!c.unpublish_on_untag);
     }
@@ -336,10 +349,15 @@ mod tests {
 
     #[test]
     fn prefix_room_fits_the_longest_status_tag_name() {
-        let longest = [StatusTag::Status, StatusTag::Reason, StatusTag::Source]
-            .map(|t| t.name().len())
-            .into_iter()
-            .max();
+        let longest = [
+            StatusTag::Status,
+            StatusTag::Reason,
+            StatusTag::Source,
+            StatusTag::Generation,
+        ]
+        .map(|t| t.name().len())
+        .into_iter()
+        .max();
         assert_eq!(longest, Some(StatusTag::LONGEST_NAME_CHARS));
     }
 
@@ -383,6 +401,23 @@ mod tests {
         let e = error_for(&[("TARGET_REGIONS", "us-west-2,eu west 1")]);
         assert_eq!(e.variable, "TARGET_REGIONS");
         assert!(e.reason.contains("`eu west 1`"), "{e}");
+    }
+
+    #[test]
+    fn target_regions_of_another_partition_are_refused() {
+        for other in ["us-gov-west-1", "cn-north-1"] {
+            let e = error_for(&[("TARGET_REGIONS", &format!("us-west-2,{other}"))]);
+            assert_eq!(e.variable, "TARGET_REGIONS");
+            assert!(
+                e.reason.contains(other) && e.reason.contains("partition"),
+                "{e}"
+            );
+        }
+        let gov = Config::from_vars(&[
+            ("AWS_REGION", "us-gov-west-1"),
+            ("TARGET_REGIONS", "us-gov-east-1"),
+        ]);
+        assert!(gov.is_ok(), "GovCloud to GovCloud is one partition");
     }
 
     #[test]
@@ -430,7 +465,7 @@ mod tests {
             error_for(&[("PUBLISH_TAG_KEY", &long)]).variable,
             "PUBLISH_TAG_KEY"
         );
-        let long_prefix = "p".repeat(123);
+        let long_prefix = "p".repeat(119);
         assert_eq!(
             error_for(&[("STATUS_TAG_PREFIX", &long_prefix)]).variable,
             "STATUS_TAG_PREFIX"

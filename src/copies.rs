@@ -1,24 +1,147 @@
 //! A source's copies in its target regions: finding them (by the provenance
-//! tag the function writes when it starts one), starting the missing ones,
-//! and bringing each found copy where its source says, published once it is
-//! available or taken down with its source. A copy is decided on by
-//! [`plan`](crate::plan) like any AMI, with its source's facts in hand, so
-//! one stack (the source region's) finishes the job in every region. Regions
-//! are worked concurrently, with a bound; one region's failure never hides
-//! another's.
+//! tag the function writes when it starts one), starting the missing ones
+//! and replacing dead ones, and bringing each live copy where its source
+//! says, published once it is available or taken down with its source. A
+//! copy is decided on by [`plan`](crate::plan) like any AMI, with its
+//! source's facts in hand, so one stack (the source region's) finishes the
+//! job in every region. Regions are worked concurrently, with a bound; one
+//! region's failure never hides another's.
+//!
+//! Before a copy is started in a region, the region is checked for what
+//! would keep the copy from ever being public there: an instance-store
+//! source (its copy needs S3 permissions the role does not have), EBS
+//! encryption by default (the copy would come out encrypted), no headroom
+//! in the public AMI quota.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use tracing::{info, warn};
 
 use crate::config::{Config, StatusTag};
-use crate::ec2::{self, CopyRequest, Ec2Error};
+use crate::ec2::{self, CopyRequest, Ec2Error, Seen};
 use crate::model::{Image, ImageId, ImageState, Intent, RegionName};
-use crate::publisher::{Invocation, Observed};
+use crate::plan;
+use crate::publisher::{CALLS_FOR_A_WRITE, Invocation, Observed, RegionRun};
 use crate::report::{Action, CopyOutcome, ImageOutcome, Status};
 
+/// How often a source's copy in one region may be replaced in one run (a
+/// dead copy, then a token EC2 answers with a dead copy again, ...).
+const MAX_REPLACEMENTS: u32 = 3;
+
+/// How long a copy just started may take to show in DescribeImages (EC2 is
+/// eventually consistent) before the function concludes that the id EC2
+/// answered is an old, dead copy.
+const VISIBLE_AFTER: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// The copies of a sweep's sources, listed once per target region up front
+/// (a call a region, however many sources), by region and provenance tag.
+#[derive(Debug, Default)]
+pub(crate) struct CopyIndex {
+    by_region: HashMap<RegionName, HashMap<String, Vec<Image>>>,
+    listed_at: Option<Instant>,
+}
+
+/// Lists the copies in every target region but `home`.
+pub(crate) async fn index(inv: &Invocation<'_>, home: &RegionName) -> Result<CopyIndex, Ec2Error> {
+    let config = inv.config();
+    let source_key = config.status_tag(StatusTag::Source);
+    let targets: Vec<&RegionName> = config
+        .target_regions
+        .iter()
+        .filter(|r| *r != home)
+        .collect();
+    let listings: Vec<Result<(RegionName, Vec<Image>), Ec2Error>> = stream::iter(targets)
+        .map(|region| {
+            let source_key = &source_key;
+            async move {
+                let run = inv.run(region).map_err(|e| {
+                    Ec2Error::permanent(
+                        "DescribeImages",
+                        region,
+                        None,
+                        "UnknownRegion",
+                        e.to_string(),
+                    )
+                })?;
+                let client = run.client()?;
+                let copies =
+                    ec2::list_owned_images_with_tag_keys(&client, region, &[source_key]).await?;
+                Ok((region.clone(), copies))
+            }
+        })
+        .buffer_unordered(config.copy_concurrency)
+        .collect()
+        .await;
+    let mut index = CopyIndex {
+        listed_at: Some(Instant::now()),
+        ..CopyIndex::default()
+    };
+    for listing in listings {
+        let (region, copies) = listing?;
+        let by_source = index.by_region.entry(region).or_default();
+        for copy in copies {
+            if let Some(source) = copy.tags.get(&source_key) {
+                by_source.entry(source.clone()).or_default().push(copy);
+            }
+        }
+    }
+    Ok(index)
+}
+
+impl CopyIndex {
+    fn copies(&self, region: &RegionName, source_ref: &str) -> Option<Vec<Image>> {
+        let by_source = self.by_region.get(region)?;
+        Some(by_source.get(source_ref).cloned().unwrap_or_default())
+    }
+
+    /// Whether a sweep can leave this AMI's copies alone: a public source
+    /// with status `public` has a live, public copy with status `public` in
+    /// every target region; a held one has no public copy left.
+    pub(crate) fn settles(&self, image: &Image, config: &Config) -> bool {
+        let targets = plan::copy_targets(image, config);
+        if targets.is_empty() {
+            return true;
+        }
+        let source_ref = format!("{}/{}", image.region, image.id);
+        let copies = |region: &RegionName| self.copies(region, &source_ref);
+        match plan::status_of(image, config) {
+            Some(Status::Held) => targets
+                .iter()
+                .all(|r| copies(r).is_some_and(|c| c.iter().all(|c| !c.public))),
+            Some(Status::Public) if image.public && plan::is_tagged(image, config) => {
+                targets.iter().all(|r| {
+                    copies(r).is_some_and(|c| {
+                        c.iter().any(|c| {
+                            is_live(c)
+                                && c.public
+                                && plan::status_of(c, config) == Some(Status::Public)
+                        })
+                    })
+                })
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Pending or available: not failed, disabled or deregistered.
+fn is_live(image: &Image) -> bool {
+    is_live_state(&image.state)
+}
+
+fn is_live_state(state: &ImageState) -> bool {
+    matches!(state, ImageState::Pending | ImageState::Available)
+}
+
 /// Brings the source's copy in each of `targets` where the source's facts
-/// say, `copy_concurrency` regions at a time; starts missing copies when
-/// `new_copies`. Results come back in the order of `targets`.
+/// say, `copy_concurrency` regions at a time; starts (or replaces) missing
+/// copies when `new_copies`. Results come back in the order of `targets`.
 pub(crate) async fn sync(
     inv: &Invocation<'_>,
     source: &Observed,
@@ -30,8 +153,7 @@ pub(crate) async fn sync(
         .map(|(i, target)| async move {
             let mut copy = CopyOutcome::new(target.clone());
             if let Err(e) = sync_one(inv, source, target, new_copies, intent, &mut copy).await {
-                warn!(image_id = %source.image.id, region = %source.image.region, target = %target, error = %e, "copy failed");
-                copy.error = Some(e.to_string());
+                refuse(&mut copy, e);
             }
             (i, copy)
         })
@@ -40,6 +162,23 @@ pub(crate) async fn sync(
         .await;
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, copy)| copy).collect()
+}
+
+/// A failed call in a region: one a retry may fix is the copy's error (the
+/// invocation fails, so Lambda retries); one it can't is a rejection of that
+/// region, with what the owner can do.
+fn refuse(copy: &mut CopyOutcome, e: Ec2Error) {
+    warn!(target = %copy.region, error = %e, transient = e.transient, "copy failed");
+    if e.transient {
+        copy.error = Some(e.to_string());
+    } else {
+        reject(copy, e.advice());
+    }
+}
+
+fn reject(copy: &mut CopyOutcome, reason: String) {
+    copy.action = Some(Action::Rejected);
+    copy.reasons.push(reason);
 }
 
 async fn sync_one(
@@ -51,32 +190,38 @@ async fn sync_one(
     copy: &mut CopyOutcome,
 ) -> Result<(), Ec2Error> {
     let config = inv.config();
-    let run = inv.run(target).map_err(|e| Ec2Error {
-        operation: "CopyImage",
-        region: target.clone(),
-        image_id: Some(source.image.id.clone()),
-        code: "UnknownRegion".into(),
-        message: e.to_string(),
+    let run = inv.run(target).map_err(|e| {
+        Ec2Error::permanent(
+            "CopyImage",
+            target,
+            Some(&source.image.id),
+            "UnknownRegion",
+            e.to_string(),
+        )
     })?;
     let client = run.client()?;
     let source_key = config.status_tag(StatusTag::Source);
     let source_ref = format!("{}/{}", source.image.region, source.image.id);
-    let found = ec2::find_tagged_owned_image(&client, target, &source_key, &source_ref).await?;
-    let Some(found) = found else {
+    let indexed = inv
+        .copy_index
+        .as_ref()
+        .and_then(|index| Some((index.copies(target, &source_ref)?, index.listed_at?)));
+    let (found, found_at) = match indexed {
+        Some(indexed) => indexed,
+        None => (
+            ec2::list_owned_images_tagged(&client, target, &source_key, &source_ref).await?,
+            Instant::now(),
+        ),
+    };
+    let (mut live, dead): (Vec<Image>, Vec<Image>) = found.into_iter().partition(is_live);
+    // Should two live copies ever exist, the oldest is the copy.
+    live.sort_by_key(|c| c.creation_date);
+    let Some(found) = live.into_iter().next() else {
         if new_copies && source.image.public {
-            let id = start(
-                config,
-                &client,
-                &source.image,
-                target,
-                &source_key,
-                &source_ref,
-            )
-            .await?;
-            info!(image_id = %source.image.id, region = %source.image.region, target = %target, copy_id = %id, "copy started");
-            copy.image_id = Some(id);
-            copy.state = Some(ImageState::Pending.as_str().to_owned());
-            copy.started = true;
+            start(inv, run, &client, source, copy, &dead).await?;
+        } else if let Some(d) = dead.first() {
+            copy.image_id = Some(d.id.clone());
+            copy.state = Some(d.state.as_str().to_owned());
         }
         return Ok(());
     };
@@ -88,24 +233,9 @@ async fn sync_one(
         // source's next run, takes it from there.
         return Ok(());
     }
-    if matches!(found.state, ImageState::Failed | ImageState::Disabled) {
-        // EC2 answers the same ClientToken with this copy again, so copying
-        // again would not help: its owner decides.
-        return Err(Ec2Error {
-            operation: "CopyImage",
-            region: target.clone(),
-            image_id: Some(source.image.id.clone()),
-            code: "CopyUnusable".into(),
-            message: format!(
-                "the copy {} is {}; deregister it (README: failed copies)",
-                found.id,
-                found.state.as_str()
-            ),
-        });
-    }
     let observed = Observed {
         image: found,
-        at: std::time::Instant::now(),
+        at: found_at,
     };
     let outcome = inv.reconcile(run, observed, intent, Some(source)).await;
     absorb(copy, outcome);
@@ -128,26 +258,139 @@ fn absorb(copy: &mut CopyOutcome, outcome: ImageOutcome) {
     }
 }
 
-/// Starts a copy in `target` (the call is made there) and returns its id.
+/// Starts the source's copy in the region, after the checks that would keep
+/// it from ever being public there; replaces a dead copy EC2 answers with.
 async fn start(
-    config: &Config,
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
     client: &aws_sdk_ec2::Client,
-    source: &Image,
-    target: &RegionName,
-    source_key: &str,
-    source_ref: &str,
-) -> Result<ImageId, Ec2Error> {
-    let tags = copy_tags(config, source, source_key, source_ref);
-    // Deterministic: a concurrent or repeated run gets the same copy from
-    // EC2 instead of a second one.
-    let client_token = format!("{}/{}/{}", source.region, source.id, target);
-    let request = CopyRequest {
-        source,
-        target_region: target,
-        client_token: &client_token,
-        tags: &tags,
-    };
-    ec2::copy_image(client, request).await
+    source: &Observed,
+    copy: &mut CopyOutcome,
+    dead: &[Image],
+) -> Result<(), Ec2Error> {
+    let config = inv.config();
+    let target = &run.region;
+    let image = &source.image;
+    if image.instance_store {
+        reject(
+            copy,
+            "instance-store AMIs are not copied (their copies go through S3, which the role may not use): publish it in its own region, or build an EBS-backed AMI".into(),
+        );
+        return Ok(());
+    }
+    if !inv.has_time_for(CALLS_FOR_A_WRITE + 3) {
+        copy.action = Some(Action::Deferred);
+        return Ok(());
+    }
+    if run.encrypts_by_default().await? {
+        reject(
+            copy,
+            format!(
+                "EBS encryption by default is on in {target}: a copy there would be encrypted, and an encrypted AMI can't be public; turn it off there (DisableEbsEncryptionByDefault) or remove {target} from TARGET_REGIONS"
+            ),
+        );
+        return Ok(());
+    }
+    if let Err(no_headroom) = inv.take_public_slot(target).await? {
+        reject(copy, no_headroom);
+        return Ok(());
+    }
+    let source_key = config.status_tag(StatusTag::Source);
+    let generation_key = config.status_tag(StatusTag::Generation);
+    let source_ref = format!("{}/{}", image.region, image.id);
+    let tags = copy_tags(config, image, &source_key, &source_ref);
+    let dead_ids: Vec<&ImageId> = dead.iter().map(|d| &d.id).collect();
+    // A copy may have been started before (the source carries the
+    // function's status): the id EC2 answers may then be an old, dead one.
+    let copied_before = plan::status_of(image, config).is_some() || !dead.is_empty();
+    let mut generation = generation_of(image, config);
+    for _ in 0..=MAX_REPLACEMENTS {
+        // The token names the generation of the copy: a run that repeats the
+        // same start gets the same copy from EC2, a replacement a new one.
+        let client_token = format!("{}/{}/{}/{generation}", image.region, image.id, target);
+        let request = CopyRequest {
+            source: image,
+            target_region: target,
+            client_token: &client_token,
+            tags: &tags,
+        };
+        match ec2::copy_image(client, request).await {
+            Ok(id) if dead_ids.contains(&&id) => {}
+            Ok(id) if copied_before && !is_alive(inv, client, target, &id).await? => {}
+            Ok(id) => {
+                info!(image_id = %image.id, region = %image.region, target = %target, copy_id = %id, generation, "copy started");
+                copy.image_id = Some(id);
+                copy.state = Some(ImageState::Pending.as_str().to_owned());
+                copy.started = true;
+                return Ok(());
+            }
+            // The token was used for another request (the source's tags
+            // changed since): whatever it made is not a live copy, or the
+            // lookup above would have found it.
+            Err(e) if e.code == "IdempotentParameterMismatch" => {}
+            Err(e) => {
+                inv.quotas.give_back(target).await;
+                return Err(e);
+            }
+        }
+        // The token is spent: EC2 answers it with a dead copy.
+        generation += 1;
+        info!(image_id = %image.id, target = %target, generation, "the copy EC2 answered with is dead: replacing it");
+        // Recorded on the source first, so that every later run uses the
+        // new token too (runs that race write the same number).
+        let home = inv.run(&image.region).map_err(|e| {
+            Ec2Error::permanent(
+                "CreateTags",
+                &image.region,
+                Some(&image.id),
+                "UnknownRegion",
+                e.to_string(),
+            )
+        })?;
+        let tag = [(generation_key.clone(), generation.to_string())];
+        ec2::create_tags(&home.client()?, &image.region, &image.id, &tag).await?;
+    }
+    inv.quotas.give_back(target).await;
+    Err(Ec2Error::permanent(
+        "CopyImage",
+        target,
+        Some(&image.id),
+        "CopyUnusable",
+        format!(
+            "EC2 answered {MAX_REPLACEMENTS} new copy requests with dead copies; the next run tries again"
+        ),
+    ))
+}
+
+/// Whether the copy EC2 answered with is pending or available, given a few
+/// seconds to show if EC2 does not know it yet (a copy just started may not
+/// be visible at once).
+async fn is_alive(
+    inv: &Invocation<'_>,
+    client: &aws_sdk_ec2::Client,
+    region: &RegionName,
+    id: &ImageId,
+) -> Result<bool, Ec2Error> {
+    for wait in VISIBLE_AFTER {
+        match ec2::describe_own_image(client, region, id).await? {
+            Seen::Found(state) => return Ok(is_live_state(&state)),
+            Seen::Gone => return Ok(false),
+            Seen::Unknown if inv.has_time_for(CALLS_FOR_A_WRITE + 1) => {
+                tokio::time::sleep(wait).await;
+            }
+            Seen::Unknown => break,
+        }
+    }
+    Ok(false)
+}
+
+/// The generation of the source's copies: how often a dead one was replaced.
+fn generation_of(image: &Image, config: &Config) -> u32 {
+    image
+        .tags
+        .get(&config.status_tag(StatusTag::Generation))
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The source's own tags (not the function's status tags, nor AWS's
@@ -171,7 +414,7 @@ fn copy_tags(
         .collect()
 }
 
-/// Each copy's failure, naming its region.
+/// Each copy's failure a retry may fix, naming its region.
 pub(crate) fn failures(copies: &[CopyOutcome]) -> Vec<String> {
     copies
         .iter()
@@ -193,18 +436,26 @@ pub(crate) fn source_status(region: &RegionName, copies: &[CopyOutcome]) -> (Sta
         );
     }
     // A copy its owner took down on its own (status withdrawn or held) is
-    // not waited for; nor is a region where no copy may be started.
+    // not waited for; nor is a region where no copy may be started (the
+    // source is deprecated).
     let settled = |c: &CopyOutcome| {
-        matches!(c.status, Some(Status::Withdrawn | Status::Held)) || c.image_id.is_none()
+        matches!(c.status, Some(Status::Withdrawn | Status::Held))
+            || (c.image_id.is_none() && c.action.is_none())
     };
     let waiting: Vec<String> = copies
         .iter()
         .filter(|c| !c.public && !settled(c))
         .map(|c| {
-            let id = c.image_id.as_ref().map(ImageId::as_str).unwrap_or("?");
-            let state = match c.status {
-                Some(status) if c.state.as_deref() == Some("available") => status.as_str(),
-                _ => c.state.as_deref().unwrap_or("unknown"),
+            let id = c.image_id.as_ref().map(ImageId::as_str).unwrap_or("(none)");
+            let state = match (c.action, c.status) {
+                (Some(Action::Rejected), _) => {
+                    format!("rejected: {}", c.reasons.join("; "))
+                }
+                (Some(Action::Deferred), _) => "left for the next run".to_owned(),
+                (_, Some(status)) if c.state.as_deref() == Some("available") => {
+                    status.as_str().to_owned()
+                }
+                _ => c.state.clone().unwrap_or_else(|| "unknown".to_owned()),
             };
             format!("{} {id} {state}", c.region)
         })

@@ -2,8 +2,7 @@
 //! that turn SDK types into the crate's plain [`model`](crate::model) types,
 //! and SDK errors into [`Ec2Error`]s that say where they happened.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
@@ -18,7 +17,8 @@ use crate::model::{
     BlockPublicAccess, BpaManager, Image, ImageId, ImageState, RegionName, parse_time,
 };
 
-/// An EC2 call that failed, with where and what.
+/// An EC2 call that failed, with where and what, and whether a retry can
+/// fix it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{operation} {}in {region} failed: {code}: {message}", image_id.as_ref().map(|i| format!("on {i} ")).unwrap_or_default())]
 pub struct Ec2Error {
@@ -29,29 +29,58 @@ pub struct Ec2Error {
     /// failure when the request got no answer (`DispatchFailure`, ...).
     pub code: String,
     pub message: String,
+    /// Throttling, a server error, a timeout or no answer at all: the same
+    /// call may succeed later. Anything else (a quota, a refusal, a
+    /// condition only the owner can change) is permanent.
+    pub transient: bool,
 }
 
+/// Error codes AWS services answer when a retry may succeed (throttling and
+/// server-side trouble), as the SDKs' standard retry classifies them.
+const TRANSIENT_CODES: [&str; 14] = [
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "BandwidthLimitExceeded",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+];
+
 impl Ec2Error {
-    fn new<E, R>(
+    pub(crate) fn new<E>(
         operation: &'static str,
         region: &RegionName,
         image_id: Option<&ImageId>,
-        error: aws_sdk_ec2::error::SdkError<E, R>,
+        error: aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
     ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
-        let code = error.code().map(str::to_owned).unwrap_or_else(|| {
-            match &error {
-                aws_sdk_ec2::error::SdkError::ConstructionFailure(_) => "ConstructionFailure",
-                aws_sdk_ec2::error::SdkError::TimeoutError(_) => "TimeoutError",
-                aws_sdk_ec2::error::SdkError::DispatchFailure(_) => "DispatchFailure",
-                aws_sdk_ec2::error::SdkError::ResponseError(_) => "ResponseError",
-                _ => "Unknown",
-            }
-            .to_owned()
-        });
+        use aws_sdk_ec2::error::SdkError;
+        let kind = match &error {
+            SdkError::ConstructionFailure(_) => Some("ConstructionFailure"),
+            SdkError::TimeoutError(_) => Some("TimeoutError"),
+            SdkError::DispatchFailure(_) => Some("DispatchFailure"),
+            SdkError::ResponseError(_) => Some("ResponseError"),
+            _ => None,
+        };
+        let code = error.code().or(kind).unwrap_or("Unknown").to_owned();
+        let server_error = error
+            .raw_response()
+            .is_some_and(|r| r.status().is_server_error());
+        let transient = match kind {
+            Some("ConstructionFailure") => false,
+            Some(_) => true,
+            None => server_error || TRANSIENT_CODES.contains(&code.as_str()),
+        };
         let message = error
             .message()
             .map(str::to_owned)
@@ -62,56 +91,59 @@ impl Ec2Error {
             image_id: image_id.cloned(),
             code,
             message,
+            transient,
         }
     }
-}
 
-/// EC2 clients by region, each built on first use (and only once):
-/// building a client sets up its configuration, work an invocation that
-/// needs no EC2 call, or no call in that region, should not pay for. Any
-/// region of the partition can be served (a copy's source may live in a
-/// region the function does not publish in); which regions the function
-/// acts in is the publisher's rule, not this map's.
-#[derive(Debug, Default)]
-pub struct Clients {
-    sdk: Option<aws_config::SdkConfig>,
-    built: Mutex<HashMap<RegionName, Client>>,
-}
-
-impl Clients {
-    /// Clients sharing one SDK configuration (credentials, retry, endpoint,
-    /// HTTP client), each with its own region; none is built yet.
-    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
+    /// A permanent failure of the function's own making (no such client, a
+    /// malformed answer).
+    pub(crate) fn permanent(
+        operation: &'static str,
+        region: &RegionName,
+        image_id: Option<&ImageId>,
+        code: &str,
+        message: String,
+    ) -> Self {
         Self {
-            sdk: Some(sdk.clone()),
-            built: Mutex::default(),
+            operation,
+            region: region.clone(),
+            image_id: image_id.cloned(),
+            code: code.to_owned(),
+            message,
+            transient: false,
         }
     }
 
-    /// Clients given by hand (tests: mocks per region); no other region is served.
-    pub fn from_clients(clients: impl IntoIterator<Item = (RegionName, Client)>) -> Self {
-        Self {
-            sdk: None,
-            built: Mutex::new(clients.into_iter().collect()),
+    /// What the AMI's owner can do about a permanent failure, in a sentence
+    /// for the status reason.
+    pub fn advice(&self) -> String {
+        let region = &self.region;
+        match (self.operation, self.code.as_str()) {
+            ("ModifyImageAttribute", "ResourceLimitExceeded") => format!(
+                "the public AMI quota in {region} is reached ({}): make public AMIs private or deregister them (public AMIs in the Recycle Bin count too), or raise the quota (Service Quotas, Amazon EC2, Public AMIs, L-0E3CBAB9)",
+                self.message
+            ),
+            ("CopyImage", "ResourceLimitExceeded") => format!(
+                "too many copies in progress into {region} ({}): the next sweep starts this one",
+                self.message
+            ),
+            (_, "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException") => format!(
+                "the function's role may not call {} in {region}: check its policy (README, IAM permissions)",
+                self.operation
+            ),
+            (_, "OptInRequired" | "InvalidRegion" | "UnknownRegion" | "AuthFailure")
+                if self.image_id.is_none() || self.operation == "CopyImage" =>
+            {
+                format!(
+                    "{region} does not answer this account ({}: {}): enable the region, or remove it from TARGET_REGIONS",
+                    self.code, self.message
+                )
+            }
+            _ => format!(
+                "EC2 refused {} in {region}: {}: {}",
+                self.operation, self.code, self.message
+            ),
         }
-    }
-
-    /// The region's client (a cheap handle on shared state); `None` only for
-    /// a region missing from clients given by hand.
-    pub fn get(&self, region: &RegionName) -> Option<Client> {
-        // A poisoned lock only means another thread panicked while holding
-        // it; the map itself is never left half-updated.
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = built.get(region) {
-            return Some(client.clone());
-        }
-        let sdk = self.sdk.as_ref()?;
-        let conf = aws_sdk_ec2::config::Builder::from(sdk)
-            .region(aws_config::Region::new(region.as_str().to_owned()))
-            .build();
-        let client = Client::from_conf(conf);
-        built.insert(region.clone(), client.clone());
-        Some(client)
     }
 }
 
@@ -121,11 +153,24 @@ fn image_from_sdk(
     owned: bool,
 ) -> Option<Image> {
     let id = ImageId::parse(image.image_id()?).ok()?;
-    let encrypted_devices = image
-        .block_device_mappings()
-        .iter()
-        .filter(|m| m.ebs().and_then(|e| e.encrypted()).unwrap_or(false))
-        .map(|m| m.device_name().unwrap_or("(unnamed device)").to_owned())
+    let device = |m: &aws_sdk_ec2::types::BlockDeviceMapping| {
+        m.device_name().unwrap_or("(unnamed device)").to_owned()
+    };
+    let ebs = || {
+        image
+            .block_device_mappings()
+            .iter()
+            .filter(|m| m.ebs().is_some())
+    };
+    let encrypted_devices = ebs()
+        .filter(|m| m.ebs().and_then(|e| e.encrypted()) == Some(true))
+        .map(device)
+        .collect();
+    // Fail closed: an EBS mapping without the flag is not known to be
+    // unencrypted.
+    let unknown_encryption = ebs()
+        .filter(|m| m.ebs().and_then(|e| e.encrypted()).is_none())
+        .map(device)
         .collect();
     let product_codes = image
         .product_codes()
@@ -152,6 +197,8 @@ fn image_from_sdk(
         state: ImageState::parse(image.state().map(|s| s.as_str()).unwrap_or("unknown")),
         public: image.public().unwrap_or(false),
         encrypted_devices,
+        unknown_encryption,
+        instance_store: image.root_device_type().map(|t| t.as_str()) == Some("instance-store"),
         product_codes,
         creation_date: image.creation_date().and_then(parse_time),
         deprecation_time: image.deprecation_time().and_then(parse_time),
@@ -199,22 +246,94 @@ pub async fn describe_image(
     Ok(None)
 }
 
+/// What `DescribeImages` says of one of the account's AMIs by id.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Seen {
+    /// Listed, in this state.
+    Found(ImageState),
+    /// An empty answer: EC2 returns recently deregistered AMIs for a short
+    /// while, then empty results (DescribeImages API reference).
+    Gone,
+    /// `InvalidAMIID.NotFound`: never existed, long gone, or (eventual
+    /// consistency) created a moment ago and not visible yet.
+    Unknown,
+}
+
+/// One of the account's AMIs by id, as EC2 sees it now.
+pub async fn describe_own_image(
+    client: &Client,
+    region: &RegionName,
+    id: &ImageId,
+) -> Result<Seen, Ec2Error> {
+    let result = client
+        .describe_images()
+        .image_ids(id.as_str())
+        .owners("self")
+        .include_disabled(true)
+        .send()
+        .await;
+    match result {
+        Ok(output) => Ok(output
+            .images()
+            .iter()
+            .find(|i| i.image_id() == Some(id.as_str()))
+            .map_or(Seen::Gone, |i| {
+                Seen::Found(ImageState::parse(
+                    i.state().map_or("unknown", |s| s.as_str()),
+                ))
+            })),
+        Err(e) if is_not_found(e.code()) => Ok(Seen::Unknown),
+        Err(e) => Err(Ec2Error::new("DescribeImages", region, Some(id), e)),
+    }
+}
+
 /// The account's AMIs in the region carrying any of the tag `keys`
-/// (whatever the value), all pages.
+/// (whatever the value), all pages; disabled ones too (a disabled copy is a
+/// dead one, to be replaced).
 pub async fn list_owned_images_with_tag_keys(
     client: &Client,
     region: &RegionName,
     keys: &[&str],
 ) -> Result<Vec<Image>, Ec2Error> {
+    let filter = Filter::builder()
+        .name("tag-key")
+        .set_values(Some(keys.iter().map(|k| (*k).to_owned()).collect()))
+        .build();
+    list_owned(client, region, filter).await
+}
+
+/// The account's AMIs in the region tagged `key=value`, all pages, disabled
+/// ones too (the copies of a source, found by their provenance tag).
+pub async fn list_owned_images_tagged(
+    client: &Client,
+    region: &RegionName,
+    key: &str,
+    value: &str,
+) -> Result<Vec<Image>, Ec2Error> {
+    let filter = Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build();
+    list_owned(client, region, filter).await
+}
+
+/// How many of the account's AMIs are public in the region.
+pub async fn count_public_images(client: &Client, region: &RegionName) -> Result<usize, Ec2Error> {
+    let filter = Filter::builder().name("is-public").values("true").build();
+    Ok(list_owned(client, region, filter).await?.len())
+}
+
+async fn list_owned(
+    client: &Client,
+    region: &RegionName,
+    filter: Filter,
+) -> Result<Vec<Image>, Ec2Error> {
+    // 1000 a page, the most EC2 allows: a sweep of 10,000 AMIs is 10 calls.
     let mut pages = client
         .describe_images()
         .owners("self")
-        .filters(
-            Filter::builder()
-                .name("tag-key")
-                .set_values(Some(keys.iter().map(|k| (*k).to_owned()).collect()))
-                .build(),
-        )
+        .include_disabled(true)
+        .filters(filter)
         .max_results(1000)
         .into_paginator()
         .send();
@@ -228,6 +347,40 @@ pub async fn list_owned_images_with_tag_keys(
         );
     }
     Ok(images)
+}
+
+/// How many of the account's AMIs are in the region's Recycle Bin (EC2 does
+/// not say which of them were public; those count toward the quota).
+pub async fn count_images_in_recycle_bin(
+    client: &Client,
+    region: &RegionName,
+) -> Result<usize, Ec2Error> {
+    let mut pages = client
+        .list_images_in_recycle_bin()
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Ec2Error::new("ListImagesInRecycleBin", region, None, e))?;
+        count += page.images().len();
+    }
+    Ok(count)
+}
+
+/// Whether EBS encryption by default is on for the account in the region:
+/// copies made there come out encrypted, and can't be public.
+pub async fn ebs_encryption_by_default(
+    client: &Client,
+    region: &RegionName,
+) -> Result<bool, Ec2Error> {
+    let output = client
+        .get_ebs_encryption_by_default()
+        .send()
+        .await
+        .map_err(|e| Ec2Error::new("GetEbsEncryptionByDefault", region, None, e))?;
+    // Fail closed: no answer counts as on.
+    Ok(output.ebs_encryption_by_default().unwrap_or(true))
 }
 
 pub async fn block_public_access(
@@ -329,37 +482,6 @@ pub async fn create_tags(
     Ok(())
 }
 
-/// The account's AMI in `region` tagged `tag_key=tag_value` (a copy found
-/// by its provenance tag), if any.
-pub async fn find_tagged_owned_image(
-    client: &Client,
-    region: &RegionName,
-    tag_key: &str,
-    tag_value: &str,
-) -> Result<Option<Image>, Ec2Error> {
-    let output = client
-        .describe_images()
-        .owners("self")
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{tag_key}"))
-                .values(tag_value)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| Ec2Error::new("DescribeImages", region, None, e))?;
-    // Oldest first, should a copy ever have been made twice.
-    let mut images: Vec<Image> = output
-        .images()
-        .iter()
-        .filter_map(|i| image_from_sdk(i, region, true))
-        .filter(|i| i.tags.get(tag_key).map(String::as_str) == Some(tag_value))
-        .collect();
-    images.sort_by_key(|i| i.creation_date);
-    Ok(images.into_iter().next())
-}
-
 /// What `CopyImage` needs to copy a source AMI into another region.
 pub struct CopyRequest<'a> {
     pub source: &'a Image,
@@ -371,12 +493,14 @@ pub struct CopyRequest<'a> {
 /// Starts a copy (issued in the target region) and returns its id.
 pub async fn copy_image(client: &Client, request: CopyRequest<'_>) -> Result<ImageId, Ec2Error> {
     let source = request.source;
-    let fail = |code: &str, message: String| Ec2Error {
-        operation: "CopyImage",
-        region: request.target_region.clone(),
-        image_id: Some(source.id.clone()),
-        code: code.to_owned(),
-        message,
+    let fail = |code: &str, message: String| {
+        Ec2Error::permanent(
+            "CopyImage",
+            request.target_region,
+            Some(&source.id),
+            code,
+            message,
+        )
     };
     let output = client
         .copy_image()

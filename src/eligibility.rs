@@ -18,6 +18,8 @@ pub enum Reason {
     NotAvailable { state: ImageState },
     /// Encrypted volumes, and snapshots of them, can't be public.
     Encrypted { devices: Vec<String> },
+    /// EC2 did not say whether these EBS volumes are encrypted: fail closed.
+    EncryptionUnknown { devices: Vec<String> },
     /// AMIs with product codes (AWS Marketplace) can't be public.
     ProductCodes { codes: Vec<String> },
     /// Image block public access is on in the region.
@@ -83,6 +85,11 @@ impl fmt::Display for Reason {
             Self::NotOwned { owner_id: None } => f.write_str("not owned by this account"),
             Self::NotAvailable { state } => write!(f, "state is {}, not available", state.as_str()),
             Self::Encrypted { devices } => write!(f, "encrypted EBS volume: {}", devices.join(", ")),
+            Self::EncryptionUnknown { devices } => write!(
+                f,
+                "EC2 does not say whether EBS volume {} is encrypted",
+                devices.join(", ")
+            ),
             Self::ProductCodes { codes } => write!(f, "has product code: {}", codes.join(", ")),
             Self::BlockPublicAccess { managed_by } => match managed_by {
                 BpaManager::Account => f.write_str(
@@ -132,6 +139,11 @@ pub fn check(image: &Image, bpa: Option<&BlockPublicAccess>) -> Vec<Reason> {
             devices: image.encrypted_devices.clone(),
         });
     }
+    if !image.unknown_encryption.is_empty() {
+        reasons.push(Reason::EncryptionUnknown {
+            devices: image.unknown_encryption.clone(),
+        });
+    }
     if !image.product_codes.is_empty() {
         reasons.push(Reason::ProductCodes {
             codes: image.product_codes.clone(),
@@ -165,6 +177,8 @@ pub(crate) mod tests {
             state: ImageState::Available,
             public: false,
             encrypted_devices: vec![],
+            unknown_encryption: vec![],
+            instance_store: false,
             product_codes: vec![],
             creation_date: Some(datetime!(2026-11-01 00:00 UTC)),
             deprecation_time: None,
@@ -232,6 +246,22 @@ pub(crate) mod tests {
             }]
         );
         assert_eq!(reasons[0].to_string(), "encrypted EBS volume: /dev/sdb");
+    }
+
+    #[test]
+    fn unknown_encryption_fails_closed() {
+        let image = Image {
+            unknown_encryption: vec!["/dev/xvda".into()],
+            ..eligible_image()
+        };
+        let reasons = check(&image, UNBLOCKED);
+        assert_eq!(
+            reasons,
+            vec![Reason::EncryptionUnknown {
+                devices: vec!["/dev/xvda".into()]
+            }]
+        );
+        assert!(reasons[0].to_string().contains("does not say whether"));
     }
 
     #[test]

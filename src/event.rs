@@ -6,7 +6,13 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::Config;
 use crate::model::{ImageId, Intent, RegionName};
+
+/// The key under which a payload that is not JSON reaches the handler (see
+/// [`NotJsonLayer`]): Lambda's runtime would otherwise refuse it before the
+/// function could say what was wrong.
+pub const NOT_JSON: &str = "ami-publisher:not-json";
 
 /// What an invocation asks the function to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,11 +98,23 @@ enum DirectAction {
 
 /// Parses a payload. `publish_tag_key` decides which tag changes matter;
 /// `home_region` is the region of a direct invocation that names none.
+/// Parses a payload for the function configured by `config`: the publish
+/// key decides which tag changes matter, the function's region is the
+/// region of a direct invocation that names none and the only one a
+/// scheduled sweep may name, and its partition the only one an ARN may name.
+/// `account`, when known (from the invoked function's ARN), is the only
+/// account an ARN may name.
 pub fn parse(
     payload: &Value,
-    publish_tag_key: &str,
-    home_region: &RegionName,
+    config: &Config,
+    account: Option<&str>,
 ) -> Result<Trigger, EventError> {
+    let home_region = &config.home_region;
+    if let Some(excerpt) = payload.get(NOT_JSON).and_then(Value::as_str) {
+        return Err(EventError::Unrecognised {
+            reason: format!("the payload is not JSON: {excerpt:?}"),
+        });
+    }
     if !payload.is_object() {
         return Err(EventError::Unrecognised {
             reason: format!("expected a JSON object, got {}", kind_of(payload)),
@@ -108,7 +126,12 @@ pub fn parse(
                 what: "EventBridge event",
                 reason: e.to_string(),
             })?;
-        return parse_eventbridge(event, publish_tag_key);
+        let function = Function {
+            publish_tag_key: &config.publish_tag_key,
+            region: home_region,
+            account,
+        };
+        return parse_eventbridge(event, &function);
     }
     let direct: Direct =
         serde_json::from_value(payload.clone()).map_err(|e| EventError::Unrecognised {
@@ -137,10 +160,18 @@ pub fn parse(
     })
 }
 
+/// What an event is checked against.
+struct Function<'a> {
+    publish_tag_key: &'a str,
+    region: &'a RegionName,
+    account: Option<&'a str>,
+}
+
 fn parse_eventbridge(
     event: EventBridgeEvent<Value>,
-    publish_tag_key: &str,
+    function: &Function<'_>,
 ) -> Result<Trigger, EventError> {
+    let publish_tag_key = function.publish_tag_key;
     let kind = (event.source.as_str(), event.detail_type.as_str());
     if kind == AMI_STATE_CHANGE {
         let region = envelope_region(&event)?;
@@ -173,7 +204,7 @@ fn parse_eventbridge(
                 ),
             });
         }
-        let (image_id, region) = image_from_resources(&event)?;
+        let (image_id, region) = image_from_resources(&event, function)?;
         if !detail.changed_tag_keys.iter().any(|k| k == publish_tag_key) {
             return Ok(Trigger::Ignored {
                 reason: format!(
@@ -188,9 +219,19 @@ fn parse_eventbridge(
             intent: Intent::Reconcile,
         })
     } else if kind == SCHEDULED {
-        Ok(Trigger::Sweep {
-            region: envelope_region(&event)?,
-        })
+        // A schedule sweeps the region of the stack that owns it: one naming
+        // another region is not this function's.
+        let region = envelope_region(&event)?;
+        if region != *function.region {
+            return Err(EventError::Malformed {
+                what: "Scheduled Event region",
+                reason: format!(
+                    "`{region}` is not the function's region {}: each stack sweeps its own region",
+                    function.region
+                ),
+            });
+        }
+        Ok(Trigger::Sweep { region })
     } else {
         Err(EventError::Unsupported {
             event_source: event.source,
@@ -225,9 +266,11 @@ fn envelope_region(event: &EventBridgeEvent<Value>) -> Result<RegionName, EventE
 }
 
 /// The AMI of a tag change: `resources[0]` is
-/// `arn:aws:ec2:REGION:[ACCOUNT]:image/ami-...`.
+/// `arn:PARTITION:ec2:REGION:[ACCOUNT]:image/ami-...`, in the function's
+/// partition, in the event's region, of no account or the function's own.
 fn image_from_resources(
     event: &EventBridgeEvent<Value>,
+    function: &Function<'_>,
 ) -> Result<(ImageId, RegionName), EventError> {
     let malformed = |reason: String| EventError::Malformed {
         what: "Tag Change on Resource resources",
@@ -239,15 +282,89 @@ fn image_from_resources(
         .and_then(<[String]>::first)
         .ok_or_else(|| malformed("no resource ARN".into()))?;
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let [_arn, _partition, "ec2", region, _account, resource] = parts[..] else {
-        return Err(malformed(format!("`{arn}` is not an EC2 ARN")));
+    let ["arn", partition, "ec2", region, account, resource] = parts[..] else {
+        return Err(malformed(format!(
+            "`{arn}` is not an EC2 ARN (arn:PARTITION:ec2:REGION:ACCOUNT:image/ami-...)"
+        )));
     };
     let id = resource
         .strip_prefix("image/")
         .ok_or_else(|| malformed(format!("`{arn}` is not an image ARN")))?;
     let image_id = ImageId::parse(id).map_err(malformed)?;
     let region = RegionName::parse(region).map_err(malformed)?;
+    let own_partition = function.region.partition();
+    if partition != own_partition {
+        return Err(malformed(format!(
+            "`{arn}` is in partition {partition}, not the function's ({own_partition})"
+        )));
+    }
+    let event_region = envelope_region(event)?;
+    if region != event_region {
+        return Err(malformed(format!(
+            "`{arn}` names region {region}, the event came from {event_region}"
+        )));
+    }
+    let own_account = function.account.or(event.account.as_deref());
+    if !account.is_empty() && Some(account) != own_account {
+        return Err(malformed(format!(
+            "`{arn}` names account {account}, not the function's ({})",
+            own_account.unwrap_or("unknown")
+        )));
+    }
     Ok((image_id, region))
+}
+
+/// A layer of the Lambda runtime that hands the handler a payload that is
+/// not JSON as `{"ami-publisher:not-json": "<its first 100 characters>"}`,
+/// so that it gets the answer every invalid event gets (`InvalidEvent`,
+/// naming what came) rather than the runtime deserializer's. (Lambda's own
+/// Invoke API refuses payloads that are not JSON; a runtime API that passes
+/// one on must still get a clear answer.)
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NotJsonLayer;
+
+impl<S> lambda_runtime::tower::Layer<S> for NotJsonLayer {
+    type Service = NotJson<S>;
+
+    fn layer(&self, inner: S) -> NotJson<S> {
+        NotJson(inner)
+    }
+}
+
+/// The service of [`NotJsonLayer`].
+#[derive(Clone, Debug)]
+pub struct NotJson<S>(S);
+
+impl<S> lambda_runtime::Service<lambda_runtime::LambdaInvocation> for NotJson<S>
+where
+    S: lambda_runtime::Service<lambda_runtime::LambdaInvocation>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut invocation: lambda_runtime::LambdaInvocation) -> Self::Future {
+        invocation.body = wrap_if_not_json(&invocation.body).into();
+        self.0.call(invocation)
+    }
+}
+
+/// The payload as it is when it is JSON, else wrapped for [`parse`].
+fn wrap_if_not_json(body: &[u8]) -> Vec<u8> {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return body.to_vec();
+    }
+    let excerpt: String = String::from_utf8_lossy(body).chars().take(100).collect();
+    serde_json::json!({ NOT_JSON: excerpt })
+        .to_string()
+        .into_bytes()
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -271,7 +388,11 @@ mod tests {
     }
 
     fn parse_json(value: Value) -> Result<Trigger, EventError> {
-        parse(&value, "publish", &home())
+        parse(&value, &config(), None)
+    }
+
+    fn config() -> Config {
+        Config::from_vars(&[("AWS_REGION", "us-east-1")]).unwrap()
     }
 
     fn image(id: &str, region: &str, cause: Cause) -> Trigger {
@@ -327,9 +448,13 @@ mod tests {
         );
     }
 
+    /// The AWS sample, on an image, coming from the ARN's region.
     fn tag_change(arn: &str, changed: &[&str]) -> Value {
         let mut event = sample(AWS_TAG_SAMPLE);
         event["resources"] = json!([arn]);
+        if let Some(region) = arn.split(':').nth(3).filter(|r| !r.is_empty()) {
+            event["region"] = json!(region);
+        }
         event["detail"]["resource-type"] = json!("image");
         event["detail"]["changed-tag-keys"] = json!(changed);
         event
@@ -364,24 +489,87 @@ mod tests {
 
     #[test]
     fn tag_change_with_a_bad_arn_is_malformed() {
-        for arn in [
-            "arn:aws:ec2:us-east-1::snapshot/snap-0123",
-            "arn:aws:ec2:us-east-1::image/not-an-ami",
-            "nonsense",
+        for (arn, names) in [
+            (
+                "arn:aws:ec2:us-east-1::snapshot/snap-0123",
+                "not an image ARN",
+            ),
+            ("arn:aws:ec2:us-east-1::image/not-an-ami", "not an AMI id"),
+            ("nonsense", "not an EC2 ARN"),
+            (
+                "ec2:us-east-1::image/ami-0a1b2c3d4e5f60001",
+                "not an EC2 ARN",
+            ),
+            (
+                "aws:ec2:us-east-1::image/ami-0a1b2c3d4e5f60001:x",
+                "not an EC2 ARN",
+            ),
+            (
+                "arn:aws-cn:ec2:us-east-1::image/ami-0a1b2c3d4e5f60001",
+                "partition aws-cn",
+            ),
+            (
+                "arn:aws:ec2:us-east-1:210987654321:image/ami-0a1b2c3d4e5f60001",
+                "account 210987654321",
+            ),
         ] {
             let err = parse_json(tag_change(arn, &["publish"])).unwrap_err();
             assert!(matches!(err, EventError::Malformed { .. }), "{arn}: {err}");
+            assert!(err.to_string().contains(names), "{arn}: {err}");
         }
+        // The ARN's region must be the event's.
+        let mut elsewhere = tag_change(
+            "arn:aws:ec2:eu-west-1::image/ami-0a1b2c3d4e5f60001",
+            &["publish"],
+        );
+        elsewhere["region"] = json!("us-east-1");
+        let err = parse_json(elsewhere).unwrap_err().to_string();
+        assert!(err.contains("the event came from us-east-1"), "{err}");
     }
 
     #[test]
-    fn scheduled_event_sweeps_its_region() {
-        let event = json!({"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2015-10-08T16:53:06Z","region":"us-west-2","resources":["arn:aws:events:us-west-2:123456789012:rule/my-scheduled-rule"],"detail":{}});
+    fn an_arns_account_must_be_the_functions_when_it_is_known() {
+        let arn = "arn:aws:ec2:us-east-1:111122223333:image/ami-0a1b2c3d4e5f60001";
+        let mut event = tag_change(arn, &["publish"]);
+        event["account"] = json!("111122223333");
+        // Known from the invoked function's ARN: another account is refused,
+        // whatever the envelope says.
+        let err = parse(&event, &config(), Some("123456789012")).unwrap_err();
+        assert!(err.to_string().contains("account 111122223333"), "{err}");
+        assert!(parse(&event, &config(), Some("111122223333")).is_ok());
+    }
+
+    #[test]
+    fn scheduled_event_sweeps_the_functions_region_only() {
+        let mut event = json!({"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2015-10-08T16:53:06Z","region":"us-east-1","resources":["arn:aws:events:us-east-1:123456789012:rule/my-scheduled-rule"],"detail":{}});
         assert_eq!(
-            parse_json(event),
-            Ok(Trigger::Sweep {
-                region: RegionName::parse("us-west-2").unwrap()
-            })
+            parse_json(event.clone()),
+            Ok(Trigger::Sweep { region: home() })
+        );
+        event["region"] = json!("us-west-2");
+        let err = parse_json(event).unwrap_err();
+        assert!(
+            matches!(err, EventError::Malformed { .. }) && err.to_string().contains("us-west-2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_payload_that_is_not_json_is_an_invalid_event_naming_it() {
+        for body in [&b"not json at all"[..], b"{\"image_id\": ", b"\xff\xfe"] {
+            let wrapped: Value = serde_json::from_slice(&wrap_if_not_json(body)).unwrap();
+            let err = parse_json(wrapped).unwrap_err();
+            assert!(
+                matches!(err, EventError::Unrecognised { .. })
+                    && err.to_string().contains("not JSON"),
+                "{err}"
+            );
+        }
+        let json = br#"{"image_id": "ami-12345678"}"#;
+        assert_eq!(
+            wrap_if_not_json(json),
+            json.to_vec(),
+            "JSON passes untouched"
         );
     }
 

@@ -2,6 +2,7 @@
 //! publishing. The library holds all the logic so tests and benches reach
 //! it; `main.rs` only wires configuration, clients and the runtime.
 
+pub mod clients;
 pub mod config;
 pub mod copies;
 pub mod ec2;
@@ -10,4 +11,6 @@ pub mod event;
 pub mod model;
 pub mod plan;
 pub mod publisher;
+pub mod quota;
 pub mod report;
+pub mod service_quotas;

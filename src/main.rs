@@ -1,10 +1,11 @@
 //! The Lambda entry point: reads configuration, builds the AWS config and
 //! one EC2 client per region once, and hands invocations to the library.
 
+use ami_publisher::clients::Clients;
 use ami_publisher::config::Config;
-use ami_publisher::ec2::Clients;
+use ami_publisher::event::NotJsonLayer;
 use ami_publisher::publisher::Publisher;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 use serde_json::Value;
 use std::time::SystemTime;
 
@@ -28,12 +29,28 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::from_sdk_config(&sdk);
     let publisher = Publisher::new(config, clients);
     let publisher = &publisher;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    let handler = service_fn(move |event: LambdaEvent<Value>| async move {
+        let account = account_of(&event.context.invoked_function_arn);
+        let deadline = usable_deadline(event.context.deadline());
         publisher
-            .handle_until(&event.payload, usable_deadline(event.context.deadline()))
+            .handle_for(&event.payload, account, deadline)
             .await
-    }))
-    .await
+    });
+    // lambda_runtime::run, plus a payload that is not JSON answered as an
+    // invalid event by the function rather than by the runtime.
+    Runtime::new(handler)
+        .layer(TracingLayer::new())
+        .layer(NotJsonLayer)
+        .run()
+        .await
+}
+
+/// The account of the invoked function's ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
+fn account_of(function_arn: &str) -> Option<&str> {
+    function_arn
+        .split(':')
+        .nth(4)
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The invocation's deadline, unless it is not in the future: a runtime API

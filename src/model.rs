@@ -74,6 +74,25 @@ impl RegionName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The AWS partition the region belongs to (`aws`, `aws-cn`,
+    /// `aws-us-gov`, ...), from its name. CopyImage can't copy across
+    /// partitions, and ARNs name the partition.
+    pub fn partition(&self) -> &'static str {
+        const PREFIXES: [(&str, &str); 7] = [
+            ("cn-", "aws-cn"),
+            ("us-gov-", "aws-us-gov"),
+            ("us-isob-", "aws-iso-b"),
+            ("us-isof-", "aws-iso-f"),
+            ("us-iso-", "aws-iso"),
+            ("eu-isoe-", "aws-iso-e"),
+            ("eusc-", "aws-eusc"),
+        ];
+        PREFIXES
+            .iter()
+            .find(|(prefix, _)| self.0.starts_with(prefix))
+            .map_or("aws", |(_, partition)| partition)
+    }
 }
 
 impl fmt::Display for RegionName {
@@ -174,6 +193,11 @@ pub struct Image {
     pub public: bool,
     /// Device names of block device mappings whose EBS volume is encrypted.
     pub encrypted_devices: Vec<String>,
+    /// Device names of EBS mappings EC2 gave no `Encrypted` flag for: not
+    /// known to be unencrypted, so treated as a reason to stay private.
+    pub unknown_encryption: Vec<String>,
+    /// Backed by instance store (`RootDeviceType` `instance-store`), not EBS.
+    pub instance_store: bool,
     pub product_codes: Vec<String>,
     pub creation_date: Option<OffsetDateTime>,
     pub deprecation_time: Option<OffsetDateTime>,
@@ -238,6 +262,26 @@ mod tests {
             "us-east-",
         ] {
             assert!(RegionName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn regions_know_their_partition() {
+        for (region, partition) in [
+            ("us-east-1", "aws"),
+            ("ap-southeast-2", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-iso-east-1", "aws-iso"),
+            ("us-isob-east-1", "aws-iso-b"),
+            ("eu-isoe-west-1", "aws-iso-e"),
+            ("eusc-de-east-1", "aws-eusc"),
+        ] {
+            assert_eq!(
+                RegionName::parse(region).unwrap().partition(),
+                partition,
+                "{region}"
+            );
         }
     }
 

@@ -1,8 +1,11 @@
 //! Carries out the decisions of [`plan`](crate::plan) for an invocation: one
 //! AMI (a source, whose copies [`copies`](crate::copies) looks after, or a
-//! copy), or a sweep of a region. Every AMI's and region's result is kept,
-//! and a failure anywhere is reported (as an error, so Lambda retries) only
-//! after everything else was done.
+//! copy), or a sweep of a region. Every AMI's and region's result is kept.
+//! A failure a retry can fix (throttling, a server error, a timeout) is
+//! returned as an error, so that Lambda retries, only after everything else
+//! was done; one it can't (a quota, a refusal) is an outcome the owner is
+//! told about on the AMI. Every step checks that it can still finish, status
+//! tags included, before the invocation's deadline.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,12 +17,14 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
+use crate::clients::Clients;
 use crate::config::{Config, StatusTag};
-use crate::copies;
-use crate::ec2::{self, Clients, Ec2Error};
+use crate::copies::{self, CopyIndex};
+use crate::ec2::{self, Ec2Error};
 use crate::event::{self, EventError, Trigger};
 use crate::model::{BlockPublicAccess, Image, ImageId, Intent, RegionName, format_time};
 use crate::plan::{self, Decision, Facts, SourceFacts, Steps, WithdrawReason, Withdrawal};
+use crate::quota::{QuotaCache, Quotas};
 use crate::report::{Action, ImageOutcome, Outcome, Status, tag_value};
 
 /// Why an invocation failed. Each kind maps to a stable Lambda `errorType`.
@@ -39,7 +44,7 @@ pub enum Error {
         region: RegionName,
         error: Box<Ec2Error>,
     },
-    #[error("{} failure(s), everything else done: {}", failures.len(), failures.join("; "))]
+    #[error("{} failure(s) a retry may fix, everything else done: {}", failures.len(), failures.join("; "))]
     Incomplete { failures: Vec<String> },
 }
 
@@ -58,23 +63,26 @@ impl From<Error> for Diagnostic {
     }
 }
 
-/// How long before the invocation's deadline a sweep stops starting work on
-/// further AMIs: enough for the AMIs under way to finish (SDK retries
-/// included). What it leaves is the next sweep's.
-const SWEEP_DEADLINE_MARGIN: Duration = Duration::from_secs(30);
-
 /// No AMI is made public on facts older than this: a sweep's listing, or a
 /// copy's source read earlier in a long run, is read again first. (IAM's
 /// tag condition is the second line of defence, not the first.)
 pub const FRESH_FACTS: Duration = Duration::from_secs(60);
 
+/// Calls, at the call limit each, an AMI may need before its first write
+/// (its source, BPA, the quota's three reads) plus that write and the status
+/// tags: a sweep starts an AMI only with this much time left.
+const CALLS_TO_START_AN_AMI: u32 = 6;
+/// A write and the status tags after it.
+pub(crate) const CALLS_FOR_A_WRITE: u32 = 2;
+
 /// The function: configuration and clients, built once, borrowed by every
 /// invocation.
 pub struct Publisher {
     pub(crate) config: Config,
-    clients: Clients,
+    pub(crate) clients: Clients,
     clock: fn() -> OffsetDateTime,
     fresh_facts: Duration,
+    pub(crate) quota_cache: QuotaCache,
 }
 
 /// An AMI's facts and when they were read.
@@ -85,22 +93,20 @@ pub(crate) struct Observed {
 }
 
 /// One invocation's work in one region: the region's block public access
-/// state is asked for at most once, and only when needed.
+/// state and EBS encryption by default are asked for at most once, and only
+/// when needed.
 pub(crate) struct RegionRun<'a> {
     pub region: RegionName,
     clients: &'a Clients,
     bpa: OnceCell<BlockPublicAccess>,
+    encrypts_by_default: OnceCell<bool>,
 }
 
 impl RegionRun<'_> {
     pub fn client(&self) -> Result<aws_sdk_ec2::Client, Ec2Error> {
-        self.clients.get(&self.region).ok_or_else(|| Ec2Error {
-            operation: "(client)",
-            region: self.region.clone(),
-            image_id: None,
-            code: "NoClient".into(),
-            message: format!("no EC2 client for {}", self.region),
-        })
+        self.clients
+            .ec2(&self.region)
+            .ok_or_else(|| no_client(&self.region))
     }
 
     async fn bpa(&self) -> Result<&BlockPublicAccess, Ec2Error> {
@@ -109,14 +115,36 @@ impl RegionRun<'_> {
             .get_or_try_init(|| ec2::block_public_access(&client, &self.region))
             .await
     }
+
+    pub async fn encrypts_by_default(&self) -> Result<bool, Ec2Error> {
+        let client = self.client()?;
+        self.encrypts_by_default
+            .get_or_try_init(|| ec2::ebs_encryption_by_default(&client, &self.region))
+            .await
+            .copied()
+    }
 }
 
-/// One invocation: the function, the time it started, and a run per region
-/// it may act in (no client is built until a region is used).
+fn no_client(region: &RegionName) -> Ec2Error {
+    Ec2Error::permanent(
+        "(client)",
+        region,
+        None,
+        "NoClient",
+        format!("no EC2 client for {region}"),
+    )
+}
+
+/// One invocation: the function, the time it started, its deadline, a run
+/// per region it may act in (no client is built until a region is used),
+/// the public AMI quota's books, and in a sweep the copies found up front.
 pub(crate) struct Invocation<'a> {
     pub publisher: &'a Publisher,
     pub now: OffsetDateTime,
+    deadline: Option<Instant>,
     runs: HashMap<RegionName, RegionRun<'a>>,
+    pub quotas: Quotas,
+    pub copy_index: Option<CopyIndex>,
 }
 
 /// How an attempt to reconcile an AMI ended.
@@ -134,6 +162,7 @@ impl Publisher {
             clients,
             clock: OffsetDateTime::now_utc,
             fresh_facts: FRESH_FACTS,
+            quota_cache: QuotaCache::default(),
         }
     }
 
@@ -155,31 +184,32 @@ impl Publisher {
         self.handle_until(payload, None).await
     }
 
-    /// Handles one invocation payload; a sweep leaves the AMIs it has no
-    /// time for before `deadline` to the next sweep.
+    /// Handles one invocation payload; work that could not finish, status
+    /// tags included, before `deadline` is left to the next run.
     pub async fn handle_until(
         &self,
         payload: &Value,
         deadline: Option<SystemTime>,
     ) -> Result<Outcome, Error> {
+        self.handle_for(payload, None, deadline).await
+    }
+
+    /// Handles one invocation payload for the function of `account` (from
+    /// the invoked function's ARN; events naming another account's AMI are
+    /// refused).
+    pub async fn handle_for(
+        &self,
+        payload: &Value,
+        account: Option<&str>,
+        deadline: Option<SystemTime>,
+    ) -> Result<Outcome, Error> {
         // An invalid event is logged by lambda_runtime with the error it returns.
-        let trigger = event::parse(
-            payload,
-            &self.config.publish_tag_key,
-            &self.config.home_region,
-        )?;
-        let inv = Invocation::new(self);
-        let outcome = match trigger {
+        let trigger = event::parse(payload, &self.config, account)?;
+        let mut inv = Invocation::new(self, deadline);
+        let mut outcome = match trigger {
             Trigger::Ignored { reason } => {
                 info!(reason = %reason, "event ignored");
-                Outcome {
-                    trigger: "ignored",
-                    cause: None,
-                    region: None,
-                    ignored: Some(reason),
-                    images: Vec::new(),
-                    deferred: 0,
-                }
+                Outcome::ignored(reason)
             }
             Trigger::Image {
                 image_id,
@@ -189,28 +219,11 @@ impl Publisher {
             } => {
                 let run = inv.run(&region)?;
                 let image = inv.reconcile_by_id(run, &image_id, intent).await;
-                Outcome {
-                    trigger: "image",
-                    cause: Some(cause),
-                    region: Some(region),
-                    ignored: None,
-                    images: vec![image],
-                    deferred: 0,
-                }
+                Outcome::image(cause, region, image)
             }
-            Trigger::Sweep { region } => {
-                let run = inv.run(&region)?;
-                let (images, deferred) = inv.sweep(run, deadline).await?;
-                Outcome {
-                    trigger: "sweep",
-                    cause: None,
-                    region: Some(region),
-                    ignored: None,
-                    images,
-                    deferred,
-                }
-            }
+            Trigger::Sweep { region } => inv.sweep(&region).await?,
         };
+        outcome.quotas = inv.quotas.reports().await;
         outcome.log_summary();
         let failures = outcome.failures();
         if failures.is_empty() {
@@ -226,7 +239,7 @@ impl Publisher {
 }
 
 impl<'a> Invocation<'a> {
-    fn new(publisher: &'a Publisher) -> Self {
+    fn new(publisher: &'a Publisher, deadline: Option<SystemTime>) -> Self {
         let runs = publisher
             .config
             .regions()
@@ -235,14 +248,23 @@ impl<'a> Invocation<'a> {
                     region: region.clone(),
                     clients: &publisher.clients,
                     bpa: OnceCell::new(),
+                    encrypts_by_default: OnceCell::new(),
                 };
                 (region.clone(), run)
             })
             .collect();
+        // The deadline as a monotonic instant: the wall clock may step.
+        let deadline = deadline.map(|d| {
+            let left = d.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left
+        });
         Self {
             publisher,
             now: (publisher.clock)(),
+            deadline,
             runs,
+            quotas: Quotas::default(),
+            copy_index: None,
         }
     }
 
@@ -258,6 +280,27 @@ impl<'a> Invocation<'a> {
         })
     }
 
+    /// Whether `calls` more calls, each at the call limit, still end before
+    /// the invocation's deadline.
+    pub fn has_time_for(&self, calls: u32) -> bool {
+        let per_call = self.publisher.clients.limits().operation_timeout;
+        self.deadline
+            .is_none_or(|d| Instant::now() + per_call * calls <= d)
+    }
+
+    /// Takes a public slot in `region` (quota.rs); a failed count is an error
+    /// like any call's.
+    pub async fn take_public_slot(
+        &self,
+        region: &RegionName,
+    ) -> Result<Result<(), String>, Ec2Error> {
+        let taken = self
+            .quotas
+            .take(&self.publisher.clients, &self.publisher.quota_cache, region)
+            .await?;
+        Ok(taken.map_err(|no| no.reason()))
+    }
+
     /// The AMI as the account sees it now, in any region (a copy's source
     /// may live in a region the function does not act in).
     pub async fn read(
@@ -265,13 +308,11 @@ impl<'a> Invocation<'a> {
         region: &RegionName,
         id: &ImageId,
     ) -> Result<Option<Observed>, Ec2Error> {
-        let client = self.publisher.clients.get(region).ok_or_else(|| Ec2Error {
-            operation: "DescribeImages",
-            region: region.clone(),
-            image_id: Some(id.clone()),
-            code: "NoClient".into(),
-            message: format!("no EC2 client for {region}"),
-        })?;
+        let client = self
+            .publisher
+            .clients
+            .ec2(region)
+            .ok_or_else(|| no_client(region))?;
         let image = ec2::describe_image(&client, region, id).await?;
         Ok(image.map(|image| Observed {
             image,
@@ -285,6 +326,9 @@ impl<'a> Invocation<'a> {
         id: &ImageId,
         intent: Intent,
     ) -> ImageOutcome {
+        if !self.has_time_for(CALLS_TO_START_AN_AMI) {
+            return deferred(id, &run.region);
+        }
         match self.read(&run.region, id).await {
             Ok(Some(observed)) => self.reconcile(run, observed, intent, None).await,
             Ok(None) => not_found(id, &run.region),
@@ -293,56 +337,65 @@ impl<'a> Invocation<'a> {
     }
 
     /// Every AMI of the account in the region that carries the publish tag
-    /// key or the function's status tag and is not settled yet, reconciled
-    /// with the facts the listing gave (read again before anything is made
-    /// public on a listing older than [`FRESH_FACTS`]). Returns the outcomes
-    /// and how many AMIs were left for the next sweep for lack of time.
-    async fn sweep(
-        &self,
-        run: &RegionRun<'_>,
-        deadline: Option<SystemTime>,
-    ) -> Result<(Vec<ImageOutcome>, usize), Error> {
+    /// key or the function's status tag and is not settled yet (with, for a
+    /// source, its copies in every target region), reconciled with the facts
+    /// the listings gave (read again before anything is made public on a
+    /// listing older than [`FRESH_FACTS`]). The copies are listed up front,
+    /// once per target region. An AMI is started only while there is time
+    /// to finish it before the deadline; the rest is left to the next sweep.
+    async fn sweep(&mut self, region: &RegionName) -> Result<Outcome, Error> {
         let config = self.config();
+        let run = self.run(region)?;
         let sweep_error = |error| Error::Sweep {
-            region: run.region.clone(),
+            region: region.clone(),
             error: Box::new(error),
         };
         let client = run.client().map_err(sweep_error)?;
         let status_key = config.status_tag(StatusTag::Status);
         let images = ec2::list_owned_images_with_tag_keys(
             &client,
-            &run.region,
+            region,
             &[&config.publish_tag_key, &status_key],
         )
         .await
         .map_err(sweep_error)?;
         let listed_at = Instant::now();
+        let index = copies::index(self, region)
+            .await
+            .map_err(|e| Error::Sweep {
+                region: e.region.clone(),
+                error: Box::new(e),
+            })?;
         let listed = images.len();
         let todo: Vec<Image> = images
             .into_iter()
-            .filter(|i| !plan::is_settled(i, config))
+            .filter(|i| !(plan::is_settled(i, config) && index.settles(i, config)))
             .collect();
-        info!(region = %run.region, listed, to_reconcile = todo.len(), "sweep");
+        self.copy_index = Some(index);
+        let inv = &*self;
+        let run = inv.run(region)?;
+        info!(region = %region, listed, to_reconcile = todo.len(), "sweep");
         let to_reconcile = todo.len();
-        let has_time = || deadline.is_none_or(|d| SystemTime::now() + SWEEP_DEADLINE_MARGIN < d);
         let mut outcomes: Vec<ImageOutcome> = stream::iter(todo)
-            .take_while(|_| future::ready(has_time()))
+            .take_while(|_| future::ready(inv.has_time_for(CALLS_TO_START_AN_AMI)))
             .map(|image| {
                 let observed = Observed {
                     image,
                     at: listed_at,
                 };
-                self.reconcile(run, observed, Intent::Reconcile, None)
+                inv.reconcile(run, observed, Intent::Reconcile, None)
             })
             .buffer_unordered(config.copy_concurrency)
             .collect()
             .await;
         outcomes.sort_by(|a, b| a.image_id.cmp(&b.image_id));
-        let deferred = to_reconcile - outcomes.len();
-        if deferred > 0 {
-            warn!(region = %run.region, deferred, "sweep out of time: the rest is left to the next sweep");
+        let not_started = to_reconcile - outcomes.len();
+        let mut outcome = Outcome::sweep(region.clone(), outcomes, not_started);
+        if outcome.deferred > 0 {
+            warn!(region = %region, deferred = outcome.deferred, "sweep out of time: the rest is left to the next sweep");
         }
-        Ok((outcomes, deferred))
+        outcome.region = Some(region.clone());
+        Ok(outcome)
     }
 
     /// Brings one AMI to its desired state (a source's copies with it).
@@ -399,8 +452,8 @@ impl<'a> Invocation<'a> {
                         .map_or(SourceFacts::Missing, |s| SourceFacts::Found(&s.image))
                 }
                 Err(e) => {
-                    let reason = format!("could not read its source {source}: {e}");
-                    return Attempt::Done(self.fail(run, image, e, reason).await);
+                    let why = format!("could not read its source {source}");
+                    return Attempt::Done(self.fail(run, image, e, &why).await);
                 }
             },
         };
@@ -409,8 +462,8 @@ impl<'a> Invocation<'a> {
             match run.bpa().await {
                 Ok(bpa) => Some(bpa),
                 Err(e) => {
-                    let reason = e.to_string();
-                    return Attempt::Done(self.fail(run, image, e, reason).await);
+                    let why = "could not read the region's image block public access state";
+                    return Attempt::Done(self.fail(run, image, e, why).await);
                 }
             }
         } else {
@@ -493,40 +546,45 @@ impl<'a> Invocation<'a> {
             image.region.clone(),
             Action::AlreadyPublic,
         );
+        let writes = steps.deprecate_at.is_some() || steps.make_public;
+        if writes && !self.has_time_for(CALLS_FOR_A_WRITE + u32::from(steps.make_public) * 3) {
+            return Some(deferred(&image.id, &image.region));
+        }
         let client = match run.client() {
             Ok(client) => client,
-            Err(e) => {
-                let reason = e.to_string();
-                return Some(self.fail(run, image, e, reason).await);
-            }
+            Err(e) => return Some(self.fail(run, image, e, "no client").await),
         };
         let mut after = image.clone();
         if let Some(at) = steps.deprecate_at {
             match ec2::enable_deprecation(&client, &run.region, &image.id, at).await {
                 Ok(()) => after.deprecation_time = Some(at),
-                Err(e) => outcome.errors.push(e.to_string()),
+                Err(e) => record(&mut outcome, e),
             }
         }
         // The deprecation date goes on first: once public, an AMI's
         // deprecation date can only move earlier.
-        if steps.make_public && outcome.errors.is_empty() {
+        if steps.make_public && outcome.is_clean() {
             if facts_at.elapsed() > self.publisher.fresh_facts {
                 info!(image_id = %image.id, region = %image.region, "facts too old to make it public on: reading them again");
                 return None;
             }
-            match ec2::make_public(&client, &run.region, &image.id).await {
+            match self.make_public(run, &client, image).await {
                 Ok(()) => {
                     info!(image_id = %image.id, region = %image.region, "made public");
                     outcome.action = Action::Published;
                     after.public = true;
                 }
-                Err(e) => outcome.errors.push(e.to_string()),
+                Err(Refusal::Quota(reason)) => {
+                    outcome.action = Action::Rejected;
+                    outcome.reasons.push(reason);
+                }
+                Err(Refusal::Call(e)) => record(&mut outcome, e),
             }
         }
         outcome.deprecation_time = after.deprecation_time.map(format_time);
         // Copies only of a source whose own steps succeeded: a copy must not
         // become public in its region while its source stays private.
-        if outcome.errors.is_empty() && !steps.copy_to.is_empty() {
+        if outcome.is_clean() && !steps.copy_to.is_empty() {
             let source = Observed {
                 image: after,
                 at: facts_at,
@@ -544,6 +602,8 @@ impl<'a> Invocation<'a> {
         let (status, reason) = if !outcome.errors.is_empty() {
             outcome.action = Action::Failed;
             (Status::Error, outcome.errors.join("; "))
+        } else if outcome.action == Action::Rejected {
+            (Status::Rejected, outcome.reasons.join("; "))
         } else if let Some(source) = plan::source_of(image, self.config()) {
             (
                 Status::Public,
@@ -553,6 +613,25 @@ impl<'a> Invocation<'a> {
             copies::source_status(&image.region, &outcome.copies)
         };
         Some(self.finish(run, image, outcome, status, reason).await)
+    }
+
+    /// Takes a public slot in the region's quota, then adds the group
+    /// `all`; the slot is given back if EC2 refuses.
+    async fn make_public(
+        &self,
+        run: &RegionRun<'_>,
+        client: &aws_sdk_ec2::Client,
+        image: &Image,
+    ) -> Result<(), Refusal> {
+        self.take_public_slot(&run.region)
+            .await
+            .map_err(Refusal::Call)?
+            .map_err(Refusal::Quota)?;
+        let made = ec2::make_public(client, &run.region, &image.id).await;
+        if made.is_err() {
+            self.quotas.give_back(&run.region).await;
+        }
+        made.map_err(Refusal::Call)
     }
 
     /// Carries out a take-down: the AMI, then the copies that follow it.
@@ -572,6 +651,9 @@ impl<'a> Invocation<'a> {
         );
         let mut outcome =
             ImageOutcome::new(image.id.clone(), image.region.clone(), Action::Withdrawn);
+        if !self.has_time_for(CALLS_FOR_A_WRITE + u32::from(!withdrawal.copies_in.is_empty()) * 2) {
+            return deferred(&image.id, &image.region);
+        }
         let mut after = image.clone();
         if withdrawal.make_private {
             let result = match run.client() {
@@ -583,7 +665,7 @@ impl<'a> Invocation<'a> {
                     info!(image_id = %image.id, region = %image.region, "made private");
                     after.public = false;
                 }
-                Err(e) => outcome.errors.push(e.to_string()),
+                Err(e) => record(&mut outcome, e),
             }
         }
         if !withdrawal.copies_in.is_empty() {
@@ -610,10 +692,15 @@ impl<'a> Invocation<'a> {
             outcome.action = Action::KeptPrivate;
         }
         let (mut status, reason) = withdrawn_status(self.config(), &withdrawal, &outcome);
-        if !outcome.failures().is_empty() {
+        let incomplete = !outcome.is_clean()
+            || outcome
+                .copies
+                .iter()
+                .any(|c| c.error.is_some() || c.action == Some(Action::Deferred));
+        if incomplete {
             outcome.action = Action::Failed;
-            // A hold stays a hold; any other failed take-down says `error`,
-            // so that the next sweep takes it up again.
+            // A hold stays a hold; any other take-down not finished says
+            // `error`, so that the next sweep takes it up again.
             if status != Status::Held {
                 status = Status::Error;
             }
@@ -621,23 +708,31 @@ impl<'a> Invocation<'a> {
         self.finish(run, image, outcome, status, reason).await
     }
 
-    /// A step failed before anything could be decided.
+    /// A read failed before anything could be decided.
     async fn fail(
         &self,
         run: &RegionRun<'_>,
         image: &Image,
         error: Ec2Error,
-        reason: String,
+        what: &str,
     ) -> ImageOutcome {
         let mut outcome = ImageOutcome::new(image.id.clone(), image.region.clone(), Action::Failed);
-        outcome.errors.push(error.to_string());
+        let reason = format!(
+            "{what}: {}",
+            if error.transient {
+                error.to_string()
+            } else {
+                error.advice()
+            }
+        );
+        record(&mut outcome, error);
         self.finish(run, image, outcome, Status::Error, reason)
             .await
     }
 
     /// Writes the status tags (only when they change, and only on the
     /// account's own AMIs: IAM allows no other) and completes the outcome.
-    async fn finish(
+    pub(crate) async fn finish(
         &self,
         run: &RegionRun<'_>,
         image: &Image,
@@ -660,14 +755,38 @@ impl<'a> Invocation<'a> {
                 Err(e) => Err(e),
             };
             if let Err(e) = result {
-                outcome.errors.push(e.to_string());
                 outcome.action = Action::Failed;
+                record(&mut outcome, e);
             }
         }
         if image.owned {
             outcome.status = Some(status);
         }
         outcome
+    }
+}
+
+/// Why an AMI was not made public.
+enum Refusal {
+    /// No headroom in the region's public AMI quota (the reason says so).
+    Quota(String),
+    Call(Ec2Error),
+}
+
+/// Records a failed call: one a retry may fix is an error (the invocation
+/// fails, so Lambda retries); one it can't is a reason the owner is told,
+/// with what to do about it.
+pub(crate) fn record(outcome: &mut ImageOutcome, error: Ec2Error) {
+    if error.transient {
+        warn!(image_id = %outcome.image_id, region = %outcome.region, error = %error, "call failed; a retry may succeed");
+        outcome.errors.push(error.to_string());
+    } else {
+        warn!(image_id = %outcome.image_id, region = %outcome.region, error = %error, "call refused; a retry won't help");
+        outcome.reasons.push(error.advice());
+        if outcome.action != Action::Withdrawn {
+            outcome.action = Action::Rejected;
+        }
+        outcome.refused = true;
     }
 }
 
@@ -706,6 +825,7 @@ fn withdrawn_status(
     let failed: Vec<String> = outcome
         .errors
         .iter()
+        .chain(outcome.reasons.iter())
         .cloned()
         .chain(copies::failures(&outcome.copies))
         .collect();
@@ -732,6 +852,17 @@ fn not_found(id: &ImageId, region: &RegionName) -> ImageOutcome {
 
 fn failed(id: &ImageId, region: &RegionName, error: Ec2Error) -> ImageOutcome {
     let mut outcome = ImageOutcome::new(id.clone(), region.clone(), Action::Failed);
-    outcome.errors.push(error.to_string());
+    record(&mut outcome, error);
+    outcome.action = Action::Failed;
+    outcome
+}
+
+/// Left for the next run: not enough time to finish before the deadline.
+pub(crate) fn deferred(id: &ImageId, region: &RegionName) -> ImageOutcome {
+    info!(image_id = %id, region = %region, action = "deferred", "not enough time left before the deadline: left for the next run");
+    let mut outcome = ImageOutcome::new(id.clone(), region.clone(), Action::Deferred);
+    outcome
+        .reasons
+        .push("left for the next run: the invocation's deadline is near".into());
     outcome
 }

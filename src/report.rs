@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::event::Cause;
 use crate::model::{ImageId, RegionName};
+use crate::quota::QuotaReport;
 
 /// AWS's limit on a tag value.
 const MAX_TAG_VALUE_CHARS: usize = 256;
@@ -77,6 +78,9 @@ pub enum Action {
     Withdrawn,
     /// Withdrawn or held already: private, with its copies, and kept so.
     KeptPrivate,
+    /// Left for the next run: not enough time before the invocation's
+    /// deadline to finish it, status tags included.
+    Deferred,
     /// A step failed; see `errors`.
     Failed,
 }
@@ -132,8 +136,13 @@ pub struct ImageOutcome {
     pub deprecation_time: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<CopyOutcome>,
+    /// Failures a retry may fix (the invocation fails, so Lambda retries).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// A call was refused for good (a quota, a permission, ...): `reasons`
+    /// says what the owner can do; nothing after it was attempted.
+    #[serde(skip)]
+    pub refused: bool,
 }
 
 impl ImageOutcome {
@@ -147,7 +156,13 @@ impl ImageOutcome {
             deprecation_time: None,
             copies: Vec::new(),
             errors: Vec::new(),
+            refused: false,
         }
+    }
+
+    /// No call failed, for now or for good: the next step may go ahead.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty() && !self.refused
     }
 
     /// Every failure of this AMI and its copies, each naming region and image.
@@ -177,10 +192,14 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
     pub images: Vec<ImageOutcome>,
-    /// AMIs a sweep left to the next sweep because the invocation's
-    /// deadline was near.
+    /// AMIs left to the next run because the invocation's deadline was near
+    /// (a sweep's not started, and those given up before their first write).
     #[serde(skip_serializing_if = "is_zero")]
     pub deferred: usize,
+    /// The public AMI quota of each region where something was to be made
+    /// public or copied: the quota, the public AMIs, the headroom.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<QuotaReport>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -188,6 +207,48 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl Outcome {
+    pub fn ignored(reason: String) -> Self {
+        Self {
+            trigger: "ignored",
+            cause: None,
+            region: None,
+            ignored: Some(reason),
+            images: Vec::new(),
+            deferred: 0,
+            quotas: Vec::new(),
+        }
+    }
+
+    pub fn image(cause: Cause, region: RegionName, image: ImageOutcome) -> Self {
+        let deferred = usize::from(image.action == Action::Deferred);
+        Self {
+            trigger: "image",
+            cause: Some(cause),
+            region: Some(region),
+            ignored: None,
+            images: vec![image],
+            deferred,
+            quotas: Vec::new(),
+        }
+    }
+
+    /// A sweep's outcome; `not_started` AMIs were left for lack of time.
+    pub fn sweep(region: RegionName, images: Vec<ImageOutcome>, not_started: usize) -> Self {
+        let given_up = images
+            .iter()
+            .filter(|i| i.action == Action::Deferred)
+            .count();
+        Self {
+            trigger: "sweep",
+            cause: None,
+            region: Some(region),
+            ignored: None,
+            images,
+            deferred: not_started + given_up,
+            quotas: Vec::new(),
+        }
+    }
+
     pub fn failures(&self) -> Vec<String> {
         self.images
             .iter()

@@ -208,21 +208,74 @@ async fn throttling_is_retried_by_the_sdk() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn public_quota_reached_is_an_error_and_the_ami_says_so() {
+async fn the_sixth_public_ami_is_rejected_by_the_quota_and_the_invocation_succeeds() {
     let emu = Emulator::start();
-    emu.post("/_emulator/config", json!({"public_image_quota": 0}));
-    let id = seed_tagged(&emu, HOME, json!({}));
+    let ids: Vec<String> = (0..6).map(|_| seed_tagged(&emu, HOME, json!({}))).collect();
     let publisher = emu.publisher(HOME, &[]).await;
 
-    let err = publisher
-        .handle(&json!({"image_id": id}))
+    for id in &ids[..5] {
+        publisher.handle(&json!({"image_id": id})).await.unwrap();
+    }
+    emu.clear_calls();
+    let outcome = publisher
+        .handle(&json!({"image_id": ids[5]}))
         .await
-        .unwrap_err();
+        .expect("a quota is an outcome, not an error");
 
-    assert!(err.to_string().contains("ResourceLimitExceeded"), "{err}");
-    let image = emu.image(HOME, &id);
+    let image = emu.image(HOME, &ids[5]);
     assert_eq!(image["public"], false);
-    assert_eq!(tag(&image, "publish:status"), Some("error"));
+    assert_eq!(tag(&image, "publish:status"), Some("rejected"));
+    let reason = tag(&image, "publish:reason").unwrap_or_default();
+    assert!(
+        reason.contains("the public AMI quota in us-east-1 is reached: 5 public of 5")
+            && reason.contains("L-0E3CBAB9"),
+        "{reason}"
+    );
+    assert_eq!(outcome.quotas[0].quota_source, "service-quotas");
+    let modify = emu
+        .calls()
+        .iter()
+        .filter(|(a, _)| a == "ModifyImageAttribute")
+        .count();
+    assert_eq!(modify, 0, "the count said no: EC2 is not asked");
+    let public = emu
+        .images(HOME)
+        .iter()
+        .filter(|i| i["public"] == true)
+        .count();
+    assert_eq!(public, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_copy_is_started_into_a_region_at_its_public_ami_quota() {
+    let emu = Emulator::start();
+    emu.post(
+        "/_emulator/config",
+        json!({"public_image_quota_by_region": {"eu-west-1": 1}}),
+    );
+    emu.seed(json!({"region": "eu-west-1", "name": "already", "public": true}));
+    let source = seed_tagged(&emu, HOME, json!({}));
+
+    let outcome = emu
+        .publisher(HOME, &[("TARGET_REGIONS", TWO_TARGETS)])
+        .await
+        .handle(&json!({"image_id": source}))
+        .await
+        .unwrap();
+
+    assert_eq!(copies_of(&emu, "eu-west-1", &source), Vec::<Value>::new());
+    assert_eq!(copies_of(&emu, "us-west-2", &source).len(), 1);
+    let eu = &outcome.images[0].copies[1];
+    assert_eq!(eu.action, Some(ami_publisher::report::Action::Rejected));
+    assert!(
+        eu.reasons[0].contains("quota in eu-west-1 is reached: 1 public of 1"),
+        "{:?}",
+        eu.reasons
+    );
+    let reason = tag(&emu.image(HOME, &source), "publish:reason")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.contains("eu-west-1 (none) rejected"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -414,6 +467,23 @@ async fn owner_deletes_tag(emu: &Emulator, region: &str, id: &str, key: &str) {
         .expect("DeleteTags");
 }
 
+/// The owner tags an AMI by hand.
+async fn owner_sets_tag(emu: &Emulator, region: &str, id: &str, key: &str, value: &str) {
+    emu.owner(region)
+        .await
+        .create_tags()
+        .resources(id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateTags");
+}
+
 /// A source published with copies in two regions, by the source region's
 /// stack alone: its first event starts the copies, the copies complete, its
 /// sweep publishes them. Returns the source's id and that stack.
@@ -582,19 +652,7 @@ async fn untagging_takes_down_the_source_and_its_copies_by_sweep_alone() {
     );
     assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
     // Tagged again by its owner: published again, copies with it.
-    emu.owner(HOME)
-        .await
-        .create_tags()
-        .resources(&source)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("publish")
-                .value("public")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("CreateTags");
+    owner_sets_tag(&emu, HOME, &source, "publish", "public").await;
     home.handle(&sweep_event(HOME)).await.unwrap();
     assert_eq!(emu.image(HOME, &source)["public"], true);
     assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
@@ -661,4 +719,171 @@ async fn an_unpublish_request_holds_until_the_owner_releases_it() {
         .filter(|(a, _)| a == "DeregisterImage")
         .count();
     assert_eq!(deregistered, 0, "never deregisters anything");
+}
+
+// ---- under AWS's real limits ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_copy_is_replaced_once_and_replays_leave_one_live_copy() {
+    let emu = Emulator::start();
+    emu.post(
+        "/_emulator/copy-failures",
+        json!({"region": "eu-west-1", "count": 1}),
+    );
+    let vars = [("TARGET_REGIONS", "eu-west-1")];
+    let source = seed_tagged(&emu, HOME, json!({}));
+    let home = emu.publisher(HOME, &vars).await;
+    home.handle(&json!({"image_id": source})).await.unwrap();
+    emu.post("/_emulator/complete-copies", json!({}));
+    let failed = copies_of(&emu, "eu-west-1", &source);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["state"], "failed");
+
+    // The next runs (a replayed event, then the sweep, twice each).
+    for event in [
+        json!({"image_id": source}),
+        sweep_event(HOME),
+        json!({"image_id": source}),
+        sweep_event(HOME),
+    ] {
+        home.handle(&event).await.unwrap();
+    }
+
+    let copies = copies_of(&emu, "eu-west-1", &source);
+    let live: Vec<&Value> = copies.iter().filter(|c| c["state"] != "failed").collect();
+    assert_eq!((copies.len(), live.len()), (2, 1), "{copies:?}");
+    assert_eq!(
+        tag(&emu.image(HOME, &source), "publish:generation"),
+        Some("1")
+    );
+    // It completes and the sweep publishes it.
+    emu.post("/_emulator/complete-copies", json!({}));
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    let live = emu.image("eu-west-1", live[0]["image_id"].as_str().unwrap());
+    assert_eq!(
+        (live["public"].as_bool(), tag(&live, "publish:status")),
+        (Some(true), Some("public"))
+    );
+    assert_eq!(
+        tag(&emu.image(HOME, &source), "publish:status"),
+        Some("public")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deregistered_copy_is_replaced_even_when_ec2_remembers_its_token() {
+    let emu = Emulator::start();
+    let vars = [("TARGET_REGIONS", "eu-west-1")];
+    let (source, home) = {
+        let source = seed_tagged(
+            &emu,
+            HOME,
+            json!({"tags": {"publish": "public", "team": "a"}}),
+        );
+        let home = emu.publisher(HOME, &vars).await;
+        home.handle(&json!({"image_id": source})).await.unwrap();
+        (source, home)
+    };
+    let first = copies_of(&emu, "eu-west-1", &source).remove(0)["image_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    emu.owner("eu-west-1")
+        .await
+        .deregister_image()
+        .image_id(&first)
+        .send()
+        .await
+        .expect("DeregisterImage");
+    // The owner also changes the source's tags: the old token now conflicts.
+    owner_sets_tag(&emu, HOME, &source, "team", "b").await;
+
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    let copies = copies_of(&emu, "eu-west-1", &source);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_ne!(copies[0]["image_id"], first.as_str());
+    assert_eq!(tag(&copies[0], "team"), Some("b"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_that_encrypts_by_default_gets_no_copy() {
+    let emu = Emulator::start();
+    emu.post(
+        "/_emulator/ebs-encryption-by-default",
+        json!({"region": "eu-west-1", "enabled": true}),
+    );
+    let source = seed_tagged(&emu, HOME, json!({}));
+
+    let outcome = emu
+        .publisher(HOME, &[("TARGET_REGIONS", TWO_TARGETS)])
+        .await
+        .handle(&json!({"image_id": source}))
+        .await
+        .unwrap();
+
+    assert_eq!(copies_of(&emu, "eu-west-1", &source).len(), 0);
+    assert_eq!(copies_of(&emu, "us-west-2", &source).len(), 1);
+    let eu = &outcome.images[0].copies[1];
+    assert!(
+        eu.reasons[0].contains("EBS encryption by default is on in eu-west-1"),
+        "{:?}",
+        eu.reasons
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_against_a_slow_ec2_answers_before_its_deadline_and_defers_the_rest() {
+    let emu = Emulator::start();
+    let ids: Vec<String> = (0..40)
+        .map(|_| seed_tagged(&emu, HOME, json!({})))
+        .collect();
+    emu.post(
+        "/_emulator/config",
+        json!({"latency_ms": 200, "public_image_quota": 100}),
+    );
+    let limits = ami_publisher::clients::CallLimits {
+        attempt_timeout: std::time::Duration::from_millis(800),
+        operation_timeout: std::time::Duration::from_millis(1000),
+        max_attempts: 1,
+    };
+    let publisher = emu.publisher_with_limits(HOME, &[], limits).await;
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(8);
+
+    let outcome = publisher
+        .handle_until(&sweep_event(HOME), Some(deadline))
+        .await
+        .unwrap();
+
+    let answered = std::time::SystemTime::now();
+    assert!(
+        answered <= deadline,
+        "answered {:?} after the deadline",
+        answered.duration_since(deadline)
+    );
+    let done: Vec<&str> = outcome
+        .images
+        .iter()
+        .filter(|i| i.action == ami_publisher::report::Action::Published)
+        .map(|i| i.image_id.as_str())
+        .collect();
+    assert!(
+        !done.is_empty() && outcome.deferred > 0,
+        "{} done, {} deferred",
+        done.len(),
+        outcome.deferred
+    );
+    assert_eq!(
+        done.len() + outcome.deferred,
+        ids.len(),
+        "every AMI is done or counted as deferred"
+    );
+    for id in done {
+        assert_eq!(
+            tag(&emu.image(HOME, id), "publish:status"),
+            Some("public"),
+            "status tags of what was done"
+        );
+    }
 }

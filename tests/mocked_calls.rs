@@ -6,8 +6,8 @@ use std::time::Duration;
 
 mod common;
 
+use ami_publisher::clients::Clients;
 use ami_publisher::config::Config;
-use ami_publisher::ec2::Clients;
 use ami_publisher::model::RegionName;
 use ami_publisher::publisher::{Error, Publisher};
 use ami_publisher::report::{Action, Outcome, Status};
@@ -17,13 +17,15 @@ use aws_sdk_ec2::operation::copy_image::{CopyImageError, CopyImageOutput};
 use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
 use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ec2::operation::enable_image_deprecation::EnableImageDeprecationOutput;
+use aws_sdk_ec2::operation::get_ebs_encryption_by_default::GetEbsEncryptionByDefaultOutput;
 use aws_sdk_ec2::operation::get_image_block_public_access_state::GetImageBlockPublicAccessStateOutput;
+use aws_sdk_ec2::operation::list_images_in_recycle_bin::ListImagesInRecycleBinOutput;
 use aws_sdk_ec2::operation::modify_image_attribute::{
     ModifyImageAttributeError, ModifyImageAttributeOutput,
 };
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Image, ImageState, ManagedBy, PermissionGroup, ProductCode,
-    ResourceType, Tag,
+    BlockDeviceMapping, EbsBlockDevice, Image, ImageRecycleBinInfo, ImageState, ManagedBy,
+    PermissionGroup, ProductCode, ResourceType, Tag,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use common::sweep_event;
@@ -46,13 +48,60 @@ fn region(name: &str) -> RegionName {
     RegionName::parse(name).unwrap()
 }
 
-/// A mocked client whose SDK retries happen without real waiting.
+/// A mocked client whose SDK retries happen without real waiting. Reads a
+/// region answers the same in every test unless the test's own rules come
+/// first: no public AMI yet, an empty Recycle Bin, EBS encryption by default
+/// off (the public AMI quota is AWS's default, 5: no Service Quotas client).
 fn client(rules: &[&Rule]) -> Client {
-    mock_client!(aws_sdk_ec2, RuleMode::MatchAny, rules, |c| c.retry_config(
+    let defaults = [count_public(0), recycle_bin(0), encrypts_by_default(false)];
+    let all: Vec<&Rule> = rules.iter().copied().chain(defaults.iter()).collect();
+    mock_client!(aws_sdk_ec2, RuleMode::MatchAny, &all, |c| c.retry_config(
         aws_sdk_ec2::config::retry::RetryConfig::standard()
             .with_initial_backoff(Duration::from_millis(1))
             .with_max_backoff(Duration::from_millis(2))
     ))
+}
+
+/// DescribeImages(Owners=self, is-public=true): `n` public AMIs.
+fn count_public(n: usize) -> Rule {
+    mock!(Client::describe_images)
+        .match_requests(|r| r.filters().iter().any(|f| f.name() == Some("is-public")))
+        .then_output(move || {
+            let images = (0..n)
+                .map(|i| {
+                    Image::builder()
+                        .image_id(format!("ami-0e0e0e0e0e0e{i:05}"))
+                        .public(true)
+                        .build()
+                })
+                .collect();
+            DescribeImagesOutput::builder()
+                .set_images(Some(images))
+                .build()
+        })
+}
+
+fn recycle_bin(n: usize) -> Rule {
+    mock!(Client::list_images_in_recycle_bin).then_output(move || {
+        let images = (0..n)
+            .map(|i| {
+                ImageRecycleBinInfo::builder()
+                    .image_id(format!("ami-0b1b1b1b1b1b{i:05}"))
+                    .build()
+            })
+            .collect();
+        ListImagesInRecycleBinOutput::builder()
+            .set_images(Some(images))
+            .build()
+    })
+}
+
+fn encrypts_by_default(on: bool) -> Rule {
+    mock!(Client::get_ebs_encryption_by_default).then_output(move || {
+        GetEbsEncryptionByDefaultOutput::builder()
+            .ebs_encryption_by_default(on)
+            .build()
+    })
 }
 
 fn publisher(config: Config, clients: Vec<(&str, Client)>) -> Publisher {
@@ -261,6 +310,29 @@ async fn encrypted_ami_gets_no_modify_call() {
 }
 
 #[tokio::test]
+async fn ebs_volume_of_unknown_encryption_gets_no_modify_call() {
+    // Fail closed: no Encrypted flag is not "unencrypted".
+    let image = eligible()
+        .set_block_device_mappings(Some(vec![
+            BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .snapshot_id("snap-0123456789abcdef0")
+                        .build(),
+                )
+                .build(),
+        ]))
+        .build();
+    assert_rejected(
+        image,
+        bpa("unblocked", ManagedBy::Account),
+        "EC2 does not say whether EBS volume /dev/xvda is encrypted",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn ami_with_product_code_gets_no_modify_call() {
     let image = eligible()
         .product_codes(
@@ -338,11 +410,13 @@ async fn deprecation_is_set_before_the_ami_is_made_public() {
         });
     let modify = make_public_ok();
     let tag = create_tags_ok();
-    // Sequential: a ModifyImageAttribute before EnableImageDeprecation fails the test.
+    // Sequential: a ModifyImageAttribute before EnableImageDeprecation fails
+    // the test; the quota is counted right before the AMI is made public.
+    let (public, bin) = (count_public(0), recycle_bin(0));
     let c = mock_client!(
         aws_sdk_ec2,
         RuleMode::Sequential,
-        [&describe, &bpa, &deprecate, &modify, &tag]
+        [&describe, &bpa, &deprecate, &public, &bin, &modify, &tag]
     );
     let p = publisher(config(&[("DEPRECATE_AFTER_DAYS", "90")]), vec![(HOME, c)]);
 
@@ -356,7 +430,9 @@ async fn deprecation_is_set_before_the_ami_is_made_public() {
 }
 
 #[tokio::test]
-async fn public_quota_reached_is_reported_as_an_error_naming_region_and_image() {
+async fn a_quota_refusal_from_ec2_is_an_outcome_saying_how_to_raise_the_quota() {
+    // The count said there was room (public AMIs in the Recycle Bin, which
+    // EC2 does not say were public, may fill it): EC2's answer decides.
     let describe = describe_owned(Some(eligible().build()));
     let bpa = bpa("unblocked", ManagedBy::Account);
     let modify = mock!(Client::modify_image_attribute).then_error(|| {
@@ -367,23 +443,64 @@ async fn public_quota_reached_is_reported_as_an_error_naming_region_and_image() 
                 .build(),
         )
     });
-    let tag = create_tags_expecting(&[("publish:status", "error")]);
+    let tag = create_tags_expecting(&[("publish:status", "rejected")]);
+    let (public, bin) = (count_public(3), recycle_bin(2));
     let p = publisher(
         config(&[]),
-        vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))],
+        vec![(
+            HOME,
+            client(&[&describe, &bpa, &public, &bin, &modify, &tag]),
+        )],
     );
 
-    let err = run(&p, direct()).await.unwrap_err();
+    let outcome = run(&p, direct())
+        .await
+        .expect("a quota is not retried: the invocation succeeds");
 
-    let text = err.to_string();
-    assert!(matches!(err, Error::Incomplete { .. }));
+    let image = &outcome.images[0];
+    assert_eq!(
+        (image.action, image.status),
+        (Action::Rejected, Some(Status::Rejected))
+    );
+    let reason = image.reasons.join(" ");
     assert!(
-        text.contains(SOURCE_ID)
-            && text.contains("us-east-1")
-            && text.contains("ResourceLimitExceeded"),
-        "{text}"
+        reason.contains("quota")
+            && reason.contains("Service Quotas")
+            && reason.contains("L-0E3CBAB9"),
+        "{reason}"
     );
     assert_eq!((modify.num_calls(), tag.num_calls()), (1, 1));
+    assert_eq!(outcome.quotas[0].in_recycle_bin, 2);
+}
+
+#[tokio::test]
+async fn no_headroom_in_the_public_ami_quota_means_no_modify_call() {
+    let describe = describe_owned(Some(eligible().build()));
+    let bpa = bpa("unblocked", ManagedBy::Account);
+    let modify = make_public_ok();
+    let tag = create_tags_expecting(&[("publish:status", "rejected")]);
+    let public = count_public(5);
+    let p = publisher(
+        config(&[]),
+        vec![(HOME, client(&[&describe, &bpa, &public, &modify, &tag]))],
+    );
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    let image = &outcome.images[0];
+    assert_eq!(
+        (image.action, image.status),
+        (Action::Rejected, Some(Status::Rejected))
+    );
+    let reason = image.reasons.join(" ");
+    assert!(
+        reason.contains("the public AMI quota in us-east-1 is reached: 5 public of 5")
+            && reason.contains("assumed: AWS's default"),
+        "{reason}"
+    );
+    assert_eq!(modify.num_calls(), 0, "no call that AWS would refuse");
+    let quota = &outcome.quotas[0];
+    assert_eq!((quota.quota, quota.public, quota.headroom), (5, 5, 0));
 }
 
 // ---- copies ----
@@ -429,7 +546,7 @@ fn copy_ok(target: &'static str) -> Rule {
             r.source_region() == Some(HOME)
                 && r.source_image_id() == Some(SOURCE_ID)
                 && r.name() == Some("demo-image")
-                && r.client_token() == Some(&format!("{HOME}/{SOURCE_ID}/{target}"))
+                && r.client_token() == Some(&format!("{HOME}/{SOURCE_ID}/{target}/0"))
                 && tags.get("publish:source") == Some(&source_ref().as_str())
                 && tags.get("publish") == Some(&"public")
                 && !tags.contains_key("publish:status")
@@ -513,6 +630,10 @@ const PUBLIC_DEPRECATION: &str = "2028-11-01T00:00:00.000Z";
 /// A copy found by its provenance tag; a public one was deprecated with its
 /// source (as the function does before making a copy public).
 fn existing_copy(target: &str, state: ImageState, public: bool) -> Image {
+    existing_copy_with_id(&copy_id(target), target, state, public)
+}
+
+fn existing_copy_with_id(id: &str, target: &str, state: ImageState, public: bool) -> Image {
     let source = source_ref();
     let mut copy_tags = vec![("publish", "public"), ("publish:source", source.as_str())];
     let reason = format!("public in {target} (copy of {source})");
@@ -520,7 +641,7 @@ fn existing_copy(target: &str, state: ImageState, public: bool) -> Image {
         copy_tags.extend([("publish:status", "public"), ("publish:reason", &reason)]);
     }
     let copy = eligible()
-        .image_id(copy_id(target))
+        .image_id(id)
         .state(state)
         .public(public)
         .set_tags(Some(tags(&copy_tags)));
@@ -646,16 +767,18 @@ async fn throttled_region_is_retried_by_the_sdk_then_reported_while_others_finis
 }
 
 #[tokio::test]
-async fn one_region_out_of_copy_capacity_does_not_stop_three_others() {
+async fn one_region_out_of_copy_capacity_is_rejected_there_while_three_others_copy() {
     let targets = targets_without_copies_failing_in("ap-southeast-2", "ResourceLimitExceeded");
     let (bpa, modify, tag) = (
         bpa("unblocked", ManagedBy::Account),
         make_public_ok(),
-        create_tags_ok(),
+        create_tags_expecting(&[("publish:status", "copying")]),
     );
     let p = source_publisher(eligible().build(), &targets, &[&bpa, &modify, &tag]);
 
-    let err = run(&p, direct()).await.unwrap_err();
+    let outcome = run(&p, direct())
+        .await
+        .expect("a limit a retry can't fix now is an outcome, not an error");
 
     let calls: Vec<(&str, usize)> = targets
         .iter()
@@ -671,12 +794,22 @@ async fn one_region_out_of_copy_capacity_does_not_stop_three_others() {
         ],
         "ResourceLimitExceeded is not retried by the SDK"
     );
-    let Error::Incomplete { failures } = err else {
-        panic!("{err}")
-    };
-    assert_eq!(failures.len(), 1);
+    let image = &outcome.images[0];
+    let full = image
+        .copies
+        .iter()
+        .find(|c| c.region.as_str() == "ap-southeast-2")
+        .unwrap();
+    assert_eq!(full.action, Some(Action::Rejected));
     assert!(
-        failures[0].contains("ap-southeast-2") && failures[0].contains("ResourceLimitExceeded")
+        full.reasons[0].contains("too many copies in progress"),
+        "{:?}",
+        full.reasons
+    );
+    assert_eq!(
+        image.status,
+        Some(Status::Copying),
+        "the sweep takes it up again"
     );
 }
 
@@ -989,6 +1122,7 @@ async fn no_copy_is_started_when_the_source_could_not_be_made_public() {
         .map(|t| target_region(t, None, copy_ok(t)))
         .collect();
     let bpa = bpa("unblocked", ManagedBy::Account);
+    // BPA turned on between the read and the write: refused, for good.
     let modify = mock!(Client::modify_image_attribute).then_error(|| {
         ModifyImageAttributeError::generic(
             ErrorMetadata::builder()
@@ -997,45 +1131,193 @@ async fn no_copy_is_started_when_the_source_could_not_be_made_public() {
                 .build(),
         )
     });
-    let tag = create_tags_expecting(&[("publish:status", "error")]);
+    let tag = create_tags_expecting(&[("publish:status", "rejected")]);
     let p = source_publisher(eligible().build(), &targets, &[&bpa, &modify, &tag]);
 
-    let err = run(&p, direct()).await.unwrap_err();
+    let outcome = run(&p, direct()).await.unwrap();
 
-    assert!(err.to_string().contains("OperationNotPermitted"), "{err}");
+    let image = &outcome.images[0];
+    assert_eq!(image.status, Some(Status::Rejected));
+    assert!(
+        image.reasons[0].contains("OperationNotPermitted"),
+        "{:?}",
+        image.reasons
+    );
     let copy_calls: usize = targets.iter().map(|t| t.copy.num_calls()).sum();
     assert_eq!(copy_calls, 0);
 }
 
-#[tokio::test]
-async fn a_failed_copy_is_reported_and_not_waited_for() {
-    let targets: Vec<Region> = TARGETS
-        .iter()
-        .map(|t| {
-            let state = if *t == "eu-west-1" {
-                ImageState::Failed
-            } else {
-                ImageState::Available
-            };
-            target_region(
-                t,
-                Some(existing_copy(t, state, *t != "eu-west-1")),
-                copy_ok(t),
-            )
+/// The copies in eu-west-1 as a run sees them, the rest public; `copy`
+/// answers CopyImage there. Returns the outcome and, at home, the number of
+/// generation tags written.
+async fn heal(eu_copies: Vec<Image>, eu_rules: &[&Rule]) -> (Outcome, usize) {
+    let mut regions = Vec::new();
+    for t in TARGETS {
+        let found = if t == "eu-west-1" {
+            eu_copies.clone()
+        } else {
+            vec![existing_copy(t, ImageState::Available, true)]
+        };
+        let find = mock!(Client::describe_images)
+            .match_requests(|r| {
+                r.filters()
+                    .iter()
+                    .any(|f| f.name() == Some("tag:publish:source"))
+            })
+            .then_output(move || {
+                DescribeImagesOutput::builder()
+                    .set_images(Some(found.clone()))
+                    .build()
+            });
+        regions.push((t, find));
+    }
+    let describe = describe_owned(Some(public_source_copying()));
+    let generation = mock!(Client::create_tags)
+        .match_requests(|r| {
+            r.tags()
+                .iter()
+                .any(|t| t.key() == Some("publish:generation"))
         })
-        .collect();
-    let tag = create_tags_expecting(&[("publish:status", "error")]);
-    let p = source_publisher(public_source_copying(), &targets, &[&tag]);
+        .then_output(|| CreateTagsOutput::builder().build());
+    let tag = create_tags_ok();
+    let mut clients = vec![(HOME, client(&[&describe, &generation, &tag]))];
+    for (t, find) in &regions {
+        let mut rules: Vec<&Rule> = vec![find];
+        if *t == "eu-west-1" {
+            rules.extend_from_slice(eu_rules);
+        }
+        clients.push((t, client(&rules)));
+    }
+    let p = publisher(copy_config(), clients);
+    let outcome = run(&p, direct()).await.unwrap();
+    (outcome, generation.num_calls())
+}
 
-    let err = run(&p, direct()).await.unwrap_err();
+/// CopyImage in eu-west-1 answering `id` for the token of `generation`.
+fn copy_answers(generation: u32, id: &'static str) -> Rule {
+    mock!(Client::copy_image)
+        .match_requests(move |r| {
+            r.client_token() == Some(&format!("{HOME}/{SOURCE_ID}/eu-west-1/{generation}"))
+        })
+        .then_output(move || CopyImageOutput::builder().image_id(id).build())
+}
 
-    let text = err.to_string();
-    assert!(
-        text.contains("eu-west-1") && text.contains("is failed") && text.contains("deregister"),
-        "{text}"
+const NEW_COPY: &str = "ami-0c0c0c0c0c0c09999";
+
+/// DescribeImages of the new copy by id: pending.
+fn new_copy_pending() -> Rule {
+    mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids() == [NEW_COPY])
+        .then_output(|| {
+            let copy = existing_copy_with_id(NEW_COPY, "eu-west-1", ImageState::Pending, false);
+            DescribeImagesOutput::builder().images(copy).build()
+        })
+}
+
+#[tokio::test]
+async fn a_failed_copy_is_replaced_under_a_new_token_and_only_once() {
+    let failed = existing_copy("eu-west-1", ImageState::Failed, false);
+    // EC2 answers the old token with the failed copy, a new one with a new copy.
+    let (old, new, seen) = (
+        copy_answers(0, "ami-0c0c0c0c0c0c00001"),
+        copy_answers(1, NEW_COPY),
+        new_copy_pending(),
     );
-    let copy_calls: usize = targets.iter().map(|t| t.copy.num_calls()).sum();
-    assert_eq!(copy_calls, 0);
+
+    let (outcome, generations) = heal(vec![failed], &[&old, &new, &seen]).await;
+
+    let eu = outcome.images[0]
+        .copies
+        .iter()
+        .find(|c| c.region.as_str() == "eu-west-1")
+        .unwrap();
+    assert_eq!(
+        (eu.started, eu.image_id.as_ref().map(|i| i.as_str())),
+        (true, Some(NEW_COPY))
+    );
+    assert_eq!((old.num_calls(), new.num_calls(), generations), (1, 1, 1));
+    assert_eq!(outcome.images[0].status, Some(Status::Copying));
+}
+
+#[tokio::test]
+async fn a_copy_gone_from_ec2_is_replaced_when_ec2_answers_its_token_with_it() {
+    // No copy listed; the old token's copy was deregistered (an empty answer by id).
+    let gone = mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids() == ["ami-0c0c0c0c0c0c00001"])
+        .then_output(|| DescribeImagesOutput::builder().build());
+    let (old, new, seen) = (
+        copy_answers(0, "ami-0c0c0c0c0c0c00001"),
+        copy_answers(1, NEW_COPY),
+        new_copy_pending(),
+    );
+
+    let (outcome, generations) = heal(vec![], &[&gone, &old, &new, &seen]).await;
+
+    let eu = outcome.images[0]
+        .copies
+        .iter()
+        .find(|c| c.region.as_str() == "eu-west-1")
+        .unwrap();
+    assert_eq!(eu.image_id.as_ref().map(|i| i.as_str()), Some(NEW_COPY));
+    assert_eq!((gone.num_calls(), new.num_calls(), generations), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn a_token_conflict_is_resolved_with_a_new_token_not_an_error() {
+    let conflict = mock!(Client::copy_image)
+        .match_requests(|r| r.client_token() == Some(&format!("{HOME}/{SOURCE_ID}/eu-west-1/0")))
+        .then_error(|| {
+            CopyImageError::generic(
+                ErrorMetadata::builder()
+                    .code("IdempotentParameterMismatch")
+                    .message("The request uses the same client token as a previous, but non-identical request.")
+                    .build(),
+            )
+        });
+    let (new, seen) = (copy_answers(1, NEW_COPY), new_copy_pending());
+
+    let (outcome, generations) = heal(vec![], &[&conflict, &new, &seen]).await;
+
+    let eu = outcome.images[0]
+        .copies
+        .iter()
+        .find(|c| c.region.as_str() == "eu-west-1")
+        .unwrap();
+    assert_eq!((eu.started, eu.error.as_deref()), (true, None));
+    assert_eq!(
+        (conflict.num_calls(), new.num_calls(), generations),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_live_copy_found_by_its_tag_is_kept_and_nothing_is_copied() {
+    let live = existing_copy("eu-west-1", ImageState::Pending, false);
+    let failed = existing_copy_with_id(
+        "ami-0d0d0d0d0d0d00001",
+        "eu-west-1",
+        ImageState::Failed,
+        false,
+    );
+    let any_copy = mock!(Client::copy_image)
+        .then_output(|| CopyImageOutput::builder().image_id(NEW_COPY).build());
+
+    let (outcome, generations) = heal(vec![failed, live], &[&any_copy]).await;
+
+    let eu = outcome.images[0]
+        .copies
+        .iter()
+        .find(|c| c.region.as_str() == "eu-west-1")
+        .unwrap();
+    assert_eq!(
+        eu.image_id.as_ref().map(|i| i.as_str()),
+        Some(copy_id("eu-west-1").as_str())
+    );
+    assert_eq!(
+        (any_copy.num_calls(), generations),
+        (0, 0),
+        "exactly one live copy per region"
+    );
 }
 
 // ---- take-down ----
@@ -1187,4 +1469,121 @@ async fn a_sweep_reads_an_ami_again_before_making_it_public_on_an_old_listing() 
         (1, 1, 0),
         "read again, and not made public"
     );
+}
+
+// ---- target regions checked up front ----
+
+/// A first publish with copies to every target; `eu_rules` answer first in
+/// eu-west-1. Returns the outcome and the CopyImage calls there.
+async fn first_publish_with(source: Image, eu_rules: &[&Rule]) -> (Outcome, usize) {
+    let eu_copy = copy_ok("eu-west-1");
+    let mut targets = Vec::new();
+    for t in TARGETS {
+        let copy = if t == "eu-west-1" {
+            eu_copy.clone()
+        } else {
+            copy_ok(t)
+        };
+        targets.push(target_region(t, None, copy));
+    }
+    let describe = describe_owned(Some(source));
+    let (bpa, modify, tag) = (
+        bpa("unblocked", ManagedBy::Account),
+        make_public_ok(),
+        create_tags_ok(),
+    );
+    let mut clients = vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))];
+    for t in &targets {
+        let mut rules: Vec<&Rule> = if t.name == "eu-west-1" {
+            eu_rules.to_vec()
+        } else {
+            vec![]
+        };
+        rules.extend([&t.find, &t.copy]);
+        clients.push((t.name, client(&rules)));
+    }
+    let p = publisher(copy_config(), clients);
+    let outcome = run(&p, direct()).await.unwrap();
+    let eu_calls = targets
+        .iter()
+        .find(|t| t.name == "eu-west-1")
+        .unwrap()
+        .copy
+        .num_calls();
+    (outcome, eu_calls)
+}
+
+fn eu_copy(outcome: &Outcome) -> &ami_publisher::report::CopyOutcome {
+    outcome.images[0]
+        .copies
+        .iter()
+        .find(|c| c.region.as_str() == "eu-west-1")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn no_copy_into_a_region_whose_ebs_encryption_by_default_would_encrypt_it() {
+    let on = encrypts_by_default(true);
+
+    let (outcome, eu_calls) = first_publish_with(eligible().build(), &[&on]).await;
+
+    let eu = eu_copy(&outcome);
+    assert_eq!(
+        (eu.action, eu_calls, eu.started),
+        (Some(Action::Rejected), 0, false)
+    );
+    assert!(
+        eu.reasons[0].contains("EBS encryption by default is on in eu-west-1"),
+        "{:?}",
+        eu.reasons
+    );
+    let started = outcome.images[0]
+        .copies
+        .iter()
+        .filter(|c| c.started)
+        .count();
+    assert_eq!(started, TARGETS.len() - 1, "the other regions copy");
+}
+
+#[tokio::test]
+async fn no_copy_into_a_region_without_public_ami_headroom() {
+    let full = count_public(5);
+
+    let (outcome, eu_calls) = first_publish_with(eligible().build(), &[&full]).await;
+
+    let eu = eu_copy(&outcome);
+    assert_eq!((eu.action, eu_calls), (Some(Action::Rejected), 0));
+    assert!(
+        eu.reasons[0].contains("quota in eu-west-1 is reached: 5 public of 5"),
+        "{:?}",
+        eu.reasons
+    );
+    let eu_quota = outcome
+        .quotas
+        .iter()
+        .find(|q| q.region.as_str() == "eu-west-1")
+        .unwrap();
+    assert_eq!(eu_quota.headroom, 0);
+}
+
+#[tokio::test]
+async fn an_instance_store_ami_is_published_in_its_region_but_not_copied() {
+    let instance_store = eligible()
+        .root_device_type(aws_sdk_ec2::types::DeviceType::InstanceStore)
+        .set_block_device_mappings(None)
+        .build();
+
+    let (outcome, eu_calls) = first_publish_with(instance_store, &[]).await;
+
+    let image = &outcome.images[0];
+    assert_eq!(image.action, Action::Published);
+    assert_eq!(eu_calls, 0);
+    for copy in &image.copies {
+        assert_eq!(copy.action, Some(Action::Rejected), "{copy:?}");
+        assert!(
+            copy.reasons[0].contains("instance-store AMIs are not copied"),
+            "{:?}",
+            copy.reasons
+        );
+    }
 }

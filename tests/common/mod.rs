@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use ami_publisher::clients::Clients;
 use ami_publisher::config::Config;
-use ami_publisher::ec2::Clients;
 use ami_publisher::publisher::Publisher;
 use serde_json::{Value, json};
 
@@ -159,6 +159,20 @@ impl Emulator {
         let config = Config::from_vars(&[&[("AWS_REGION", home_region)], vars].concat())
             .expect("valid test configuration");
         let clients = Clients::from_sdk_config(&self.sdk_config(home_region).await);
+        Publisher::new(config, clients)
+    }
+
+    /// The same, with other limits on every call.
+    pub async fn publisher_with_limits(
+        &self,
+        home_region: &str,
+        vars: &[(&str, &str)],
+        limits: ami_publisher::clients::CallLimits,
+    ) -> Publisher {
+        let config = Config::from_vars(&[&[("AWS_REGION", home_region)], vars].concat())
+            .expect("valid test configuration");
+        let clients =
+            Clients::from_sdk_config(&self.sdk_config(home_region).await).with_limits(limits);
         Publisher::new(config, clients)
     }
 

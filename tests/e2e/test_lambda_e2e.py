@@ -189,6 +189,17 @@ def test_invalid_event_gets_an_error_naming_what_was_wrong(lam, emu, event, erro
     assert diff_snapshots(before, state_snapshot(emu)) == []
 
 
+def test_a_payload_that_is_not_json_is_an_invalid_event(lam, emu, tmp_path):
+    payload = tmp_path / "not-json.txt"
+    payload.write_text("publish ami-0a1b2c3d4e5f60001 please")
+    emu.clear_calls()
+    inv = lam.invoke(payload, label="not JSON")
+    assert not inv.ok, f"expected an error, got {inv.result}"
+    assert inv.error_type == "InvalidEvent", (inv.error_type, inv.error_message)
+    assert squash("the payload is not JSON") in squash(inv.error_message), inv.error_message
+    assert emu.calls() == []
+
+
 def test_every_sample_event_then_a_full_replay_changes_nothing(lam, emu):
     invocations = run_sample_scenario(lam, emu)
     assert unexpected_invocations(invocations) == []

@@ -864,6 +864,7 @@ def describe_images(self: EC2Response) -> ActionResult:
     owners = self._get_param("Owners", []) or []
     exec_users = self._get_param("ExecutableUsers", []) or []
     include_deprecated = _bool(self._get_param("IncludeDeprecated"))
+    include_disabled = _bool(self._get_param("IncludeDisabled"))
     max_results = _int_param(self, "MaxResults")
     next_token = self._get_param("NextToken") or None
     caller = self.current_account
@@ -917,6 +918,11 @@ def describe_images(self: EC2Response) -> ActionResult:
                 if ("all" in wanted and a.is_public)
                 or any({"UserId": u} in a.launch_permissions for u in wanted if u != "all")
             ]
+        if not include_disabled:
+            # AWS DescribeImages, IncludeDisabled: "Specifies whether to
+            # include disabled AMIs. Default: No disabled AMIs are included
+            # in the response." (Also when ImageIds is given.)
+            images = [a for a in images if a.state != "disabled"]
         if owners:
             # AWS Owners: account IDs, "self", or aliases (amazon,
             # aws-marketplace, aws-backup-vault).

@@ -355,6 +355,19 @@ def test_describe_images_filters_by_tag_and_public(emu, ec2):
 
 
 
+
+def test_disabled_images_are_listed_only_with_include_disabled(emu, ec2):
+    """AWS DescribeImages, IncludeDisabled: by default no disabled AMIs."""
+    disabled = emu.seed_image(region=R1, name="disabled", state="disabled", tags={"k": "v"})
+    enabled = emu.seed_image(region=R1, name="enabled", tags={"k": "v"})
+    tagged = [{"Name": "tag:k", "Values": ["v"]}]
+    out = ec2.describe_images(Owners=["self"], Filters=tagged)
+    assert [i["ImageId"] for i in out["Images"]] == [enabled]
+    out = ec2.describe_images(Owners=["self"], Filters=tagged, IncludeDisabled=True)
+    assert sorted(i["ImageId"] for i in out["Images"]) == sorted([disabled, enabled])
+    assert ec2.describe_images(ImageIds=[disabled])["Images"] == []
+    assert ec2.describe_images(ImageIds=[disabled], IncludeDisabled=True)["Images"][0]["State"] == "disabled"
+
 def test_describe_images_filter_values_are_ored_for_tag_keys(emu, ec2):
     """AWS: several values of one filter are joined with OR. moto 5.2.5
     wanted the image's tag keys to be a subset or superset of the values."""

@@ -14,15 +14,23 @@ from template_helpers import ENV_VARS, REPO, _SUB_VAR, parameter_values, resolve
 
 EC2_ACTIONS = {
     "ec2:DescribeImages",
+    "ec2:ListImagesInRecycleBin",
     "ec2:GetImageBlockPublicAccessState",
+    "ec2:GetEbsEncryptionByDefault",
     "ec2:ModifyImageAttribute",
     "ec2:EnableImageDeprecation",
     "ec2:CreateTags",
     "ec2:CopyImage",
 }
 # Actions that support no resource-level permission, the only ones allowed on "*".
-UNSCOPED = {"ec2:DescribeImages", "ec2:GetImageBlockPublicAccessState"}
-OTHER_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"}
+UNSCOPED = {
+    "ec2:DescribeImages",
+    "ec2:ListImagesInRecycleBin",
+    "ec2:GetImageBlockPublicAccessState",
+    "ec2:GetEbsEncryptionByDefault",
+    "servicequotas:GetServiceQuota",
+}
+OTHER_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "servicequotas:GetServiceQuota"}
 
 
 def function(template: dict) -> dict:
