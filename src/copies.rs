@@ -21,10 +21,11 @@ use tracing::{info, warn};
 
 use crate::config::{Config, StatusTag};
 use crate::ec2::{self, CopyRequest, Ec2Error, Seen};
-use crate::model::{Image, ImageId, ImageState, Intent, RegionName};
+use crate::model::{Image, ImageId, ImageState, Intent, RegionName, SourceRef};
 use crate::plan;
 use crate::publisher::{CALLS_FOR_A_WRITE, Invocation, Observed, RegionRun};
 use crate::report::{Action, CopyOutcome, ImageOutcome, Status};
+use crate::steps::Step;
 
 /// How often a source's copy in one region may be replaced in one run (a
 /// dead copy, then a token EC2 answers with a dead copy again, ...).
@@ -314,10 +315,22 @@ async fn start(
             client_token: &client_token,
             tags: &tags,
         };
-        match ec2::copy_image(client, request).await {
-            Ok(id) if dead_ids.contains(&&id) => {}
-            Ok(id) if copied_before && !is_alive(inv, client, target, &id).await? => {}
-            Ok(id) => {
+        let step = Step::Copy {
+            region: target.clone(),
+            source: SourceRef {
+                region: image.region.clone(),
+                image_id: image.id.clone(),
+            },
+        };
+        match inv.write(step, ec2::copy_image(client, request)).await {
+            Ok(None) => {
+                // A preview: the copy would be started.
+                copy.started = true;
+                return Ok(());
+            }
+            Ok(Some(id)) if dead_ids.contains(&&id) => {}
+            Ok(Some(id)) if copied_before && !is_alive(inv, client, target, &id).await? => {}
+            Ok(Some(id)) => {
                 info!(image_id = %image.id, region = %image.region, target = %target, copy_id = %id, generation, "copy started");
                 copy.image_id = Some(id);
                 copy.state = Some(ImageState::Pending.as_str().to_owned());
@@ -348,7 +361,17 @@ async fn start(
             )
         })?;
         let tag = [(generation_key.clone(), generation.to_string())];
-        ec2::create_tags(&home.client()?, &image.region, &image.id, &tag).await?;
+        let step = Step::NewGeneration {
+            region: image.region.clone(),
+            image_id: image.id.clone(),
+            generation,
+        };
+        let home_client = home.client()?;
+        inv.write(
+            step,
+            ec2::create_tags(&home_client, &image.region, &image.id, &tag),
+        )
+        .await?;
     }
     inv.quotas.give_back(target).await;
     Err(Ec2Error::permanent(

@@ -14,6 +14,23 @@ use crate::model::{ImageId, Intent, RegionName};
 /// function could say what was wrong.
 pub const NOT_JSON: &str = "ami-publisher:not-json";
 
+/// An invocation's payload, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub trigger: Trigger,
+    /// A dry run: report every step, make none (direct `"dry_run": true`).
+    pub preview: bool,
+}
+
+impl From<Trigger> for Request {
+    fn from(trigger: Trigger) -> Self {
+        Self {
+            trigger,
+            preview: false,
+        }
+    }
+}
+
 /// What an invocation asks the function to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trigger {
@@ -80,11 +97,17 @@ struct TagChange {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Direct {
-    image_id: String,
+    #[serde(default)]
+    image_id: Option<String>,
     #[serde(default)]
     region: Option<String>,
     #[serde(default)]
     action: Option<DirectAction>,
+    /// A sweep of the region rather than one AMI.
+    #[serde(default)]
+    sweep: bool,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 #[derive(Deserialize)]
@@ -108,7 +131,7 @@ pub fn parse(
     payload: &Value,
     config: &Config,
     account: Option<&str>,
-) -> Result<Trigger, EventError> {
+) -> Result<Request, EventError> {
     let home_region = &config.home_region;
     if let Some(excerpt) = payload.get(NOT_JSON).and_then(Value::as_str) {
         return Err(EventError::Unrecognised {
@@ -131,16 +154,12 @@ pub fn parse(
             region: home_region,
             account,
         };
-        return parse_eventbridge(event, &function);
+        return parse_eventbridge(event, &function).map(Request::from);
     }
     let direct: Direct =
         serde_json::from_value(payload.clone()).map_err(|e| EventError::Unrecognised {
             reason: e.to_string(),
         })?;
-    let image_id = ImageId::parse(&direct.image_id).map_err(|reason| EventError::Malformed {
-        what: "direct invocation image_id",
-        reason,
-    })?;
     let region = match direct.region.as_deref() {
         None | Some("") => home_region.clone(),
         Some(r) => RegionName::parse(r).map_err(|reason| EventError::Malformed {
@@ -152,11 +171,32 @@ pub fn parse(
         None | Some(DirectAction::Publish) => Intent::Reconcile,
         Some(DirectAction::Unpublish) => Intent::Unpublish,
     };
-    Ok(Trigger::Image {
-        image_id,
-        region,
-        cause: Cause::Direct,
-        intent,
+    let trigger = match (direct.sweep, direct.image_id) {
+        (true, None) if intent == Intent::Reconcile => Trigger::Sweep { region },
+        (true, _) => {
+            return Err(EventError::Malformed {
+                what: "direct invocation",
+                reason: "a sweep names no image_id and no action".into(),
+            });
+        }
+        (false, None) => {
+            return Err(EventError::Unrecognised {
+                reason: "no image_id (or \"sweep\": true)".into(),
+            });
+        }
+        (false, Some(id)) => Trigger::Image {
+            image_id: ImageId::parse(&id).map_err(|reason| EventError::Malformed {
+                what: "direct invocation image_id",
+                reason,
+            })?,
+            region,
+            cause: Cause::Direct,
+            intent,
+        },
+    };
+    Ok(Request {
+        trigger,
+        preview: direct.dry_run,
     })
 }
 
@@ -388,7 +428,7 @@ mod tests {
     }
 
     fn parse_json(value: Value) -> Result<Trigger, EventError> {
-        parse(&value, &config(), None)
+        parse(&value, &config(), None).map(|r| r.trigger)
     }
 
     fn config() -> Config {
@@ -601,6 +641,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("deregister"), "{err}");
+    }
+
+    #[test]
+    fn direct_payload_may_ask_for_a_dry_run_of_an_ami_or_a_sweep() {
+        let request = parse(
+            &json!({"image_id": "ami-12345678", "dry_run": true}),
+            &config(),
+            None,
+        );
+        assert_eq!(
+            request,
+            Ok(Request {
+                trigger: image("ami-12345678", "us-east-1", Cause::Direct),
+                preview: true
+            })
+        );
+        let request = parse(
+            &json!({"sweep": true, "region": "us-east-1", "dry_run": true}),
+            &config(),
+            None,
+        );
+        assert_eq!(
+            request,
+            Ok(Request {
+                trigger: Trigger::Sweep { region: home() },
+                preview: true
+            })
+        );
+        assert!(parse_json(json!({"sweep": true, "image_id": "ami-12345678"})).is_err());
+        assert!(matches!(
+            parse_json(json!({"region": "us-east-1"})),
+            Err(EventError::Unrecognised { .. })
+        ));
     }
 
     #[test]

@@ -14,3 +14,4 @@ pub mod publisher;
 pub mod quota;
 pub mod report;
 pub mod service_quotas;
+pub mod steps;

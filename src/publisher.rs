@@ -8,6 +8,7 @@
 //! tags included, before the invocation's deadline.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt, future, stream};
@@ -26,6 +27,7 @@ use crate::model::{BlockPublicAccess, Image, ImageId, Intent, RegionName, format
 use crate::plan::{self, Decision, Facts, SourceFacts, Steps, WithdrawReason, Withdrawal};
 use crate::quota::{QuotaCache, Quotas};
 use crate::report::{Action, ImageOutcome, Outcome, Status, tag_value};
+use crate::steps::Step;
 
 /// Why an invocation failed. Each kind maps to a stable Lambda `errorType`.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,8 @@ pub struct Publisher {
     clock: fn() -> OffsetDateTime,
     fresh_facts: Duration,
     pub(crate) quota_cache: QuotaCache,
+    /// Every invocation is a preview (the `plan` command): nothing is written.
+    preview_only: bool,
 }
 
 /// An AMI's facts and when they were read.
@@ -145,6 +149,10 @@ pub(crate) struct Invocation<'a> {
     runs: HashMap<RegionName, RegionRun<'a>>,
     pub quotas: Quotas,
     pub copy_index: Option<CopyIndex>,
+    /// A preview: every write is reported, none is made.
+    preview: bool,
+    /// The writes made (or, in a preview, that would be), in order.
+    steps: std::sync::Mutex<Vec<Step>>,
 }
 
 /// How an attempt to reconcile an AMI ended.
@@ -163,7 +171,15 @@ impl Publisher {
             clock: OffsetDateTime::now_utc,
             fresh_facts: FRESH_FACTS,
             quota_cache: QuotaCache::default(),
+            preview_only: false,
         }
+    }
+
+    /// A publisher that only previews: every invocation is a dry run,
+    /// whatever its payload says (the `plan` command).
+    pub fn preview_only(mut self) -> Self {
+        self.preview_only = true;
+        self
     }
 
     /// Replaces the clock (tests pin "now" to check deprecation dates).
@@ -204,8 +220,9 @@ impl Publisher {
         deadline: Option<SystemTime>,
     ) -> Result<Outcome, Error> {
         // An invalid event is logged by lambda_runtime with the error it returns.
-        let trigger = event::parse(payload, &self.config, account)?;
-        let mut inv = Invocation::new(self, deadline);
+        let request = event::parse(payload, &self.config, account)?;
+        let (trigger, preview) = (request.trigger, self.preview_only || request.preview);
+        let mut inv = Invocation::new(self, deadline, preview);
         let mut outcome = match trigger {
             Trigger::Ignored { reason } => {
                 info!(reason = %reason, "event ignored");
@@ -224,6 +241,8 @@ impl Publisher {
             Trigger::Sweep { region } => inv.sweep(&region).await?,
         };
         outcome.quotas = inv.quotas.reports().await;
+        outcome.preview = preview;
+        outcome.steps = inv.steps();
         outcome.log_summary();
         let failures = outcome.failures();
         if failures.is_empty() {
@@ -239,7 +258,7 @@ impl Publisher {
 }
 
 impl<'a> Invocation<'a> {
-    fn new(publisher: &'a Publisher, deadline: Option<SystemTime>) -> Self {
+    fn new(publisher: &'a Publisher, deadline: Option<SystemTime>, preview: bool) -> Self {
         let runs = publisher
             .config
             .regions()
@@ -265,7 +284,38 @@ impl<'a> Invocation<'a> {
             runs,
             quotas: Quotas::default(),
             copy_index: None,
+            preview,
+            steps: std::sync::Mutex::default(),
         }
+    }
+
+    /// Makes a write, `call`, and reports it as `step`; in a preview only
+    /// reports it (the call is never sent: a future does nothing until it
+    /// is awaited). `Ok(None)`: previewed.
+    pub async fn write<T>(
+        &self,
+        step: Step,
+        call: impl Future<Output = Result<T, Ec2Error>>,
+    ) -> Result<Option<T>, Ec2Error> {
+        let done = if self.preview {
+            None
+        } else {
+            Some(call.await?)
+        };
+        info!(step = %step, region = %step.region(), preview = self.preview, "step");
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(step);
+        Ok(done)
+    }
+
+    /// The writes of this invocation, in a stable order (regions and AMIs
+    /// are worked concurrently).
+    fn steps(&self) -> Vec<Step> {
+        let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        steps.sort();
+        steps
     }
 
     pub fn config(&self) -> &'a Config {
@@ -556,8 +606,14 @@ impl<'a> Invocation<'a> {
         };
         let mut after = image.clone();
         if let Some(at) = steps.deprecate_at {
-            match ec2::enable_deprecation(&client, &run.region, &image.id, at).await {
-                Ok(()) => after.deprecation_time = Some(at),
+            let step = Step::Deprecate {
+                region: run.region.clone(),
+                image_id: image.id.clone(),
+                at,
+            };
+            let call = ec2::enable_deprecation(&client, &run.region, &image.id, at);
+            match self.write(step, call).await {
+                Ok(_) => after.deprecation_time = Some(at),
                 Err(e) => record(&mut outcome, e),
             }
         }
@@ -627,11 +683,17 @@ impl<'a> Invocation<'a> {
             .await
             .map_err(Refusal::Call)?
             .map_err(Refusal::Quota)?;
-        let made = ec2::make_public(client, &run.region, &image.id).await;
+        let step = Step::MakePublic {
+            region: run.region.clone(),
+            image_id: image.id.clone(),
+        };
+        let made = self
+            .write(step, ec2::make_public(client, &run.region, &image.id))
+            .await;
         if made.is_err() {
             self.quotas.give_back(&run.region).await;
         }
-        made.map_err(Refusal::Call)
+        made.map(|_| ()).map_err(Refusal::Call)
     }
 
     /// Carries out a take-down: the AMI, then the copies that follow it.
@@ -656,8 +718,15 @@ impl<'a> Invocation<'a> {
         }
         let mut after = image.clone();
         if withdrawal.make_private {
+            let step = Step::MakePrivate {
+                region: run.region.clone(),
+                image_id: image.id.clone(),
+            };
             let result = match run.client() {
-                Ok(client) => ec2::make_private(&client, &run.region, &image.id).await,
+                Ok(client) => self
+                    .write(step, ec2::make_private(&client, &run.region, &image.id))
+                    .await
+                    .map(|_| ()),
                 Err(e) => Err(e),
             };
             match result {
@@ -750,8 +819,19 @@ impl<'a> Invocation<'a> {
         ];
         let unchanged = tags.iter().all(|(k, v)| image.tags.get(k) == Some(v));
         if image.owned && !unchanged {
+            let step = Step::Status {
+                region: run.region.clone(),
+                image_id: image.id.clone(),
+                status,
+            };
             let result = match run.client() {
-                Ok(client) => ec2::create_tags(&client, &run.region, &image.id, &tags).await,
+                Ok(client) => self
+                    .write(
+                        step,
+                        ec2::create_tags(&client, &run.region, &image.id, &tags),
+                    )
+                    .await
+                    .map(|_| ()),
                 Err(e) => Err(e),
             };
             if let Err(e) = result {

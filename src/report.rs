@@ -6,12 +6,13 @@ use serde::Serialize;
 use crate::event::Cause;
 use crate::model::{ImageId, RegionName};
 use crate::quota::QuotaReport;
+use crate::steps::Step;
 
 /// AWS's limit on a tag value.
 const MAX_TAG_VALUE_CHARS: usize = 256;
 
 /// The status the function writes on an AMI (`publish:status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Public in its region, and every copy is public too.
@@ -200,6 +201,12 @@ pub struct Outcome {
     /// public or copied: the quota, the public AMIs, the headroom.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub quotas: Vec<QuotaReport>,
+    /// A preview (dry run): `steps` were reported, not made.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
+    /// Every write the run made (or, in a preview, would make).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -216,6 +223,8 @@ impl Outcome {
             images: Vec::new(),
             deferred: 0,
             quotas: Vec::new(),
+            preview: false,
+            steps: Vec::new(),
         }
     }
 
@@ -229,6 +238,8 @@ impl Outcome {
             images: vec![image],
             deferred,
             quotas: Vec::new(),
+            preview: false,
+            steps: Vec::new(),
         }
     }
 
@@ -246,6 +257,8 @@ impl Outcome {
             images,
             deferred: not_started + given_up,
             quotas: Vec::new(),
+            preview: false,
+            steps: Vec::new(),
         }
     }
 
