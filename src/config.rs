@@ -13,6 +13,7 @@ const MAX_TAG_VALUE_CHARS: usize = 256;
 /// public AMI; 730 days keeps every date within that limit.
 pub const MAX_DEPRECATE_AFTER_DAYS: u16 = 730;
 const MAX_COPY_CONCURRENCY: usize = 32;
+const MAX_KEEP_PUBLIC_PER_FAMILY: u16 = 100;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -32,6 +33,15 @@ pub struct Config {
     /// Make an AMI the function published (and its copies) private again
     /// when its owner removes the publish tag.
     pub unpublish_on_untag: bool,
+    /// The tag whose value names an AMI's family (a user tag: copies carry it).
+    pub family_tag_key: String,
+    /// Keep this many newest public AMIs of a family in each region and
+    /// retire the older ones the function published; `None`: no rotation.
+    pub keep_public_per_family: Option<u16>,
+    /// Deprecate a retired AMI at once.
+    pub deprecate_retired: bool,
+    /// Protect every AMI the function makes public from deregistration.
+    pub protect_public: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -85,6 +95,22 @@ impl Config {
             .optional_number(1, MAX_COPY_CONCURRENCY as u16, "")?
             .map_or(4, usize::from);
         let unpublish_on_untag = var("UNPUBLISH_ON_UNTAG").boolean(true)?;
+        let family_var = var("FAMILY_TAG_KEY");
+        let family_tag_key = family_var.clone().or("family").tag_key()?;
+        if family_tag_key == publish_tag_key || family_tag_key.starts_with(&status_tag_prefix) {
+            // A family is the owner's tag, copied onto copies; the publish
+            // tag and the function's own tags mean something else.
+            return Err(family_var.invalid(format!(
+                "must be neither the publish tag key `{publish_tag_key}` nor start with the status prefix `{status_tag_prefix}`"
+            )));
+        }
+        let keep_public_per_family = var("KEEP_PUBLIC_PER_FAMILY").optional_number(
+            1,
+            MAX_KEEP_PUBLIC_PER_FAMILY,
+            "a family's last public AMI is never retired",
+        )?;
+        let deprecate_retired = var("DEPRECATE_RETIRED").boolean(false)?;
+        let protect_public = var("PROTECT_PUBLIC").boolean(true)?;
 
         Ok(Self {
             home_region,
@@ -95,6 +121,10 @@ impl Config {
             target_regions,
             copy_concurrency,
             unpublish_on_untag,
+            family_tag_key,
+            keep_public_per_family,
+            deprecate_retired,
+            protect_public,
         })
     }
 
@@ -132,21 +162,29 @@ pub enum StatusTag {
     Reason,
     /// On a copy: `SOURCE_REGION/ami-...`; a copy never fans out again.
     Source,
+    /// On a copy: its source's creation date, the release's: rotation
+    /// orders a family's copies by it (a copy made again later is not newer).
+    SourceCreated,
     /// On a source: how often one of its copies was found dead and replaced
     /// (part of the copy request's idempotency token).
     Generation,
+    /// `true` when the function turned the AMI's deregistration protection
+    /// on (it turns off only what it turned on).
+    Protected,
 }
 
 impl StatusTag {
     /// Room the prefix must leave in a tag key for the longest name.
-    const LONGEST_NAME_CHARS: usize = 10;
+    const LONGEST_NAME_CHARS: usize = 14;
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Status => "status",
             Self::Reason => "reason",
             Self::Source => "source",
+            Self::SourceCreated => "source-created",
             Self::Generation => "generation",
+            Self::Protected => "protected",
         }
     }
 }
@@ -294,6 +332,10 @@ mod tests {
         assert!(c.target_regions.is_empty());
         assert_eq!(c.copy_concurrency, 4);
         assert!(c.unpublish_on_untag);
+        assert_eq!(c.family_tag_key, "family");
+        assert_eq!(c.keep_public_per_family, None);
+        assert!(!c.deprecate_retired);
+        assert!(c.protect_public);
     }
 
     #[test]
@@ -321,6 +363,10 @@ mod tests {
             ("TARGET_REGIONS", "eu-west-1, ca-west-1,ap-southeast-2"),
             ("COPY_CONCURRENCY", "8"),
             ("UNPUBLISH_ON_UNTAG", "False"),
+            ("FAMILY_TAG_KEY", "os"),
+            ("KEEP_PUBLIC_PER_FAMILY", "3"),
+            ("DEPRECATE_RETIRED", "true"),
+            ("PROTECT_PUBLIC", "false"),
         ])
         .unwrap();
         assert_eq!(c.publish_tag_key, "release");
@@ -331,6 +377,33 @@ mod tests {
         assert_eq!(targets, ["eu-west-1", "ca-west-1", "ap-southeast-2"]);
         assert_eq!(c.copy_concurrency, 8);
         assert!(!c.unpublish_on_untag);
+        assert_eq!(c.family_tag_key, "os");
+        assert_eq!(c.keep_public_per_family, Some(3));
+        assert!(c.deprecate_retired);
+        assert!(!c.protect_public);
+    }
+
+    #[test]
+    fn rotation_settings_are_checked() {
+        for bad in ["0", "101", "all"] {
+            let e = error_for(&[("KEEP_PUBLIC_PER_FAMILY", bad)]);
+            assert_eq!(e.variable, "KEEP_PUBLIC_PER_FAMILY");
+            assert!(e.reason.contains("1 to 100"), "{e}");
+        }
+        for bad in ["publish", "publish:family"] {
+            assert_eq!(
+                error_for(&[("FAMILY_TAG_KEY", bad)]).variable,
+                "FAMILY_TAG_KEY"
+            );
+        }
+        assert_eq!(
+            error_for(&[("DEPRECATE_RETIRED", "yes")]).variable,
+            "DEPRECATE_RETIRED"
+        );
+        assert_eq!(
+            error_for(&[("PROTECT_PUBLIC", "1")]).variable,
+            "PROTECT_PUBLIC"
+        );
     }
 
     #[test]
@@ -353,7 +426,9 @@ mod tests {
             StatusTag::Status,
             StatusTag::Reason,
             StatusTag::Source,
+            StatusTag::SourceCreated,
             StatusTag::Generation,
+            StatusTag::Protected,
         ]
         .map(|t| t.name().len())
         .into_iter()
@@ -465,7 +540,7 @@ mod tests {
             error_for(&[("PUBLISH_TAG_KEY", &long)]).variable,
             "PUBLISH_TAG_KEY"
         );
-        let long_prefix = "p".repeat(119);
+        let long_prefix = "p".repeat(115);
         assert_eq!(
             error_for(&[("STATUS_TAG_PREFIX", &long_prefix)]).variable,
             "STATUS_TAG_PREFIX"

@@ -326,6 +326,7 @@ async fn start(
             Ok(None) => {
                 // A preview: the copy would be started.
                 copy.started = true;
+                copy.state = Some(ImageState::Pending.as_str().to_owned());
                 return Ok(());
             }
             Ok(Some(id)) if dead_ids.contains(&&id) => {}
@@ -418,13 +419,20 @@ fn generation_of(image: &Image, config: &Config) -> u32 {
 
 /// The source's own tags (not the function's status tags, nor AWS's
 /// reserved ones), plus the provenance tag that stops the copy from fanning
-/// out again and names the source it follows.
+/// out again and names the source it follows, and the source's creation
+/// date (the release's, by which rotation orders a family's copies).
 fn copy_tags(
     config: &Config,
     source: &Image,
     source_key: &str,
     source_ref: &str,
 ) -> Vec<(String, String)> {
+    let created = source.creation_date.map(|created| {
+        (
+            config.status_tag(StatusTag::SourceCreated),
+            crate::model::format_time(created),
+        )
+    });
     source
         .tags
         .iter()
@@ -434,6 +442,7 @@ fn copy_tags(
             source_key.to_owned(),
             source_ref.to_owned(),
         )))
+        .chain(created)
         .collect()
 }
 
@@ -463,7 +472,7 @@ pub(crate) fn source_status(region: &RegionName, copies: &[CopyOutcome]) -> (Sta
     // source is deprecated).
     let settled = |c: &CopyOutcome| {
         matches!(c.status, Some(Status::Withdrawn | Status::Held))
-            || (c.image_id.is_none() && c.action.is_none())
+            || (c.image_id.is_none() && c.action.is_none() && !c.started)
     };
     let waiting: Vec<String> = copies
         .iter()

@@ -199,6 +199,11 @@ fn image_from_sdk(
         encrypted_devices,
         unknown_encryption,
         instance_store: image.root_device_type().map(|t| t.as_str()) == Some("instance-store"),
+        // "enabled-with-cooldown", "enabled-without-cooldown"; "disabled"
+        // (and, during a cool-down, "disabled-until ...") otherwise.
+        deregistration_protected: image
+            .deregistration_protection()
+            .is_some_and(|p| p.starts_with("enabled")),
         product_codes,
         creation_date: image.creation_date().and_then(parse_time),
         deprecation_time: image.deprecation_time().and_then(parse_time),
@@ -429,6 +434,37 @@ pub async fn make_public(
 ) -> Result<(), Ec2Error> {
     let everyone = LaunchPermissionModifications::builder().add(all()).build();
     modify_launch_permission(client, region, id, everyone).await
+}
+
+/// Turns the AMI's deregistration protection on, without a cool-down (so
+/// that retiring it later can turn it off at once), or off.
+pub async fn set_deregistration_protection(
+    client: &Client,
+    region: &RegionName,
+    id: &ImageId,
+    on: bool,
+) -> Result<(), Ec2Error> {
+    if on {
+        client
+            .enable_image_deregistration_protection()
+            .image_id(id.as_str())
+            .with_cooldown(false)
+            .send()
+            .await
+            .map_err(|e| {
+                Ec2Error::new("EnableImageDeregistrationProtection", region, Some(id), e)
+            })?;
+    } else {
+        client
+            .disable_image_deregistration_protection()
+            .image_id(id.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                Ec2Error::new("DisableImageDeregistrationProtection", region, Some(id), e)
+            })?;
+    }
+    Ok(())
 }
 
 /// Removes the group `all` from the AMI's launch permission; sharing with

@@ -179,6 +179,7 @@ pub(crate) mod tests {
             encrypted_devices: vec![],
             unknown_encryption: vec![],
             instance_store: false,
+            deregistration_protected: false,
             product_codes: vec![],
             creation_date: Some(datetime!(2026-11-01 00:00 UTC)),
             deprecation_time: None,

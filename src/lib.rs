@@ -13,5 +13,6 @@ pub mod plan;
 pub mod publisher;
 pub mod quota;
 pub mod report;
+pub mod rotation;
 pub mod service_quotas;
 pub mod steps;

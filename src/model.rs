@@ -198,6 +198,8 @@ pub struct Image {
     pub unknown_encryption: Vec<String>,
     /// Backed by instance store (`RootDeviceType` `instance-store`), not EBS.
     pub instance_store: bool,
+    /// Deregistration protection is on (with or without a cool-down).
+    pub deregistration_protected: bool,
     pub product_codes: Vec<String>,
     pub creation_date: Option<OffsetDateTime>,
     pub deprecation_time: Option<OffsetDateTime>,

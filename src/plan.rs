@@ -124,6 +124,43 @@ pub fn made_public_by_function(image: &Image, config: &Config) -> bool {
         )
 }
 
+/// Whether the function should turn the AMI's deregistration protection on:
+/// it is public (or about to be), `PROTECT_PUBLIC` is on, and it is not
+/// protected yet.
+pub fn needs_protection(image: &Image, config: &Config) -> bool {
+    config.protect_public && image.public && image.owned && !image.deregistration_protected
+}
+
+/// Whether the AMI's deregistration protection is on because the function
+/// turned it on (its marker tag says so): only that is ever turned off.
+pub fn protected_by_function(image: &Image, config: &Config) -> bool {
+    image.deregistration_protected
+        && image
+            .tags
+            .get(&config.status_tag(StatusTag::Protected))
+            .is_some_and(|v| v == "true")
+}
+
+/// When the AMI's release was made: a source's creation date, a copy's
+/// source's (recorded on the copy when it was made), else its own.
+pub fn release_date(image: &Image, config: &Config) -> Option<OffsetDateTime> {
+    image
+        .tags
+        .get(&config.status_tag(StatusTag::SourceCreated))
+        .and_then(|t| crate::model::parse_time(t))
+        .or(image.creation_date)
+}
+
+/// The AMI's family (the value of `FAMILY_TAG_KEY`), when rotation is on.
+pub fn family_of<'a>(image: &'a Image, config: &Config) -> Option<&'a str> {
+    config.keep_public_per_family?;
+    image
+        .tags
+        .get(&config.family_tag_key)
+        .map(String::as_str)
+        .filter(|f| !f.is_empty())
+}
+
 /// Failed, deregistered and disabled AMIs are left alone.
 fn is_terminal(state: &ImageState) -> bool {
     matches!(
@@ -154,7 +191,10 @@ pub fn needs_bpa(image: &Image, config: &Config) -> bool {
     is_tagged(image, config)
         && !image.public
         && !is_terminal(&image.state)
-        && status_of(image, config) != Some(Status::Held)
+        && !matches!(
+            status_of(image, config),
+            Some(Status::Held | Status::Retired)
+        )
 }
 
 /// The source a decision about this AMI must read first: a tagged copy's
@@ -175,8 +215,8 @@ pub fn source_needed(image: &Image, config: &Config, intent: Intent) -> Option<S
 /// would change nothing.
 pub fn is_settled(image: &Image, config: &Config) -> bool {
     let status = status_of(image, config);
-    if status == Some(Status::Held) {
-        // Its copies are the sweep's to check (copies::CopyIndex::settles).
+    if matches!(status, Some(Status::Held | Status::Retired)) {
+        // A held AMI's copies are the sweep's to check (CopyIndex::settles).
         return !image.public;
     }
     if is_tagged(image, config) {
@@ -214,6 +254,14 @@ pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDate
         };
     }
     let status = status_of(image, config);
+    if status == Some(Status::Retired) && !image.public {
+        return Decision::Skip {
+            reason: format!(
+                "retired: newer public AMIs of its family replaced it; delete the tag {} to let it be published again",
+                config.status_tag(StatusTag::Status)
+            ),
+        };
+    }
     if status == Some(Status::Held) {
         // The owner asked for it to be private: it stays so, with its
         // copies, whatever its tags, until the owner deletes the status tag.
@@ -1149,6 +1197,37 @@ mod tests {
                 "its copies: CopyIndex::settles"
             );
         }
+    }
+
+    #[test]
+    fn a_retired_ami_stays_private_whatever_its_tags() {
+        let c = config(&[("KEEP_PUBLIC_PER_FAMILY", "2")]);
+        let retired = with_tags(eligible_image(), &[("publish:status", "retired")]);
+        assert!(matches!(decide_image(&retired, &c), Decision::Skip { .. }));
+        assert!(is_settled(&retired, &c));
+        assert!(!needs_bpa(&retired, &c));
+    }
+
+    #[test]
+    fn protection_is_turned_on_for_public_amis_and_off_only_where_the_function_set_it() {
+        let c = config(&[]);
+        assert!(needs_protection(&public_source(), &c));
+        assert!(!needs_protection(&eligible_image(), &c), "private");
+        assert!(!needs_protection(
+            &public_source(),
+            &config(&[("PROTECT_PUBLIC", "false")])
+        ));
+        let protected = Image {
+            deregistration_protected: true,
+            ..public_source()
+        };
+        assert!(!needs_protection(&protected, &c));
+        assert!(
+            !protected_by_function(&protected, &c),
+            "someone else turned it on"
+        );
+        let ours = with_tags(protected, &[("publish:protected", "true")]);
+        assert!(protected_by_function(&ours, &c));
     }
 
     #[test]

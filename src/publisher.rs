@@ -27,6 +27,7 @@ use crate::model::{BlockPublicAccess, Image, ImageId, Intent, RegionName, format
 use crate::plan::{self, Decision, Facts, SourceFacts, Steps, WithdrawReason, Withdrawal};
 use crate::quota::{QuotaCache, Quotas};
 use crate::report::{Action, ImageOutcome, Outcome, Status, tag_value};
+use crate::rotation;
 use crate::steps::Step;
 
 /// Why an invocation failed. Each kind maps to a stable Lambda `errorType`.
@@ -624,7 +625,9 @@ impl<'a> Invocation<'a> {
                 info!(image_id = %image.id, region = %image.region, "facts too old to make it public on: reading them again");
                 return None;
             }
-            match self.make_public(run, &client, image).await {
+            let (made, room_made) = self.make_public(run, &client, image).await;
+            outcome.retired.extend(room_made);
+            match made {
                 Ok(()) => {
                     info!(image_id = %image.id, region = %image.region, "made public");
                     outcome.action = Action::Published;
@@ -636,6 +639,30 @@ impl<'a> Invocation<'a> {
                 }
                 Err(Refusal::Call(e)) => record(&mut outcome, e),
             }
+        }
+        if outcome.is_clean() && plan::needs_protection(&after, self.config()) {
+            let step = Step::Protect {
+                region: run.region.clone(),
+                image_id: image.id.clone(),
+            };
+            let call = ec2::set_deregistration_protection(&client, &run.region, &image.id, true);
+            match self.write(step, call).await {
+                Ok(_) => {
+                    after.deregistration_protected = true;
+                    let marker = (
+                        self.config().status_tag(StatusTag::Protected),
+                        "true".into(),
+                    );
+                    outcome.tags.push(marker);
+                }
+                Err(e) => record(&mut outcome, e),
+            }
+        }
+        if outcome.action == Action::Published {
+            let already: Vec<ImageId> =
+                outcome.retired.iter().map(|r| r.image_id.clone()).collect();
+            let retired = rotation::rotate(self, run, &after, &already).await;
+            outcome.retired.extend(retired);
         }
         outcome.deprecation_time = after.deprecation_time.map(format_time);
         // Copies only of a source whose own steps succeeded: a copy must not
@@ -671,18 +698,38 @@ impl<'a> Invocation<'a> {
         Some(self.finish(run, image, outcome, status, reason).await)
     }
 
-    /// Takes a public slot in the region's quota, then adds the group
-    /// `all`; the slot is given back if EC2 refuses.
+    /// Takes a public slot in the region's quota (retiring the family's
+    /// oldest first when there is no room and rotation allows it), then
+    /// adds the group `all`; the slot is given back if EC2 refuses. Returns
+    /// the AMI retired to make room, if any.
     async fn make_public(
         &self,
         run: &RegionRun<'_>,
         client: &aws_sdk_ec2::Client,
         image: &Image,
+    ) -> (Result<(), Refusal>, Option<ImageOutcome>) {
+        let mut room_made = None;
+        let mut slot = self.take_public_slot(&run.region).await;
+        if matches!(slot, Ok(Err(_))) {
+            room_made = rotation::make_room(self, run, image).await;
+            if room_made
+                .as_ref()
+                .is_some_and(|r| r.action == Action::Retired)
+            {
+                slot = self.take_public_slot(&run.region).await;
+            }
+        }
+        (self.add_all(run, client, image, slot).await, room_made)
+    }
+
+    async fn add_all(
+        &self,
+        run: &RegionRun<'_>,
+        client: &aws_sdk_ec2::Client,
+        image: &Image,
+        slot: Result<Result<(), String>, Ec2Error>,
     ) -> Result<(), Refusal> {
-        self.take_public_slot(&run.region)
-            .await
-            .map_err(Refusal::Call)?
-            .map_err(Refusal::Quota)?;
+        slot.map_err(Refusal::Call)?.map_err(Refusal::Quota)?;
         let step = Step::MakePublic {
             region: run.region.clone(),
             image_id: image.id.clone(),
@@ -735,6 +782,11 @@ impl<'a> Invocation<'a> {
                     after.public = false;
                 }
                 Err(e) => record(&mut outcome, e),
+            }
+            if outcome.is_clean()
+                && let Ok(client) = run.client()
+            {
+                rotation::unprotect(self, run, &client, image, &mut outcome).await;
             }
         }
         if !withdrawal.copies_in.is_empty() {
@@ -810,13 +862,16 @@ impl<'a> Invocation<'a> {
         reason: String,
     ) -> ImageOutcome {
         let config = self.config();
-        let tags = [
+        let tags: Vec<(String, String)> = [
             (
                 config.status_tag(StatusTag::Status),
                 status.as_str().to_owned(),
             ),
             (config.status_tag(StatusTag::Reason), tag_value(&reason)),
-        ];
+        ]
+        .into_iter()
+        .chain(outcome.tags.iter().cloned())
+        .collect();
         let unchanged = tags.iter().all(|(k, v)| image.tags.get(k) == Some(v));
         if image.owned && !unchanged {
             let step = Step::Status {

@@ -31,6 +31,9 @@ pub enum Status {
     /// Made private by an unpublish request; stays private, whatever its
     /// tags, until the owner deletes this status tag.
     Held,
+    /// Made private by rotation: newer public AMIs of its family replaced
+    /// it; stays private until the owner deletes this status tag.
+    Retired,
 }
 
 impl Status {
@@ -43,6 +46,7 @@ impl Status {
             Self::Error => "error",
             Self::Withdrawn => "withdrawn",
             Self::Held => "held",
+            Self::Retired => "retired",
         }
     }
 
@@ -55,6 +59,7 @@ impl Status {
             Self::Error,
             Self::Withdrawn,
             Self::Held,
+            Self::Retired,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -82,6 +87,8 @@ pub enum Action {
     /// Left for the next run: not enough time before the invocation's
     /// deadline to finish it, status tags included.
     Deferred,
+    /// Made private by rotation (KEEP_PUBLIC_PER_FAMILY).
+    Retired,
     /// A step failed; see `errors`.
     Failed,
 }
@@ -137,6 +144,9 @@ pub struct ImageOutcome {
     pub deprecation_time: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<CopyOutcome>,
+    /// The older public AMIs of its family (in its region) it replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<ImageOutcome>,
     /// Failures a retry may fix (the invocation fails, so Lambda retries).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
@@ -144,6 +154,10 @@ pub struct ImageOutcome {
     /// says what the owner can do; nothing after it was attempted.
     #[serde(skip)]
     pub refused: bool,
+    /// The function's other tags to write with the status (its marker of
+    /// deregistration protection).
+    #[serde(skip)]
+    pub tags: Vec<(String, String)>,
 }
 
 impl ImageOutcome {
@@ -156,8 +170,10 @@ impl ImageOutcome {
             reasons: Vec::new(),
             deprecation_time: None,
             copies: Vec::new(),
+            retired: Vec::new(),
             errors: Vec::new(),
             refused: false,
+            tags: Vec::new(),
         }
     }
 
@@ -166,7 +182,8 @@ impl ImageOutcome {
         self.errors.is_empty() && !self.refused
     }
 
-    /// Every failure of this AMI and its copies, each naming region and image.
+    /// Every failure a retry may fix of this AMI, its copies and the AMIs
+    /// it retired, each naming region and image.
     pub fn failures(&self) -> Vec<String> {
         let own = self
             .errors
@@ -177,7 +194,8 @@ impl ImageOutcome {
                 .as_ref()
                 .map(|e| format!("copy of {} to {}: {e}", self.image_id, c.region))
         });
-        own.chain(copies).collect()
+        let retired = self.retired.iter().flat_map(ImageOutcome::failures);
+        own.chain(copies).chain(retired).collect()
     }
 }
 
@@ -281,6 +299,7 @@ impl Outcome {
             rejected = count(Action::Rejected),
             waiting = count(Action::Waiting),
             withdrawn = count(Action::Withdrawn),
+            retired = self.images.iter().map(|i| i.retired.len()).sum::<usize>(),
             kept_private = count(Action::KeptPrivate),
             skipped = count(Action::Skipped),
             failed = count(Action::Failed),

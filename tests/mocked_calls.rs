@@ -40,8 +40,11 @@ fn now() -> OffsetDateTime {
     datetime!(2026-11-28 12:00 UTC)
 }
 
+/// The function's configuration in these tests: deregistration protection
+/// off unless a test turns it on (its calls have tests of their own).
 fn config(vars: &[(&str, &str)]) -> Config {
-    Config::from_vars(&[&[("AWS_REGION", HOME)], vars].concat()).unwrap()
+    let defaults = [("AWS_REGION", HOME), ("PROTECT_PUBLIC", "false")];
+    Config::from_vars(&[&defaults[..], vars].concat()).unwrap()
 }
 
 fn region(name: &str) -> RegionName {
@@ -1584,6 +1587,69 @@ async fn an_instance_store_ami_is_published_in_its_region_but_not_copied() {
             copy.reasons[0].contains("instance-store AMIs are not copied"),
             "{:?}",
             copy.reasons
+        );
+    }
+}
+
+// ---- deregistration protection ----
+
+#[tokio::test]
+async fn a_published_ami_is_protected_from_deregistration_and_the_marker_written() {
+    let describe = describe_owned(Some(eligible().build()));
+    let (bpa, modify) = (bpa("unblocked", ManagedBy::Account), make_public_ok());
+    let protect = mock!(Client::enable_image_deregistration_protection)
+        .match_requests(|r| r.image_id() == Some(SOURCE_ID) && r.with_cooldown() == Some(false))
+        .then_output(|| {
+            aws_sdk_ec2::operation::enable_image_deregistration_protection::EnableImageDeregistrationProtectionOutput::builder().build()
+        });
+    let tag = create_tags_expecting(&[("publish:status", "public"), ("publish:protected", "true")]);
+    let p = publisher(
+        config(&[("PROTECT_PUBLIC", "true")]),
+        vec![(HOME, client(&[&describe, &bpa, &modify, &protect, &tag]))],
+    );
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    assert_eq!(outcome.images[0].action, Action::Published);
+    assert_eq!(
+        (modify.num_calls(), protect.num_calls(), tag.num_calls()),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_take_down_removes_only_the_protection_the_function_set() {
+    let untagged = |marker: &str| {
+        eligible()
+            .public(true)
+            .deregistration_protection("enabled-without-cooldown")
+            .set_tags(Some(tags(&[
+                ("publish:status", "public"),
+                ("publish:protected", marker),
+            ])))
+            .build()
+    };
+    for (marker, expected) in [("true", 1), ("false", 0)] {
+        let describe = describe_owned(Some(untagged(marker)));
+        let private = make_private_ok(SOURCE_ID.to_owned());
+        let unprotect = mock!(Client::disable_image_deregistration_protection)
+            .match_requests(|r| r.image_id() == Some(SOURCE_ID))
+            .then_output(|| {
+                aws_sdk_ec2::operation::disable_image_deregistration_protection::DisableImageDeregistrationProtectionOutput::builder().build()
+            });
+        let tag = create_tags_ok();
+        let p = publisher(
+            config(&[("PROTECT_PUBLIC", "true")]),
+            vec![(HOME, client(&[&describe, &private, &unprotect, &tag]))],
+        );
+
+        let outcome = run(&p, direct()).await.unwrap();
+
+        assert_eq!(outcome.images[0].action, Action::Withdrawn);
+        assert_eq!(
+            (private.num_calls(), unprotect.num_calls()),
+            (1, expected),
+            "marker {marker}"
         );
     }
 }

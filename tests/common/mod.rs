@@ -149,6 +149,15 @@ impl Emulator {
             .collect()
     }
 
+    /// The call log as the emulator keeps it (image ids, launch permission
+    /// changes).
+    pub fn call_log(&self) -> Vec<Value> {
+        self.get("/_emulator/calls")["calls"]
+            .as_array()
+            .expect("calls")
+            .clone()
+    }
+
     pub fn clear_calls(&self) {
         self.post("/_emulator/calls/clear", json!({}));
     }

@@ -274,7 +274,11 @@ def test_removing_the_publish_tag_makes_the_ami_and_its_copies_private(lam, emu)
     assert (out["action"], out["status"]) == ("withdrawn", "withdrawn"), out
     assert all(c["action"] == "withdrawn" and not c["public"] for c in out["copies"]), out["copies"]
     assert final_state_problems(emu, eligible="withdrawn") == []
-    assert sorted(c["action"] for c in mutations(emu)) == ["CreateTags"] * 3 + ["ModifyImageAttribute"] * 3
+    # Made private, the deregistration protection the function set turned
+    # off, the status written: on the source and each copy.
+    assert sorted(c["action"] for c in mutations(emu)) == (
+        ["CreateTags"] * 3 + ["DisableImageDeregistrationProtection"] * 3 + ["ModifyImageAttribute"] * 3
+    )
     # Nothing is deregistered, and a replay changes nothing.
     before = state_snapshot(emu)
     assert lam.invoke(tag_removed_event(ELIGIBLE)).ok

@@ -115,6 +115,22 @@ def _number(body: dict[str, Any], key: str, *, integer: bool = False) -> float |
     return value
 
 
+def call_details(params: dict[str, list[str]]) -> dict[str, str]:
+    """What the call log keeps of a request beyond its action: the image it
+    names, and for a launch permission change whether it adds or removes
+    the group "all" (so that a test can read the order of publishing and
+    retiring from the log)."""
+    details = {}
+    image_id = (params.get("ImageId") or [None])[0]
+    if image_id:
+        details["image_id"] = image_id
+    for op in ("Add", "Remove"):
+        # Query form of LaunchPermission.Add.1.Group=all
+        if any(k.startswith(f"LaunchPermission.{op}.") and v == ["all"] for k, v in params.items()):
+            details["launch_permission"] = f"{op.lower()} all"
+    return details
+
+
 class EmulatorApp:
     """WSGI app: control API under /_emulator/, everything else to moto."""
 
@@ -168,6 +184,7 @@ class EmulatorApp:
                 throttled = not self.state.throttle.take(account, region, action, params)
             if action and service:
                 call = {"action": action, "region": region, "service": service}
+                call.update(call_details(params))
                 if throttled:
                     call["throttled"] = True
                 self.state.calls.append(call)

@@ -715,6 +715,16 @@ def test_call_log_in_arrival_order_with_regions(emu, ec2, ec2_r2):
     assert emu.calls() == []
 
 
+def test_call_log_names_the_image_and_the_launch_permission_change(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="img")
+    make_public(ec2, image_id)
+    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": [{"Group": "all"}]})
+    assert emu.calls() == [
+        {"action": "ModifyImageAttribute", "region": R1, "image_id": image_id, "launch_permission": "add all"},
+        {"action": "ModifyImageAttribute", "region": R1, "image_id": image_id, "launch_permission": "remove all"},
+    ]
+
+
 # ---------------------------------------------------------------------------
 # Control API
 # ---------------------------------------------------------------------------

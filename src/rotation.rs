@@ -1,0 +1,324 @@
+//! Families and rotation: a region keeps the newest `KEEP_PUBLIC_PER_FAMILY`
+//! public AMIs of each family (the value of `FAMILY_TAG_KEY`), and the older
+//! ones the function published are retired: made private, status
+//! `retired`, deprecated at once with `DEPRECATE_RETIRED`, their
+//! deregistration protection removed if the function set it. Nothing is
+//! deregistered, no AMI the function did not publish is touched, and a
+//! family's last public AMI is never retired. When a new AMI of a family
+//! would go over the region's public AMI quota, the family's oldest is
+//! retired first (only while another of its public AMIs remains), then the
+//! new one is published.
+//!
+//! Which AMIs to retire is a pure function of the family's AMIs
+//! ([`retirements`], [`room_maker`]); the rest carries it out.
+
+use time::{Duration, OffsetDateTime};
+use tracing::info;
+
+use crate::config::{Config, StatusTag};
+use crate::ec2;
+use crate::model::{Image, ImageId};
+use crate::plan;
+use crate::publisher::{CALLS_FOR_A_WRITE, Invocation, RegionRun, record};
+use crate::report::{Action, ImageOutcome, Status};
+use crate::steps::Step;
+
+/// The family's public AMIs (owned), newest release first (a copy counts
+/// from its source's creation date: one made again later is not newer).
+fn public_newest_first<'a>(members: &'a [Image], config: &Config) -> Vec<&'a Image> {
+    let mut public: Vec<&Image> = members.iter().filter(|m| m.public && m.owned).collect();
+    public.sort_by(|a, b| {
+        let key = |i: &Image| (plan::release_date(i, config), i.creation_date);
+        key(b).cmp(&key(a)).then_with(|| b.id.cmp(&a.id))
+    });
+    public
+}
+
+/// The public AMIs of a family in one region to retire once one of them was
+/// made public: all but the newest `keep`, among those the function
+/// published. The newest is always kept, so a family keeps a public AMI.
+pub fn retirements<'a>(members: &'a [Image], keep: usize, config: &Config) -> Vec<&'a Image> {
+    public_newest_first(members, config)
+        .into_iter()
+        .skip(keep.max(1))
+        .filter(|m| plan::made_public_by_function(m, config))
+        .collect()
+}
+
+/// The public AMI of a family to retire before a new one is made public,
+/// when the region's quota has no room: the oldest the function published
+/// that rotation would retire anyway once the new one is public, and only
+/// while another public AMI of the family remains (a family is never left
+/// without one because the publish after it failed).
+pub fn room_maker<'a>(members: &'a [Image], keep: usize, config: &Config) -> Option<&'a Image> {
+    let public = public_newest_first(members, config);
+    if public.len() < 2 || public.len() < keep {
+        return None;
+    }
+    // Once the new AMI is public, the newest `keep - 1` of these stay.
+    public
+        .into_iter()
+        .skip(keep.max(1) - 1)
+        .rev()
+        .find(|m| plan::made_public_by_function(m, config))
+}
+
+/// The family's AMIs in the region, the one just made public among them
+/// (a listing may not show it public yet).
+async fn members(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    family: &str,
+    published: &Image,
+) -> Result<Vec<Image>, ec2::Ec2Error> {
+    let config = inv.config();
+    let client = run.client()?;
+    let mut members =
+        ec2::list_owned_images_tagged(&client, &run.region, &config.family_tag_key, family).await?;
+    members.retain(|m| m.id != published.id);
+    members.push(published.clone());
+    Ok(members)
+}
+
+/// After `published` became public: retires what its family no longer keeps
+/// (`already` were retired by this run: a preview did not make them private).
+pub(crate) async fn rotate(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    published: &Image,
+    already: &[ImageId],
+) -> Vec<ImageOutcome> {
+    let config = inv.config();
+    let (Some(family), Some(keep)) = (
+        plan::family_of(published, config),
+        config.keep_public_per_family,
+    ) else {
+        return Vec::new();
+    };
+    let members = match members(inv, run, family, published).await {
+        Ok(mut members) => {
+            members.retain(|m| !already.contains(&m.id));
+            members
+        }
+        Err(e) => {
+            let mut outcome =
+                ImageOutcome::new(published.id.clone(), run.region.clone(), Action::Failed);
+            record(&mut outcome, e);
+            return vec![outcome];
+        }
+    };
+    let mut retired = Vec::new();
+    for victim in retirements(&members, usize::from(keep), config) {
+        retired.push(retire(inv, run, victim, &published.id, family).await);
+    }
+    retired
+}
+
+/// Before `coming` is made public in a region without quota room: retires
+/// its family's oldest, if rotation allows. `None`: nothing to retire.
+pub(crate) async fn make_room(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    coming: &Image,
+) -> Option<ImageOutcome> {
+    let config = inv.config();
+    let family = plan::family_of(coming, config)?;
+    let keep = usize::from(config.keep_public_per_family?);
+    let client = run.client().ok()?;
+    let members =
+        ec2::list_owned_images_tagged(&client, &run.region, &config.family_tag_key, family)
+            .await
+            .ok()?;
+    let victim = room_maker(&members, keep, config)?;
+    info!(image_id = %coming.id, region = %run.region, retiring = %victim.id, "no room in the public AMI quota: retiring the family's oldest first");
+    Some(retire(inv, run, victim, &coming.id, family).await)
+}
+
+/// Makes `victim` private (and deprecated, and unprotected, as configured)
+/// with status `retired`.
+async fn retire(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    victim: &Image,
+    replaced_by: &ImageId,
+    family: &str,
+) -> ImageOutcome {
+    let config = inv.config();
+    let region = &run.region;
+    let mut outcome = ImageOutcome::new(victim.id.clone(), region.clone(), Action::Retired);
+    if !inv.has_time_for(CALLS_FOR_A_WRITE + 2) {
+        outcome.action = Action::Deferred;
+        return outcome;
+    }
+    let client = match run.client() {
+        Ok(client) => client,
+        Err(e) => {
+            record(&mut outcome, e);
+            return outcome;
+        }
+    };
+    let private = Step::MakePrivate {
+        region: region.clone(),
+        image_id: victim.id.clone(),
+    };
+    match inv
+        .write(private, ec2::make_private(&client, region, &victim.id))
+        .await
+    {
+        Ok(_) => inv.quotas.give_back(region).await,
+        Err(e) => {
+            record(&mut outcome, e);
+            outcome.action = Action::Failed;
+            return outcome;
+        }
+    }
+    if config.deprecate_retired
+        && let Some(at) = deprecate_now(inv.now)
+        && victim.deprecation_time.is_none_or(|d| d > at)
+    {
+        let step = Step::Deprecate {
+            region: region.clone(),
+            image_id: victim.id.clone(),
+            at,
+        };
+        if let Err(e) = inv
+            .write(
+                step,
+                ec2::enable_deprecation(&client, region, &victim.id, at),
+            )
+            .await
+        {
+            record(&mut outcome, e);
+        }
+    }
+    unprotect(inv, run, &client, victim, &mut outcome).await;
+    let keep = config.keep_public_per_family.unwrap_or_default();
+    let reason = format!(
+        "retired: {replaced_by} is a newer public AMI of family {family} in {region} (the newest {keep} are kept public)"
+    );
+    // Private now: retired, whatever else failed (a deprecation or the
+    // protection), so that nothing publishes it again.
+    if !outcome.is_clean() {
+        outcome.action = Action::Failed;
+    }
+    info!(image_id = %victim.id, region = %region, replaced_by = %replaced_by, "retired");
+    inv.finish(run, victim, outcome, Status::Retired, reason)
+        .await
+}
+
+/// Turns off the deregistration protection the function turned on (and
+/// records that it did), before an AMI leaves the public.
+pub(crate) async fn unprotect(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    client: &aws_sdk_ec2::Client,
+    image: &Image,
+    outcome: &mut ImageOutcome,
+) {
+    let config = inv.config();
+    if !plan::protected_by_function(image, config) {
+        return;
+    }
+    let step = Step::Unprotect {
+        region: run.region.clone(),
+        image_id: image.id.clone(),
+    };
+    let call = ec2::set_deregistration_protection(client, &run.region, &image.id, false);
+    match inv.write(step, call).await {
+        Ok(_) => outcome
+            .tags
+            .push((config.status_tag(StatusTag::Protected), "false".into())),
+        Err(e) => record(outcome, e),
+    }
+}
+
+/// "Now" as a deprecation time EC2 takes: the next whole minute (EC2 keeps
+/// minutes and refuses a time in the past).
+fn deprecate_now(now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let next = now.checked_add(Duration::minutes(1))?;
+    next.replace_second(0).ok()?.replace_nanosecond(0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eligibility::tests::eligible_image;
+    use crate::model::ImageId;
+    use time::macros::datetime;
+
+    fn config() -> Config {
+        Config::from_vars(&[("AWS_REGION", "us-east-1"), ("KEEP_PUBLIC_PER_FAMILY", "3")]).unwrap()
+    }
+
+    /// A public AMI of family "base" the function published, created on `day`.
+    fn member(n: u8, day: u8, status: &str) -> Image {
+        let mut image = eligible_image();
+        image.id = ImageId::parse(&format!("ami-0f0f0f0f0f0f000{n:02}")).unwrap();
+        image.public = true;
+        image.creation_date =
+            Some(datetime!(2026-11-01 00:00 UTC) + Duration::days(i64::from(day)));
+        image.tags.insert("family".into(), "base".into());
+        image.tags.insert("publish:status".into(), status.into());
+        image
+    }
+
+    fn ids(images: &[&Image]) -> Vec<String> {
+        images.iter().map(|i| i.id.to_string()).collect()
+    }
+
+    #[test]
+    fn the_newest_are_kept_and_the_older_ones_the_function_published_retired() {
+        let members: Vec<Image> = (1..=5).map(|n| member(n, n, "public")).collect();
+        assert_eq!(
+            ids(&retirements(&members, 3, &config())),
+            ["ami-0f0f0f0f0f0f00002", "ami-0f0f0f0f0f0f00001"]
+        );
+        assert!(retirements(&members, 5, &config()).is_empty());
+    }
+
+    #[test]
+    fn amis_the_function_did_not_publish_or_private_ones_are_never_retired() {
+        let mut members: Vec<Image> = (1..=4).map(|n| member(n, n, "public")).collect();
+        members[0].tags.remove("publish:status"); // published by hand
+        members[1].public = false; // private already
+        let retired = retirements(&members, 1, &config());
+        assert_eq!(ids(&retired), ["ami-0f0f0f0f0f0f00003"]);
+    }
+
+    #[test]
+    fn the_last_public_ami_of_a_family_is_never_retired() {
+        let members = vec![member(1, 1, "public")];
+        assert!(retirements(&members, 1, &config()).is_empty());
+        assert_eq!(
+            room_maker(&members, 1, &config()),
+            None,
+            "it would leave the family none"
+        );
+    }
+
+    #[test]
+    fn room_is_made_with_the_oldest_only_when_rotation_would_retire_it_anyway() {
+        let members: Vec<Image> = (1..=3).map(|n| member(n, n, "public")).collect();
+        assert_eq!(
+            room_maker(&members, 3, &config()).map(|i| i.id.to_string()),
+            Some("ami-0f0f0f0f0f0f00001".into())
+        );
+        // Under the keep count, the new one would not push any out.
+        assert_eq!(room_maker(&members, 4, &config()), None);
+        // The oldest was published by hand: the next oldest of the function's.
+        let mut by_hand = members.clone();
+        by_hand[0].tags.remove("publish:status");
+        assert_eq!(
+            room_maker(&by_hand, 2, &config()).map(|i| i.id.to_string()),
+            Some("ami-0f0f0f0f0f0f00002".into())
+        );
+    }
+
+    #[test]
+    fn deprecating_now_is_the_next_whole_minute() {
+        assert_eq!(
+            deprecate_now(datetime!(2026-11-28 12:00:30 UTC)),
+            Some(datetime!(2026-11-28 12:01 UTC))
+        );
+    }
+}
