@@ -776,6 +776,11 @@ mod tests {
             fixture(include_str!("../events/malformed.json")),
             Err(EventError::Unrecognised { .. })
         ));
+        // What the function itself sends to the default bus: not for it.
+        assert!(matches!(
+            fixture(include_str!("../events/outcome-published.json")),
+            Err(EventError::Unsupported { .. })
+        ));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::event::{self, EventError, Trigger};
 use crate::model::{BlockPublicAccess, Image, ImageId, Intent, RegionName, format_time};
 use crate::plan::{self, Decision, Facts, SourceFacts, Steps, WithdrawReason, Withdrawal};
 use crate::quota::{QuotaCache, Quotas};
-use crate::report::{Action, ImageOutcome, Outcome, Status, tag_value};
+use crate::report::{Action, Counts, ImageOutcome, Outcome, Status, metrics_line, tag_value};
 use crate::rotation;
 use crate::steps::Step;
 
@@ -213,8 +213,45 @@ impl Publisher {
 
     /// Handles one invocation payload for the function of `account` (from
     /// the invoked function's ARN; events naming another account's AMI are
-    /// refused).
+    /// refused), and prints its metrics line (report::metrics_line).
     pub async fn handle_for(
+        &self,
+        payload: &Value,
+        account: Option<&str>,
+        deadline: Option<SystemTime>,
+    ) -> Result<Outcome, Error> {
+        let result = self.handle_payload(payload, account, deadline).await;
+        let (counts, region) = match &result {
+            Ok(outcome) => (outcome.counts(), outcome.region.as_ref()),
+            Err(_) => (
+                Counts {
+                    errors: 1,
+                    ..Counts::default()
+                },
+                None,
+            ),
+        };
+        let region = region.unwrap_or(&self.config.home_region);
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        // On stdout, one line, as CloudWatch Logs expects EMF.
+        println!("{}", metrics_line(counts, region, now_ms));
+        let outcome = result?;
+        let failures = outcome.failures();
+        if failures.is_empty() {
+            Ok(outcome)
+        } else {
+            warn!(
+                outcome = %serde_json::to_string(&outcome).unwrap_or_default(),
+                "incomplete: returning an error so the invocation is retried"
+            );
+            Err(Error::Incomplete { failures })
+        }
+    }
+
+    /// The outcome of a payload, failures a retry may fix included.
+    async fn handle_payload(
         &self,
         payload: &Value,
         account: Option<&str>,
@@ -244,17 +281,9 @@ impl Publisher {
         outcome.quotas = inv.quotas.reports().await;
         outcome.preview = preview;
         outcome.steps = inv.steps();
+        outcome.collect_actions();
         outcome.log_summary();
-        let failures = outcome.failures();
-        if failures.is_empty() {
-            Ok(outcome)
-        } else {
-            warn!(
-                outcome = %serde_json::to_string(&outcome).unwrap_or_default(),
-                "incomplete: returning an error so the invocation is retried"
-            );
-            Err(Error::Incomplete { failures })
-        }
+        Ok(outcome)
     }
 }
 

@@ -67,7 +67,7 @@ impl Status {
 }
 
 /// What the run did with one AMI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Made public by this run.
@@ -219,6 +219,11 @@ pub struct Outcome {
     /// public or copied: the quota, the public AMIs, the headroom.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub quotas: Vec<QuotaReport>,
+    /// Every action of the run, once each (its AMIs', their copies' and
+    /// the AMIs they retired): a flat list for EventBridge rules to match
+    /// on the outcome the OnSuccess destination sends.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
     /// A preview (dry run): `steps` were reported, not made.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub preview: bool,
@@ -241,6 +246,7 @@ impl Outcome {
             images: Vec::new(),
             deferred: 0,
             quotas: Vec::new(),
+            actions: Vec::new(),
             preview: false,
             steps: Vec::new(),
         }
@@ -256,6 +262,7 @@ impl Outcome {
             images: vec![image],
             deferred,
             quotas: Vec::new(),
+            actions: Vec::new(),
             preview: false,
             steps: Vec::new(),
         }
@@ -275,6 +282,7 @@ impl Outcome {
             images,
             deferred: not_started + given_up,
             quotas: Vec::new(),
+            actions: Vec::new(),
             preview: false,
             steps: Vec::new(),
         }
@@ -285,6 +293,22 @@ impl Outcome {
             .iter()
             .flat_map(ImageOutcome::failures)
             .collect()
+    }
+
+    /// Fills `actions` from the images, their copies and retirements.
+    pub fn collect_actions(&mut self) {
+        let mut actions: Vec<Action> = self
+            .images
+            .iter()
+            .flat_map(|i| {
+                let copies = i.copies.iter().filter_map(|c| c.action);
+                let retired = i.retired.iter().map(|r| r.action);
+                std::iter::once(i.action).chain(copies).chain(retired)
+            })
+            .collect();
+        actions.sort();
+        actions.dedup();
+        self.actions = actions;
     }
 
     /// One structured log line with the counts of each action.
@@ -315,6 +339,81 @@ impl Outcome {
     }
 }
 
+/// The CloudWatch namespace of the function's metrics.
+pub const METRICS_NAMESPACE: &str = "ami-publisher";
+
+/// The counts of one invocation, as metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub published: usize,
+    pub rejected: usize,
+    pub withdrawn: usize,
+    pub retired: usize,
+    pub copies_started: usize,
+    pub errors: usize,
+}
+
+impl Outcome {
+    /// What the invocation did, counted: AMIs and copies alike.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts {
+            errors: self.failures().len(),
+            ..Counts::default()
+        };
+        let mut count = |action: Option<Action>| match action {
+            Some(Action::Published) => counts.published += 1,
+            Some(Action::Rejected) => counts.rejected += 1,
+            Some(Action::Withdrawn) => counts.withdrawn += 1,
+            Some(Action::Retired) => counts.retired += 1,
+            _ => {}
+        };
+        for image in &self.images {
+            count(Some(image.action));
+            image.copies.iter().for_each(|c| count(c.action));
+            image.retired.iter().for_each(|r| count(Some(r.action)));
+        }
+        counts.copies_started = self
+            .images
+            .iter()
+            .flat_map(|i| &i.copies)
+            .filter(|c| c.started)
+            .count();
+        counts
+    }
+}
+
+/// One line of CloudWatch Embedded Metric Format (EMF) with the counts of
+/// an invocation, dimension `Region`: CloudWatch Logs extracts the metrics
+/// from it, no API call needed.
+pub fn metrics_line(counts: Counts, region: &RegionName, timestamp_ms: u128) -> String {
+    let metrics = [
+        ("Published", counts.published),
+        ("Rejected", counts.rejected),
+        ("Withdrawn", counts.withdrawn),
+        ("Retired", counts.retired),
+        ("CopiesStarted", counts.copies_started),
+        ("Errors", counts.errors),
+    ];
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["Region"]],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
+                    .collect::<Vec<_>>(),
+            }],
+        },
+        "Region": region.as_str(),
+    });
+    for (name, value) in metrics {
+        line[name] = serde_json::json!(value);
+    }
+    line.to_string()
+}
+
 /// Cuts a tag value to AWS's 256-character limit, marking the cut.
 pub fn tag_value(text: &str) -> String {
     if text.chars().count() <= MAX_TAG_VALUE_CHARS {
@@ -338,6 +437,88 @@ mod tests {
         let cut = tag_value(&long);
         assert_eq!(cut.chars().count(), 256);
         assert!(cut.ends_with('…'));
+    }
+
+    /// The EMF specification's rules for a metric line (CloudWatch User
+    /// Guide, "Specification: Embedded metric format").
+    fn assert_emf(line: &str) -> serde_json::Value {
+        let doc: serde_json::Value = serde_json::from_str(line).expect("one JSON object");
+        let aws = &doc["_aws"];
+        assert!(aws["Timestamp"].is_u64(), "Timestamp: ms since the epoch");
+        let directives = aws["CloudWatchMetrics"]
+            .as_array()
+            .expect("CloudWatchMetrics");
+        assert_eq!(directives.len(), 1);
+        for directive in directives {
+            let namespace = directive["Namespace"].as_str().expect("Namespace");
+            assert!(!namespace.is_empty() && namespace.len() <= 1024);
+            let dimension_sets = directive["Dimensions"].as_array().expect("Dimensions");
+            for set in dimension_sets {
+                let set = set.as_array().expect("a dimension set is an array");
+                assert!(set.len() <= 30);
+                for name in set {
+                    let name = name.as_str().expect("dimension names are strings");
+                    assert!(doc[name].is_string(), "dimension {name} is a string member");
+                }
+            }
+            let metrics = directive["Metrics"].as_array().expect("Metrics");
+            assert!(!metrics.is_empty() && metrics.len() <= 100);
+            for metric in metrics {
+                let name = metric["Name"].as_str().expect("Name");
+                assert!(doc[name].is_number(), "metric {name} is a number member");
+                assert_eq!(metric["Unit"], "Count");
+            }
+        }
+        doc
+    }
+
+    #[test]
+    fn the_metrics_line_is_embedded_metric_format_with_the_counts() {
+        let region = RegionName::parse("us-east-1").unwrap();
+        let mut image = ImageOutcome::new(
+            ImageId::parse("ami-12345678").unwrap(),
+            region.clone(),
+            Action::Published,
+        );
+        image.copies.push(CopyOutcome {
+            started: true,
+            ..CopyOutcome::new(RegionName::parse("eu-west-1").unwrap())
+        });
+        image.copies.push(CopyOutcome {
+            action: Some(Action::Rejected),
+            ..CopyOutcome::new(RegionName::parse("us-west-2").unwrap())
+        });
+        image.retired.push(ImageOutcome::new(
+            ImageId::parse("ami-87654321").unwrap(),
+            region.clone(),
+            Action::Retired,
+        ));
+        let mut outcome = Outcome::image(Cause::Direct, region.clone(), image);
+        outcome.collect_actions();
+        assert_eq!(
+            outcome.actions,
+            [Action::Published, Action::Rejected, Action::Retired]
+        );
+
+        let doc = assert_emf(&metrics_line(outcome.counts(), &region, 1_764_000_000_000));
+
+        assert_eq!(doc["Region"], "us-east-1");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            METRICS_NAMESPACE
+        );
+        let values: Vec<u64> = [
+            "Published",
+            "Rejected",
+            "Withdrawn",
+            "Retired",
+            "CopiesStarted",
+            "Errors",
+        ]
+        .iter()
+        .map(|m| doc[m].as_u64().unwrap())
+        .collect();
+        assert_eq!(values, [1, 1, 0, 1, 1, 0]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ seeds the AMIs the sample events name (lambda_harness.SAMPLE_AMIS).
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -302,3 +303,49 @@ def test_an_unpublish_request_makes_the_ami_and_its_copies_private_and_keeps_the
         assert lam.invoke(event).ok
     assert home_sweep(lam).ok
     assert diff_snapshots(before, state_snapshot(emu)) == []
+
+
+def emf_lines(stack: Stack) -> list[dict]:
+    """The function's Embedded Metric Format lines so far (its stdout)."""
+    text = stack.function.process.log(last_lines=100_000)
+    docs = []
+    for line in text.splitlines():
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and "_aws" in doc:
+            docs.append(doc)
+    return docs
+
+
+def assert_emf(doc: dict) -> None:
+    """CloudWatch's EMF specification, the parts a metric line must meet."""
+    assert isinstance(doc["_aws"]["Timestamp"], int)
+    [directive] = doc["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "ami-publisher"
+    for dimension_set in directive["Dimensions"]:
+        assert len(dimension_set) <= 30
+        for name in dimension_set:
+            assert isinstance(doc[name], str), name
+    assert 0 < len(directive["Metrics"]) <= 100
+    for metric in directive["Metrics"]:
+        assert isinstance(doc[metric["Name"]], int), metric
+        assert metric["Unit"] == "Count"
+
+
+def test_each_invocation_writes_one_embedded_metric_format_line(stack, lam, emu):
+    before = len(emf_lines(stack))
+    published = lam.invoke("ami-available.json")
+    rejected = lam.invoke("tag-added.json")
+    invalid = lam.invoke("malformed.json")
+    assert published.ok and rejected.ok and not invalid.ok
+
+    lines = emf_lines(stack)[before:]
+    assert len(lines) == 3, lines
+    for doc in lines:
+        assert_emf(doc)
+        assert doc["Region"] == HOME
+    assert (lines[0]["Published"], lines[0]["CopiesStarted"]) == (1, len(TARGETS))
+    assert lines[1]["Rejected"] == 1
+    assert lines[2]["Errors"] == 1

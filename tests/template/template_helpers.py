@@ -25,6 +25,10 @@ ENV_VARS = {
     "TARGET_REGIONS",
     "COPY_CONCURRENCY",
     "UNPUBLISH_ON_UNTAG",
+    "PROTECT_PUBLIC",
+    "FAMILY_TAG_KEY",
+    "KEEP_PUBLIC_PER_FAMILY",
+    "DEPRECATE_RETIRED",
 }
 
 # Pseudo parameters, as a stack in us-east-1 of the sample account sees them.

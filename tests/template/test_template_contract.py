@@ -21,6 +21,8 @@ EC2_ACTIONS = {
     "ec2:EnableImageDeprecation",
     "ec2:CreateTags",
     "ec2:CopyImage",
+    "ec2:EnableImageDeregistrationProtection",
+    "ec2:DisableImageDeregistrationProtection",
 }
 # Actions that support no resource-level permission, the only ones allowed on "*".
 UNSCOPED = {
@@ -30,7 +32,13 @@ UNSCOPED = {
     "ec2:GetEbsEncryptionByDefault",
     "servicequotas:GetServiceQuota",
 }
-OTHER_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "servicequotas:GetServiceQuota"}
+OTHER_ACTIONS = {
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "sqs:SendMessage",
+    "servicequotas:GetServiceQuota",
+    "events:PutEvents",
+}
 
 
 def function(template: dict) -> dict:
@@ -85,6 +93,10 @@ def test_env_var_defaults(template):
         "TARGET_REGIONS": "",
         "COPY_CONCURRENCY": "4",
         "UNPUBLISH_ON_UNTAG": "true",
+        "PROTECT_PUBLIC": "true",
+        "FAMILY_TAG_KEY": "family",
+        "KEEP_PUBLIC_PER_FAMILY": "",
+        "DEPRECATE_RETIRED": "false",
     }
 
 
@@ -103,6 +115,8 @@ def test_every_parameter_is_used(template):
         ("DeprecateAfterDays", ["", "1", "9", "10", "99", "100", "699", "700", "729", "730"], ["0", "731", "800", "07", "-1", "1.5", " 30"]),
         ("TargetRegions", ["", "us-west-2", "us-west-2,eu-west-1", "us-gov-west-1,ap-southeast-4", "eusc-de-east-1"], ["us-west-2, eu-west-1", "us-west-2,", ",us-west-2", "US-WEST-2", "all"]),
         ("SweepSchedule", ["rate(1 hour)", "rate(30 minutes)", "cron(0 * * * ? *)"], ["", "1 hour", "every(1 hour)"]),
+        ("KeepPublicPerFamily", ["", "1", "3", "10", "99", "100"], ["0", "101", "03", "-1", "all"]),
+        ("FamilyTagKey", ["family", "os/version"], ["", "aws:family", 'a"b']),
     ],
 )
 def test_parameter_constraints(template, param, good, bad):
@@ -160,6 +174,10 @@ def test_failures_end_in_the_queue(template):
     queue = template["Resources"]["FailureQueue"]["Properties"]
     assert queue["MessageRetentionPeriod"] == 1209600
     assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+    on_success = eic["DestinationConfig"]["OnSuccess"]
+    assert on_success["Type"] == "EventBridge"
+    bus = resolve(on_success["Destination"], parameter_values(template))
+    assert bus == "arn:aws:events:us-east-1:123456789012:event-bus/default", bus
     outputs = template["Outputs"]
     assert outputs["FailureQueueUrl"]["Value"] == {"Ref": "FailureQueue"}
     assert outputs["FunctionArn"]["Value"] == {"Fn::GetAtt": ["PublisherFunction", "Arn"]}

@@ -117,6 +117,30 @@ def test_deprecation(role, what, image, allowed):
     assert is_allowed(role, Request("ec2:EnableImageDeprecation", [image])) is allowed, what
 
 
+@pytest.mark.parametrize(
+    "what, action, image, allowed",
+    [
+        ("protect a tagged AMI", "ec2:EnableImageDeregistrationProtection", existing_image(TAGGED, public=True), True),
+        ("protect an untagged AMI", "ec2:EnableImageDeregistrationProtection", existing_image({}, public=True), False),
+        ("unprotect what the function protected", "ec2:DisableImageDeregistrationProtection",
+         existing_image({"publish:protected": "true"}), True),
+        ("unprotect what someone else protected", "ec2:DisableImageDeregistrationProtection",
+         existing_image(TAGGED, public=True), False),
+        ("unprotect another account's AMI", "ec2:DisableImageDeregistrationProtection",
+         existing_image({"publish:protected": "true"}, owner=OTHER), False),
+    ],
+)
+def test_deregistration_protection(role, what, action, image, allowed):
+    assert is_allowed(role, Request(action, [image])) is allowed, what
+
+
+def test_outcomes_go_to_the_default_bus_only(role):
+    default = Resource("arn:aws:events:us-east-1:123456789012:event-bus/default")
+    other = Resource("arn:aws:events:us-east-1:123456789012:event-bus/somewhere")
+    assert is_allowed(role, Request("events:PutEvents", [default]))
+    assert not is_allowed(role, Request("events:PutEvents", [other]))
+
+
 # -- 2. copying ----------------------------------------------------------------
 
 

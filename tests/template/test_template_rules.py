@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from template_helpers import parameter_values, resolve
+from template_helpers import REPO, parameter_values, resolve
 
 # What each sample must trigger. Every file in events/ must be listed.
 EXPECTED = {
@@ -30,6 +30,9 @@ EXPECTED = {
     "scheduled-sweep.json": set(),
     "direct.json": set(),
     "unpublish.json": set(),
+    # What the function sends to the default bus on success (OnSuccess
+    # destination): no rule of the function matches it.
+    "outcome-published.json": set(),
     "malformed.json": set(),
 }
 
@@ -197,3 +200,55 @@ def test_ami_rule_ignores_other_states(events, template, aws):
         ev = copy.deepcopy(events["ami-available.json"])
         ev["detail"]["State"] = state
         assert bus.matches(ev) == set(), state
+
+
+def readme_rule() -> dict:
+    """The notification rule's pattern as the README shows it (the JSON
+    block after the marker `notify-rule`)."""
+    readme = (REPO / "README.md").read_text()
+    marker = "<!-- notify-rule -->"
+    assert marker in readme, "README.md must show the notification rule after " + marker
+    block = readme.split(marker, 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return json.loads(block)
+
+
+def outcome_event(events: dict, action: str) -> dict:
+    event = copy.deepcopy(events["outcome-published.json"])
+    payload = event["detail"]["responsePayload"]
+    payload["images"][0]["action"] = action
+    payload["actions"] = sorted({action, "already-public"})
+    return event
+
+
+def destination_entry(event: dict) -> dict:
+    return {
+        "Source": event["source"],
+        "DetailType": event["detail-type"],
+        "Detail": json.dumps(event["detail"]),
+        "Resources": event["resources"],
+    }
+
+
+def test_the_readme_notification_rule_routes_outcomes_to_notify_about(events, aws):
+    """A rule on the default bus, as the README shows it, gets the outcome
+    the OnSuccess destination sends for the actions worth a notification
+    (published, rejected, withdrawn, retired), and not the others."""
+    bus = boto3.client("events", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="notify")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus.put_rule(Name="ami-publisher-notify", EventPattern=json.dumps(readme_rule()))
+    bus.put_targets(Rule="ami-publisher-notify", Targets=[{"Id": "notify", "Arn": arn}])
+
+    def delivered(action: str) -> bool:
+        result = bus.put_events(Entries=[destination_entry(outcome_event(events, action))])
+        assert result["FailedEntryCount"] == 0, result
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for m in msgs:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return bool(msgs)
+
+    for action in ("published", "rejected", "withdrawn", "retired"):
+        assert delivered(action), action
+    for action in ("already-public", "skipped", "waiting"):
+        assert not delivered(action), action
