@@ -2,6 +2,7 @@
 //! publishing. The library holds all the logic so tests and benches reach
 //! it; `main.rs` only wires configuration, clients and the runtime.
 
+pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod copies;

@@ -1,16 +1,30 @@
-//! The Lambda entry point: reads configuration, builds the AWS config and
-//! one EC2 client per region once, and hands invocations to the library.
+//! The entry point. Run by Lambda (`AWS_LAMBDA_RUNTIME_API` set), the
+//! function: reads configuration, builds the AWS config and the lazily
+//! built regional clients once, and hands invocations to the library. Run
+//! by a person, the `plan` command (src/cli.rs): a preview that never
+//! writes.
 
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use ami_publisher::cli::{self, Command};
 use ami_publisher::clients::Clients;
 use ami_publisher::config::Config;
 use ami_publisher::event::NotJsonLayer;
 use ami_publisher::publisher::Publisher;
 use lambda_runtime::{Error, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 use serde_json::Value;
-use std::time::SystemTime;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<ExitCode, Error> {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        lambda().await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(command(&std::env::args().skip(1).collect::<Vec<_>>()).await)
+}
+
+async fn lambda() -> Result<(), Error> {
     // JSON logs when AWS_LAMBDA_LOG_FORMAT=JSON, level from AWS_LAMBDA_LOG_LEVEL.
     lambda_runtime::tracing::init_default_subscriber();
     let config =
@@ -43,6 +57,70 @@ async fn main() -> Result<(), Error> {
         .layer(NotJsonLayer)
         .run()
         .await
+}
+
+/// A person's command: `plan` (a preview with their own credentials) or help.
+async fn command(args: &[String]) -> ExitCode {
+    let plan = match cli::parse(args) {
+        Ok(Command::Help) => {
+            say(&format!("{}\n", cli::USAGE));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Plan(plan)) => plan,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("ami-publisher: {e}\n");
+            }
+            eprintln!("{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let config = match cli::config(&plan) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ami-publisher: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The standard credential chain (environment, profile, SSO, ...).
+    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(plan.region.as_str().to_owned()));
+    if let Some(profile) = &plan.profile {
+        sdk = sdk.profile_name(profile);
+    }
+    let clients = Clients::from_sdk_config(&sdk.load().await);
+    // Every request a preview, whatever it says: this command never writes.
+    let publisher = Publisher::new(config.clone(), clients).preview_only();
+    let mut outcomes = Vec::new();
+    let mut failed = false;
+    for payload in cli::payloads(&plan) {
+        match publisher.handle(&payload).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                eprintln!("ami-publisher: {e}");
+                failed = true;
+            }
+        }
+    }
+    if plan.json {
+        say(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&outcomes).unwrap_or_default()
+        ));
+    } else {
+        say(&cli::render(&config, &outcomes));
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
 /// The account of the invoked function's ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).

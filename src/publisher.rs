@@ -177,7 +177,8 @@ impl Publisher {
     }
 
     /// A publisher that only previews: every invocation is a dry run,
-    /// whatever its payload says (the `plan` command).
+    /// whatever its payload says, and it prints no metrics (the `plan`
+    /// command).
     pub fn preview_only(mut self) -> Self {
         self.preview_only = true;
         self
@@ -222,6 +223,14 @@ impl Publisher {
     ) -> Result<Outcome, Error> {
         let result = self.handle_payload(payload, account, deadline).await;
         let (counts, region) = match &result {
+            // A preview changed nothing: its line counts no action.
+            Ok(outcome) if outcome.preview => (
+                Counts {
+                    errors: outcome.failures().len(),
+                    ..Counts::default()
+                },
+                outcome.region.as_ref(),
+            ),
             Ok(outcome) => (outcome.counts(), outcome.region.as_ref()),
             Err(_) => (
                 Counts {
@@ -235,8 +244,13 @@ impl Publisher {
         let now_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        // On stdout, one line, as CloudWatch Logs expects EMF.
-        println!("{}", metrics_line(counts, region, now_ms));
+        // On stdout, one line, as CloudWatch Logs expects EMF (not for a
+        // person's preview: there is no CloudWatch to read it).
+        if !self.preview_only {
+            use std::io::Write as _;
+            let line = metrics_line(counts, region, now_ms) + "\n";
+            let _ = std::io::stdout().write_all(line.as_bytes());
+        }
         let outcome = result?;
         let failures = outcome.failures();
         if failures.is_empty() {

@@ -1,0 +1,347 @@
+//! The same binary, run by a person outside Lambda: `ami-publisher plan`
+//! previews what the function would do, with the user's own AWS credentials
+//! (the standard chain: environment, `--profile` or `AWS_PROFILE`, SSO,
+//! ...), and prints it as a table. It never writes: its publisher previews
+//! every request, whatever it says. Arguments are parsed here, and the
+//! preview rendered here; `main.rs` only chooses between this and Lambda.
+
+use std::fmt::Write as _;
+
+use crate::config::{Config, ConfigError};
+use crate::model::{ImageId, RegionName};
+use crate::report::{Action, CopyOutcome, ImageOutcome, Outcome};
+
+pub const USAGE: &str = "\
+ami-publisher: publishes EC2 AMIs tagged for publishing (an AWS Lambda function).
+
+Run by Lambda (AWS_LAMBDA_RUNTIME_API set), the binary is the function. Run by
+a person, it previews what the function would do; it never changes anything:
+
+    ami-publisher plan --region REGION AMI_ID...   what the function would do with these AMIs
+    ami-publisher plan --region REGION --sweep      what the next scheduled sweep would do
+    ami-publisher --help                            this text
+
+Options of plan:
+    --region REGION    the region the function runs in (its AMIs' region)
+    --profile NAME     the AWS profile to read with (default: the standard chain)
+    --json             print the function's JSON outcome instead of the table
+
+The function's configuration comes from the same environment variables it
+reads on Lambda (PUBLISH_TAG_KEY, TARGET_REGIONS, KEEP_PUBLIC_PER_FAMILY, ...,
+see the README), with the same defaults. Reading needs ec2:Describe*,
+ec2:Get*, ec2:ListImagesInRecycleBin and servicequotas:GetServiceQuota.
+
+Exit status: 0 done, 1 the preview could not read everything, 2 bad usage.";
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Plan(Plan),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub region: RegionName,
+    pub profile: Option<String>,
+    pub json: bool,
+    pub what: Target,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Images(Vec<ImageId>),
+    Sweep,
+}
+
+/// Parses the arguments after the program's name.
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let mut args = args.iter().map(String::as_str);
+    match args.next() {
+        None => Err("no command given".into()),
+        Some("--help" | "-h" | "help") => Ok(Command::Help),
+        Some("plan") => parse_plan(args).map(Command::Plan),
+        Some(other) => Err(format!("unknown command `{other}`")),
+    }
+}
+
+fn parse_plan<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<Plan, String> {
+    let (mut region, mut profile, mut json, mut sweep) = (None, None, false, false);
+    let mut images = Vec::new();
+    while let Some(arg) = args.next() {
+        match arg {
+            "--region" => {
+                let value = args.next().ok_or("--region needs a region")?;
+                region = Some(RegionName::parse(value)?);
+            }
+            "--profile" => {
+                profile = Some(args.next().ok_or("--profile needs a name")?.to_owned());
+            }
+            "--json" => json = true,
+            "--sweep" => sweep = true,
+            "--help" | "-h" => return Err("".into()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
+            id => images.push(ImageId::parse(id)?),
+        }
+    }
+    let region = region.ok_or("--region is required")?;
+    let what = match (sweep, images.is_empty()) {
+        (true, true) => Target::Sweep,
+        (false, false) => Target::Images(images),
+        (true, false) => return Err("--sweep takes no AMI ids".into()),
+        (false, true) => return Err("name AMI ids, or --sweep".into()),
+    };
+    Ok(Plan {
+        region,
+        profile,
+        json,
+        what,
+    })
+}
+
+/// The function's configuration for a preview in `region`: the environment
+/// the function reads, its region the one given.
+pub fn config(plan: &Plan) -> Result<Config, ConfigError> {
+    let region = plan.region.as_str().to_owned();
+    Config::from_lookup(|name| {
+        if name == "AWS_REGION" {
+            Some(region.clone())
+        } else {
+            std::env::var(name).ok()
+        }
+    })
+}
+
+/// The payloads the preview sends the (previewing) publisher, one per AMI
+/// or one sweep.
+pub fn payloads(plan: &Plan) -> Vec<serde_json::Value> {
+    let region = plan.region.as_str();
+    match &plan.what {
+        Target::Sweep => {
+            vec![serde_json::json!({"sweep": true, "region": region, "dry_run": true})]
+        }
+        Target::Images(ids) => ids
+            .iter()
+            .map(|id| serde_json::json!({"image_id": id, "region": region, "dry_run": true}))
+            .collect(),
+    }
+}
+
+/// What an action means in a preview.
+fn would(action: Action) -> &'static str {
+    match action {
+        Action::Published => "make public",
+        Action::AlreadyPublic => "keep public",
+        Action::Rejected => "keep private",
+        Action::Waiting => "wait (pending)",
+        Action::Withdrawn => "make private",
+        Action::KeptPrivate => "keep private",
+        Action::Deferred => "leave for later",
+        Action::Skipped => "leave alone",
+        Action::Failed => "fail",
+        Action::Retired => "retire",
+    }
+}
+
+/// The preview as a table a person reads: per AMI what the function would
+/// do and why, its copies and retirements; then every step it would take;
+/// then the public AMI quota of each region it looked at.
+pub fn render(config: &Config, outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    let targets: Vec<&str> = config
+        .target_regions
+        .iter()
+        .map(RegionName::as_str)
+        .collect();
+    let _ = writeln!(
+        out,
+        "Preview: nothing was changed. Function in {}, TARGET_REGIONS={}{}.",
+        config.home_region,
+        if targets.is_empty() {
+            "(none)".to_owned()
+        } else {
+            targets.join(",")
+        },
+        config
+            .keep_public_per_family
+            .map(|k| format!(", KEEP_PUBLIC_PER_FAMILY={k}"))
+            .unwrap_or_default(),
+    );
+    let images: Vec<&ImageOutcome> = outcomes.iter().flat_map(|o| &o.images).collect();
+    let _ = writeln!(out);
+    if images.is_empty() {
+        let _ = writeln!(out, "Nothing to do: every AMI is as its tags ask.");
+    } else {
+        let _ = writeln!(out, "{:<22} {:<14} {:<16} why", "AMI", "region", "would");
+        for image in images {
+            row(&mut out, image);
+        }
+    }
+    let steps: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| &o.steps)
+        .map(|s| format!("  {:<14} {s}", s.region().as_str()))
+        .collect();
+    let _ = writeln!(out);
+    if steps.is_empty() {
+        let _ = writeln!(out, "Steps: none (nothing would be written).");
+    } else {
+        let _ = writeln!(out, "Steps it would take ({}):", steps.len());
+        for step in steps {
+            let _ = writeln!(out, "{step}");
+        }
+    }
+    let quotas: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| &o.quotas)
+        .map(|q| {
+            format!(
+                "  {:<14} quota {} ({}), {} public after these steps, headroom {}, {} in the Recycle Bin",
+                q.region.as_str(),
+                q.quota,
+                q.quota_source,
+                q.public,
+                q.headroom,
+                q.in_recycle_bin
+            )
+        })
+        .collect();
+    if !quotas.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Public AMI quota:");
+        for quota in quotas {
+            let _ = writeln!(out, "{quota}");
+        }
+    }
+    let deferred: usize = outcomes.iter().map(|o| o.deferred).sum();
+    if deferred > 0 {
+        let _ = writeln!(out, "\n{deferred} AMI(s) left for later (out of time).");
+    }
+    out
+}
+
+fn row(out: &mut String, image: &ImageOutcome) {
+    let why = image
+        .reasons
+        .iter()
+        .chain(image.errors.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    let _ = writeln!(
+        out,
+        "{:<22} {:<14} {:<16} {why}",
+        image.image_id.as_str(),
+        image.region.as_str(),
+        would(image.action),
+    );
+    for copy in &image.copies {
+        let _ = writeln!(
+            out,
+            "  copy in {:<12} {}",
+            copy.region.as_str(),
+            copy_line(copy)
+        );
+    }
+    for retired in &image.retired {
+        let _ = writeln!(
+            out,
+            "  {} {} in {}: a newer public AMI of its family",
+            would(retired.action),
+            retired.image_id,
+            retired.region
+        );
+    }
+}
+
+fn copy_line(copy: &CopyOutcome) -> String {
+    let id = copy.image_id.as_ref().map_or("(new)", ImageId::as_str);
+    let what = match (copy.started, copy.action) {
+        (true, _) => "start a copy".to_owned(),
+        (false, Some(action)) => would(action).to_owned(),
+        (false, None) => copy.state.clone().unwrap_or_else(|| "no copy".to_owned()),
+    };
+    let why = copy.reasons.join("; ");
+    let error = copy.error.as_deref().unwrap_or_default();
+    format!("{id:<22} {what}{}{}", sep(&why), sep(error))
+}
+
+fn sep(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn plan_for_amis_or_a_sweep() {
+        assert_eq!(
+            parse(&args(
+                "plan --region us-east-1 ami-12345678 ami-87654321 --json"
+            )),
+            Ok(Command::Plan(Plan {
+                region: RegionName::parse("us-east-1").unwrap(),
+                profile: None,
+                json: true,
+                what: Target::Images(vec![
+                    ImageId::parse("ami-12345678").unwrap(),
+                    ImageId::parse("ami-87654321").unwrap()
+                ]),
+            }))
+        );
+        let Ok(Command::Plan(plan)) =
+            parse(&args("plan --sweep --region eu-west-1 --profile prod"))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (plan.what, plan.profile.as_deref()),
+            (Target::Sweep, Some("prod"))
+        );
+        assert_eq!(parse(&args("--help")), Ok(Command::Help));
+    }
+
+    #[test]
+    fn bad_usage_says_what_is_wrong() {
+        for (line, says) in [
+            ("", "no command"),
+            ("publish ami-12345678", "unknown command `publish`"),
+            ("plan ami-12345678", "--region is required"),
+            ("plan --region us-east-1", "name AMI ids, or --sweep"),
+            (
+                "plan --region us-east-1 --sweep ami-12345678",
+                "--sweep takes no AMI ids",
+            ),
+            ("plan --region us-east-1 ami-XYZ", "not an AMI id"),
+            ("plan --region Mars ami-12345678", "not a region name"),
+            (
+                "plan --region us-east-1 --force ami-12345678",
+                "unknown option `--force`",
+            ),
+        ] {
+            let err = parse(&args(line)).unwrap_err();
+            assert!(err.contains(says), "{line:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_payload_is_a_dry_run() {
+        let Ok(Command::Plan(plan)) =
+            parse(&args("plan --region us-east-1 ami-12345678 ami-87654321"))
+        else {
+            panic!()
+        };
+        let payloads = payloads(&plan);
+        assert_eq!(payloads.len(), 2);
+        assert!(payloads.iter().all(|p| p["dry_run"] == true));
+    }
+}
