@@ -254,6 +254,7 @@ fn absorb(copy: &mut CopyOutcome, outcome: ImageOutcome) {
     copy.action = Some(outcome.action);
     copy.status = outcome.status;
     copy.reasons = outcome.reasons;
+    copy.retired = outcome.retired;
     if !outcome.errors.is_empty() {
         copy.error = Some(outcome.errors.join("; "));
     }

@@ -112,6 +112,9 @@ pub struct CopyOutcome {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
     pub error: Option<String>,
+    /// The older public AMIs of its family in its region it replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<ImageOutcome>,
 }
 
 impl CopyOutcome {
@@ -126,6 +129,7 @@ impl CopyOutcome {
             status: None,
             reasons: Vec::new(),
             error: None,
+            retired: Vec::new(),
         }
     }
 }
@@ -194,7 +198,11 @@ impl ImageOutcome {
                 .as_ref()
                 .map(|e| format!("copy of {} to {}: {e}", self.image_id, c.region))
         });
-        let retired = self.retired.iter().flat_map(ImageOutcome::failures);
+        let retired = self
+            .retired
+            .iter()
+            .chain(self.copies.iter().flat_map(|c| &c.retired))
+            .flat_map(ImageOutcome::failures);
         own.chain(copies).chain(retired).collect()
     }
 }
@@ -302,7 +310,11 @@ impl Outcome {
             .iter()
             .flat_map(|i| {
                 let copies = i.copies.iter().filter_map(|c| c.action);
-                let retired = i.retired.iter().map(|r| r.action);
+                let retired = i
+                    .retired
+                    .iter()
+                    .chain(i.copies.iter().flat_map(|c| &c.retired))
+                    .map(|r| r.action);
                 std::iter::once(i.action).chain(copies).chain(retired)
             })
             .collect();
@@ -370,7 +382,11 @@ impl Outcome {
         for image in &self.images {
             count(Some(image.action));
             image.copies.iter().for_each(|c| count(c.action));
-            image.retired.iter().for_each(|r| count(Some(r.action)));
+            image
+                .retired
+                .iter()
+                .chain(image.copies.iter().flat_map(|c| &c.retired))
+                .for_each(|r| count(Some(r.action)));
         }
         counts.copies_started = self
             .images

@@ -11,10 +11,12 @@ A single-stack deployment: the function runs in the source region
 (us-east-1) only. It copies the eligible AMI to the target regions and,
 once the copies are available, its scheduled sweep publishes them there.
 Image block public access is on in one target region (eu-west-1), so the
-copy there stays private until the owner turns it off. Then the owner
-removes the publish tag (the AMI and its copies become private again), tags
-it again (public again), and finally asks for an emergency unpublish (held
-private, whatever its tags).
+copy there stays private until the owner turns it off. Then two newer
+releases of the same family come, each previewed first (a dry run: what the
+function would do, nothing written): with KEEP_PUBLIC_PER_FAMILY=2 the
+oldest is retired, in every region. Then the owner removes the publish tag
+from the newest (it and its copies become private again), and finally asks
+for an emergency unpublish of the other (held private, whatever its tags).
 
 Everything it starts is stopped at the end, also on failure or Ctrl-C.
 Exit code: 0 when everything went as expected, 1 when something did not,
@@ -32,15 +34,16 @@ import signal
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lambda_harness import (  # noqa: E402
-    ELIGIBLE, EXPECTED_ERRORS, FUNCTION_CONFIG, HOME, SAMPLE_AMIS, SAMPLE_EVENTS, TARGETS,
-    HarnessError, Invocation, Stack, copies_of, final_state_problems, format_table, home_sweep,
-    load_event, result_rows, seed_sample_amis, stale_binary_note, sweep_event, tag_removed_event,
-    unexpected_invocations,
+    ELIGIBLE, EXPECTED_ERRORS, FAMILY, FUNCTION_CONFIG, HOME, SAMPLE_AMIS, SAMPLE_EVENTS, TARGETS,
+    HarnessError, Invocation, Stack, ami_available_event, copies_of, final_state_problems,
+    format_table, home_sweep, load_event, result_rows, seed_sample_amis, stale_binary_note,
+    sweep_event, tag_removed_event, unexpected_invocations,
 )
 
 BLOCKED_REGION = TARGETS[-1]
@@ -127,24 +130,53 @@ def run(stack: Stack) -> list[str]:
     invocations.append(show(home_sweep(lam)))
     check("the sweep")
 
-    heading("4. The owner removes the publish tag: the AMI and its copies are private again")
-    owner.delete_tags(Resources=[ELIGIBLE], Tags=[{"Key": "publish"}])
-    step(f"owner: aws ec2 delete-tags --resources {ELIGIBLE} --tags Key=publish")
-    invoke(tag_removed_event(ELIGIBLE), f"tag change on {ELIGIBLE} (publish removed)")
-    check("the publish tag was removed", eligible="withdrawn")
+    heading(f"4. Two newer releases of family {FAMILY}; KEEP_PUBLIC_PER_FAMILY=2 keeps the newest two")
+    releases = []
+    for n, month in enumerate(("02", "03"), start=1):
+        created = (datetime.now(timezone.utc) + timedelta(hours=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        name = f"example-base-2024.{month}.01"
+        release = emu.seed_image(region=HOME, name=name, creation_date=created,
+                                 tags={"publish": "public", "Name": name, "family": FAMILY})
+        releases.append(release)
+        step(f"Image Builder made {release} ({name}), tagged publish=public family={FAMILY}")
+        preview = lam.invoke({"image_id": release, "dry_run": True}, label=f"preview of {release}")
+        invocations.append(preview)
+        say(f"    {'preview (dry_run, nothing written):':<44} ->")
+        for planned in preview.result.get("steps", []) if preview.ok else []:
+            target = planned.get("image_id") or f"{planned['source']['region']}/{planned['source']['image_id']}"
+            say(f"    {'':<44}    {planned['region']:<10} {planned['step']} {target}")
+        invoke(ami_available_event(release, HOME), f"available event of {release}")
+        emu.complete_copies()
+        invocations.append(show(home_sweep(lam)))
+    public = sorted(i["image_id"] for i in emu.images(HOME) if i["public"] and i["tags"].get("family") == FAMILY)
+    if public != sorted(releases):
+        problems.append(f"family {FAMILY} in {HOME}: public {public}, expected the two newest {sorted(releases)}")
+    for region in TARGETS:
+        kept = sorted(c["image_id"] for c in emu.images(region) if c["public"] and c["tags"].get("family") == FAMILY)
+        newest = sorted(c["image_id"] for r in releases for c in copies_of(emu, r) if c["region"] == region)
+        if kept != newest:
+            problems.append(f"family {FAMILY} in {region}: public {kept}, expected the copies of the two newest")
+    check("the rotation", eligible="retired")
 
-    heading("5. The owner tags it again: public again, with its copies, at the tag's event")
-    owner.create_tags(Resources=[ELIGIBLE], Tags=[{"Key": "publish", "Value": "public"}])
-    step(f"owner: aws ec2 create-tags --resources {ELIGIBLE} --tags Key=publish,Value=public")
-    tagged_again = load_event("tag-added.json")
-    tagged_again["resources"] = [f"arn:aws:ec2:{HOME}::image/{ELIGIBLE}"]
-    invoke(tagged_again, f"tag change on {ELIGIBLE} (publish=public)")
-    check("it was tagged again")
+    newest = releases[-1]
+    heading(f"5. The owner removes the publish tag from {newest}: it and its copies are private again")
+    owner.delete_tags(Resources=[newest], Tags=[{"Key": "publish"}])
+    step(f"owner: aws ec2 delete-tags --resources {newest} --tags Key=publish")
+    taken_down = invoke(tag_removed_event(newest), f"tag change on {newest} (publish removed)")
+    if taken_down.ok and taken_down.image(newest).get("status") != "withdrawn":
+        problems.append(f"{newest}: {taken_down.image(newest)}")
+    left = [c for c in copies_of(emu, newest) if c["public"]]
+    if emu.image(newest)["public"] or left:
+        problems.append(f"{newest} or its copies still public after the tag was removed")
 
-    heading("6. An emergency: unpublish it now, whatever its tags")
-    invoke("unpublish.json", "events/unpublish.json")
+    middle = releases[0]
+    heading(f"6. An emergency: unpublish {middle} now, whatever its tags")
+    held = invoke({"image_id": middle, "region": HOME, "action": "unpublish"}, f"unpublish request for {middle}")
     invoke(sweep_event(HOME), f"scheduled sweep in {HOME} (keeps it private)")
-    check("the unpublish request", eligible="held")
+    if held.ok and held.image(middle).get("status") != "held":
+        problems.append(f"{middle}: {held.image(middle)}")
+    if emu.image(middle)["public"] or any(c["public"] for c in copies_of(emu, middle)):
+        problems.append(f"{middle} or its copies public after the unpublish request")
     problems += unexpected_invocations(invocations)
 
     heading("Result: what the function did and why, per AMI and region")
