@@ -484,11 +484,10 @@ impl<'a> Invocation<'a> {
             .await;
         outcomes.sort_by(|a, b| a.image_id.cmp(&b.image_id));
         let not_started = to_reconcile - outcomes.len();
-        let mut outcome = Outcome::sweep(region.clone(), outcomes, not_started);
+        let outcome = Outcome::sweep(region.clone(), outcomes, not_started);
         if outcome.deferred > 0 {
             warn!(region = %region, deferred = outcome.deferred, "sweep out of time: the rest is left to the next sweep");
         }
-        outcome.region = Some(region.clone());
         Ok(outcome)
     }
 
