@@ -6,6 +6,7 @@ pub mod config;
 pub mod ec2;
 pub mod eligibility;
 pub mod event;
+pub mod http_client;
 pub mod model;
 pub mod plan;
 pub mod publisher;

@@ -1,5 +1,6 @@
-//! The Lambda entry point: reads configuration, builds the AWS config and
-//! one EC2 client per region once, and hands invocations to the library.
+//! The Lambda entry point: reads configuration, builds the AWS config (with
+//! the one shared HTTPS client) and the per-region EC2 clients once, and
+//! hands invocations to the library.
 
 use ami_publisher::config::Config;
 use ami_publisher::ec2::Clients;
@@ -14,11 +15,14 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    // One HTTPS client for every region's EC2 client (src/http_client.rs).
+    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(ami_publisher::http_client::shared());
     // On Lambda the execution role's keys are in the environment. Taking
-    // them from there skips building the default credential chain, whose
-    // instance-metadata and container providers each set up an HTTPS client
-    // at start (loading every root certificate on the system) for nothing.
+    // them from there skips building the default credential chain (profile,
+    // web identity, container and instance-metadata providers), none of
+    // which Lambda needs. (With the SDK's default HTTP client, the last two
+    // also loaded every root certificate on the system at start.)
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
         sdk = sdk.credentials_provider(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
