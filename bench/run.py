@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """ami-publisher benchmark: binary size, cold start, memory, EC2 calls per
-outcome and fan-out, each checked against its budget.
+outcome, fan-out and TLS, each checked against its budget.
 
     .venv/bin/python bench/run.py            # what `make bench` runs
     .venv/bin/python bench/run.py --skip-build --runs 5
@@ -8,9 +8,11 @@ outcome and fan-out, each checked against its budget.
 Builds the release binaries (arm64 with cargo-lambda for the size; x86_64
 with cargo for everything that has to run, since this machine cannot run
 arm64), starts the local EC2 emulator (tests/emulator) and a stub of the
-Lambda runtime API (here, http.server), runs the function against them,
-prints one table and writes it to bench/results.md. Exits 1 when a budget
-line FAILs, 2 when the benchmark itself cannot run.
+Lambda runtime API (here, http.server), and for the TLS section a TLS
+terminator in front of the emulator (bench/tls_terminator.py), runs the
+function against them, prints the tables and writes them to
+bench/results.md. Exits 1 when a budget line FAILs, 2 when the benchmark
+itself cannot run.
 
 Everything is local: the emulator listens on 127.0.0.1, credentials are
 dummies, and instance metadata and shared config files are switched off so
@@ -27,7 +29,9 @@ import json
 import os
 import platform
 import queue
+import select
 import signal
+import ssl
 import statistics
 import struct
 import subprocess
@@ -35,6 +39,7 @@ import sys
 import threading
 import time
 import tomllib
+import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -67,6 +72,12 @@ MAX_COLD_START_RATIO = 3.0
 MAX_PUBLISH_RSS_BYTES = 30_000_000
 MAX_FANOUT_RATIO = 2.0
 FANOUT_LATENCY_MS = 50
+# Over TLS (bench/README.md, "TLS"): a warm publish within 1.3x of the same
+# over plain HTTP, a cold invocation within 2x of a warm publish, at most
+# one TLS connection per region per process.
+MAX_TLS_WARM_RATIO = 1.3
+MAX_TLS_COLD_RATIO = 2.0
+MAX_TLS_CONNECTIONS_PER_REGION = 1
 
 # Timing needs a quiet machine: before each timed part, wait (bounded) until
 # other processes use less than this share of all CPUs.
@@ -123,6 +134,10 @@ class StubRuntime:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the real API
+            # TCP_NODELAY: the body goes out in a write after the head's, and
+            # with Nagle it waited for the function's delayed ACK (40 ms) on
+            # some events, which was counted as handler time.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
@@ -353,6 +368,53 @@ class Session:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class TlsTerminator:
+    """bench/tls_terminator.py in front of the emulator: an HTTPS listener
+    and a plain one, both keep-alive, and the connections each accepted."""
+
+    def __init__(self, emulator_url: str):
+        directory = WORK / "tls"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BENCH / "tls_terminator.py"), "--backend", emulator_url.removeprefix("http://"),
+             "--dir", str(directory)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        PROCESSES.append(self.proc)
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT_S)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("TERMINATOR_READY "):
+            stop_process(self.proc)
+            raise BenchError(f"the TLS terminator did not start: {line!r}")
+        self.tls_url, self.plain_url, self.stats_url = line.split()[1:4]
+        # What the function trusts over TLS: the system's roots, as on
+        # Lambda, plus the benchmark's CA.
+        self.cert_file = directory / "roots.pem"
+        self.cert_file.write_bytes(system_ca_bundle().read_bytes() + (directory / "ca.pem").read_bytes())
+
+    def connections(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(self.stats_url, timeout=STOP_TIMEOUT_S) as r:
+            stats = json.load(r)
+        if stats["errors"]:
+            raise BenchError(f"TLS terminator: {stats['errors']}")
+        return stats["connections"]
+
+    def reset(self) -> None:
+        request = urllib.request.Request(self.stats_url + "/reset", data=b"", method="POST")
+        urllib.request.urlopen(request, timeout=STOP_TIMEOUT_S).close()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def system_ca_bundle() -> Path:
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt",
+                      "/etc/pki/tls/certs/ca-bundle.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise BenchError("no system CA bundle found (the function over TLS should trust it, as on Lambda)")
 
 
 # ---------------------------------------------------------------------------
@@ -595,7 +657,120 @@ def measure_cold_start(bins: Binaries, endpoint: str, runs: int) -> tuple[list[f
     return samples[0], samples[1], samples[2]
 
 
-def run_all(bins: Binaries, runs: int) -> tuple[list[Row], dict[str, Any]]:
+@dataclass
+class TlsRow:
+    measure: str
+    plain: str
+    tls: str
+    budget: str = ""
+    ok: bool | None = None  # None: information only
+
+    @property
+    def result(self) -> str:
+        return "" if self.ok is None else ("PASS" if self.ok else "FAIL")
+
+
+def spread(values: list[float]) -> str:
+    """Median and interquartile range, in ms."""
+    if len(values) < 2:
+        return f"{values[0]:.1f} ms"
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return f"{statistics.median(values):.1f} ms [{q1:.1f}–{q3:.1f}]"
+
+
+def tls_session(bins: Binaries, emu: Emulator, front: TlsTerminator, mode: str, label: str,
+                targets: int = 0) -> dict[str, Any]:
+    """One process of the function behind the terminator, over `mode`
+    ("tls" or "plain"), on fresh emulator state. With no target regions:
+    publish one AMI (cold), publish another (warm), replay that one (one
+    DescribeImages). With targets: publish with copies, then its replay."""
+    fresh(emu)
+    first, second = seed_tagged(emu, f"bench-{label}-a"), seed_tagged(emu, f"bench-{label}-b")
+    events = ([(first, "published"), (first, "already-public")] if targets else
+              [(first, "published"), (second, "published"), (second, "already-public")])
+    # The same roots both ways: the SDK's connector loads them over plain
+    # HTTP too, and the system's default places (a directory of ~290 files
+    # here) would cost plain HTTP more than one bundle costs TLS.
+    env = dict(function_config(targets=targets), SSL_CERT_FILE=str(front.cert_file))
+    front.reset()
+    times, opened = [], []
+    with Session(bins.x86, front.tls_url if mode == "tls" else front.plain_url, env, f"{label}-{mode}") as s:
+        init = s.start()
+        for image, action in events:
+            result = s.invoke(direct(image))
+            expect_ok(result, f"{label} over {mode}", action, 1)
+            times.append(result.duration_ms)
+            opened.append(len(front.connections()) - sum(opened))
+    connections = front.connections()  # the process is gone: every connection it opened
+    if sum(c["requests"] for c in connections) != sum(calls(emu).values()):
+        raise BenchError(f"{label} over {mode}: the EC2 calls did not all go through the terminator")
+    return {"init": init, "times": times, "opened": opened, "connections": connections,
+            "regions": len({r for c in connections for r in c["regions"]})}
+
+
+def measure_tls(bins: Binaries, emu: Emulator, runs: int, notes: dict[str, Any]) -> list[TlsRow]:
+    """The function behind the TLS terminator, over plain HTTP and over TLS
+    alternately, 2 x `runs` pairs after one discarded pair (the ratios of
+    paired samples repeat within a few hundredths at 22 pairs; bench/README.md),
+    then with 4 target regions over TLS, for the connections per region."""
+    pairs = 2 * runs
+    front = TlsTerminator(emu.url)
+    try:
+        one: dict[str, list[dict[str, Any]]] = {"plain": [], "tls": []}
+        for i in range(pairs + 1):
+            for mode in ("plain", "tls"):
+                session = tls_session(bins, emu, front, mode, f"tls-{i}")
+                if i > 0:
+                    one[mode].append(session)
+        fan_runs = max(3, runs // 4)
+        fan = [tls_session(bins, emu, front, "tls", f"tls-fan-{i}", targets=4) for i in range(fan_runs)]
+    finally:
+        front.stop()
+
+    def col(mode: str, pick: Callable[[dict[str, Any]], float]) -> list[float]:
+        return [pick(s) for s in one[mode]]
+
+    median = statistics.median
+    cold = {m: col(m, lambda s: s["init"] + s["times"][0]) for m in one}
+    warm = {m: col(m, lambda s: s["times"][1]) for m in one}
+    call = {m: col(m, lambda s: s["times"][2]) for m in one}
+    init = {m: col(m, lambda s: s["init"]) for m in one}
+    handshakes = [c["handshake_ms"] for s in one["tls"] + fan for c in s["connections"] if c["handshake_ms"]]
+    # Ratios of paired samples: each TLS session ran right after a plain one,
+    # and a session's cold and warm publishes ran in the same process, so a
+    # slower or faster stretch of the machine affects both sides of a pair.
+    warm_ratio = median(t / p for t, p in zip(warm["tls"], warm["plain"]))
+    cold_ratio = median(c / w for c, w in zip(cold["tls"], warm["tls"]))
+    per_process = {m: max(len(s["connections"]) for s in one[m]) for m in one}
+    per_invocation = {m: " / ".join(str(max(s["opened"][k] for s in one[m])) for k in range(3)) for m in one}
+    fan_connections = max(len(s["connections"]) for s in fan)
+    fan_regions = max(s["regions"] for s in fan)
+    notes["tls_samples"] = {f"{what} {m}": values[m] for what, values in
+                            (("cold", cold), ("warm", warm), ("call", call)) for m in one}
+    label = f"median [IQR] of {pairs}"
+    return [
+        TlsRow(f"cold invocation, 1 region: spawn to first publish done ({label})", spread(cold["plain"]),
+               f"{spread(cold['tls'])}; {cold_ratio:.2f}× warm",
+               f"TLS ≤ {MAX_TLS_COLD_RATIO:g}× a warm publish over TLS", cold_ratio <= MAX_TLS_COLD_RATIO),
+        TlsRow("of which init: spawn to first /next", spread(init["plain"]), spread(init["tls"])),
+        TlsRow("warm publish, 1 region: the second event of a process (5 EC2 calls)", spread(warm["plain"]),
+               f"{spread(warm['tls'])}; {warm_ratio:.2f}× plain", f"TLS ≤ {MAX_TLS_WARM_RATIO:g}× plain",
+               warm_ratio <= MAX_TLS_WARM_RATIO),
+        TlsRow("one EC2 call, warm: a replay (DescribeImages only)", spread(call["plain"]), spread(call["tls"])),
+        TlsRow("TLS handshake at the terminator, accept to done", "", spread(handshakes)),
+        TlsRow("connections opened, 1 region: cold publish / warm publish / replay (max)",
+               per_invocation["plain"], per_invocation["tls"]),
+        TlsRow("connections per process, 1 region (max)", str(per_process["plain"]), str(per_process["tls"]),
+               f"TLS ≤ {MAX_TLS_CONNECTIONS_PER_REGION} per region",
+               per_process["tls"] <= MAX_TLS_CONNECTIONS_PER_REGION),
+        TlsRow(f"connections per process, publish with 4 target regions + replay ({fan_regions} regions; "
+               f"max of {fan_runs})", "", str(fan_connections),
+               f"TLS ≤ {MAX_TLS_CONNECTIONS_PER_REGION} per region",
+               fan_connections <= MAX_TLS_CONNECTIONS_PER_REGION * fan_regions),
+    ]
+
+
+def run_all(bins: Binaries, runs: int) -> tuple[list[Row], list[TlsRow], dict[str, Any]]:
     rows: list[Row] = []
     notes: dict[str, Any] = {}
 
@@ -728,6 +903,10 @@ def run_all(bins: Binaries, runs: int) -> tuple[list[Row], dict[str, Any]]:
             expect_ok(s.invoke(sweep_event()), "second sweep", count=0)
         calls_row("the same sweep again (nothing left to do)", calls(emu), minimum("sweep", images=0))
 
+        # Over TLS, behind the terminator, against plain HTTP through it.
+        wait_quiet("the TLS runs", notes)
+        tls_rows = measure_tls(bins, emu, runs, notes)
+
         # Fan-out with latency on every EC2 call.
         wait_quiet("the fan-out", notes)
         fan: dict[int, list[float]] = {1: [], 16: []}
@@ -751,7 +930,7 @@ def run_all(bins: Binaries, runs: int) -> tuple[list[Row], dict[str, Any]]:
                         f"{f16:.0f} ms = {f16 / f1:.2f}× 1 region", f"≤ {MAX_FANOUT_RATIO:g}× 1 region",
                         f16 / f1 <= MAX_FANOUT_RATIO))
         notes["fanout_samples"] = fan
-    return rows, notes
+    return rows, tls_rows, notes
 
 
 # ---------------------------------------------------------------------------
@@ -764,6 +943,12 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def tls_table(rows: list[TlsRow]) -> str:
+    out = ["| measure | plain HTTP | TLS | budget | result |", "|---|---|---|---|---|"]
+    out += [f"| {r.measure} | {r.plain} | {r.tls} | {r.budget} | {r.result} |" for r in rows]
+    return "\n".join(out)
+
+
 def tool_version(cmd: list[str]) -> str:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
@@ -771,7 +956,8 @@ def tool_version(cmd: list[str]) -> str:
         return "?"
 
 
-def write_results(rows: list[Row], bins: Binaries, notes: dict[str, Any], runs: int) -> str:
+def write_results(rows: list[Row], tls_rows: list[TlsRow], bins: Binaries, notes: dict[str, Any],
+                  runs: int) -> str:
     cpu = "?"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -787,6 +973,15 @@ def write_results(rows: list[Row], bins: Binaries, notes: dict[str, Any], runs: 
         "Written by `make bench` (bench/run.py); see bench/README.md for what each line means.",
         "",
         table(rows),
+        "",
+        "## TLS",
+        "",
+        "The function behind a TLS terminator on loopback (bench/tls_terminator.py, keep-alive, in front of "
+        "the emulator), over HTTPS with the system's root certificates plus the benchmark's CA "
+        "(`SSL_CERT_FILE`), and over plain HTTP through the same terminator. Connections are counted at the "
+        "terminator. Times: median [interquartile range]; ratios: median of paired samples (bench/README.md).",
+        "",
+        tls_table(tls_rows),
         "",
         f"- Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} on {platform.machine()}, {cpu}, "
         f"{os.cpu_count()} CPUs; {tool_version(['rustc', '--version'])}; "
@@ -814,6 +1009,10 @@ def write_results(rows: list[Row], bins: Binaries, notes: dict[str, Any], runs: 
     if fan:
         lines.append("- Fan-out samples (ms): " + "; ".join(
             f"{k} region(s): {', '.join(f'{v:.0f}' for v in vs)}" for k, vs in fan.items()) + ".")
+    tls_samples = notes.get("tls_samples", {})
+    if tls_samples:
+        lines.append("- TLS section samples (ms): " + "; ".join(
+            f"{k}: {', '.join(f'{v:.1f}' for v in vs)}" for k, vs in tls_samples.items()) + ".")
     if bins.build_seconds:
         lines.append("- Build wall times this run (cached builds are fast): " + ", ".join(
             f"{k} {v:.0f} s" for k, v in bins.build_seconds.items()) + ".")
@@ -837,15 +1036,15 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         bins = build(args.skip_build)
-        rows, notes = run_all(bins, args.runs)
+        rows, tls_rows, notes = run_all(bins, args.runs)
     except BenchError as e:
         print(f"bench: cannot measure: {e}", file=sys.stderr)
         return 2
     finally:
         for proc in list(PROCESSES):
             stop_process(proc)
-    print(write_results(rows, bins, notes, args.runs))
-    failed = [r.measure for r in rows if r.ok is False]
+    print(write_results(rows, tls_rows, bins, notes, args.runs))
+    failed = [r.measure for r in [*rows, *tls_rows] if r.ok is False]
     if failed:
         print(f"bench: FAIL: {'; '.join(failed)}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ pub mod copies;
 pub mod ec2;
 pub mod eligibility;
 pub mod event;
+pub mod http_client;
 pub mod model;
 pub mod plan;
 pub mod publisher;

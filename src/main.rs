@@ -1,6 +1,6 @@
 //! The entry point. Run by Lambda (`AWS_LAMBDA_RUNTIME_API` set), the
-//! function: reads configuration, builds the AWS config and the lazily
-//! built regional clients once, and hands invocations to the library. Run
+//! function: reads configuration, builds the AWS config (with the one
+//! shared HTTPS client) and the lazily built regional clients once, and hands invocations to the library. Run
 //! by a person, the `plan` command (src/cli.rs): a preview that never
 //! writes.
 
@@ -29,11 +29,14 @@ async fn lambda() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
-    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    // One HTTPS client for every AWS client of the process (src/http_client.rs).
+    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(ami_publisher::http_client::shared());
     // On Lambda the execution role's keys are in the environment. Taking
-    // them from there skips building the default credential chain, whose
-    // instance-metadata and container providers each set up an HTTPS client
-    // at start (loading every root certificate on the system) for nothing.
+    // them from there skips building the default credential chain (profile,
+    // web identity, container and instance-metadata providers), none of
+    // which Lambda needs. (With the SDK's default HTTP client, the last two
+    // also loaded every root certificate on the system at start.)
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
         sdk = sdk.credentials_provider(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
@@ -84,6 +87,7 @@ async fn command(args: &[String]) -> ExitCode {
     };
     // The standard credential chain (environment, profile, SSO, ...).
     let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(ami_publisher::http_client::shared())
         .region(aws_config::Region::new(plan.region.as_str().to_owned()));
     if let Some(profile) = &plan.profile {
         sdk = sdk.profile_name(profile);

@@ -192,7 +192,9 @@ impl Emulator {
     }
 
     async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        // The function's own HTTPS client (plain HTTP to the emulator).
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(ami_publisher::http_client::shared())
             .endpoint_url(&self.url)
             .region(aws_config::Region::new(region.to_owned()))
             .credentials_provider(aws_sdk_ec2::config::Credentials::new(
