@@ -219,6 +219,21 @@ Ami.emu_dp = "disabled"  # type: ignore[attr-defined]
 Ami.emu_dp_cooldown_until = None  # type: ignore[attr-defined]
 
 
+def _get_tags(self: Ami) -> list[dict[str, str]]:
+    """moto's get_tags, answered from the image's own entry in the backend's
+    tag store. moto asks describe_tags(resource-id=[id]), which scans every
+    tag of the backend with a regular expression per resource, for every
+    image it filters or serializes: a DescribeImages page over 10,000 tagged
+    AMIs took minutes (AWS answers it in about a second). The same answer
+    (an id without wildcards matches exactly one resource), in constant time.
+    """
+    tags = self.ec2_backend.tags.get(self.id, {})
+    return [{"resource_id": self.id, "key": k, "value": v, "resource_type": "image"} for k, v in tags.items()]
+
+
+Ami.get_tags = _get_tags  # type: ignore[method-assign]
+
+
 def _state_reason(self: Ami) -> dict[str, str] | None:
     # DescribeImages StateReason {Code, Message}: "The reason for the state
     # change." Only set for images that failed.
@@ -541,7 +556,13 @@ def new_ami(
 
 
 def image_id_taken(image_id: str) -> bool:
-    return any(ami.id == image_id for _r, ami in all_images())
+    # A dictionary lookup per region backend: seeding 10,000 images stays
+    # linear.
+    return any(
+        image_id in dict.get(acct, reg).amis
+        for acct in list(ec2_backends.values())
+        for reg in list(dict.keys(acct))
+    )
 
 
 def seed_image(spec: dict[str, Any]) -> Ami:
