@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::config::retry::{RetryConfig, RetryMode};
 use aws_sdk_ec2::config::timeout::TimeoutConfig;
 
+use crate::ec2;
 use crate::model::RegionName;
+use crate::pace::{self, Pace};
 
 /// How long one AWS call may take, and how often it is tried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,9 +23,12 @@ pub struct CallLimits {
     /// The whole call, retries and their back-off included: the unit an
     /// invocation budgets its remaining time in.
     pub operation_timeout: Duration,
-    /// Attempts per call (the SDK's standard retry: throttling, 5xx and
-    /// timeouts are retried with exponential back-off).
+    /// Attempts per call (the SDK's retry: throttling, 5xx and timeouts
+    /// are retried with exponential back-off).
     pub max_attempts: u32,
+    /// Whether each region's EC2 calls keep to EC2's documented request
+    /// buckets (pace.rs); `PACE_EC2_CALLS`.
+    pub paced: bool,
 }
 
 impl Default for CallLimits {
@@ -34,6 +39,7 @@ impl Default for CallLimits {
             attempt_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(15),
             max_attempts: 3,
+            paced: true,
         }
     }
 }
@@ -46,8 +52,16 @@ impl CallLimits {
             .build()
     }
 
-    fn retry(&self) -> RetryConfig {
-        RetryConfig::standard().with_max_attempts(self.max_attempts)
+    /// The SDK's retry in the mode the environment asks for
+    /// (`AWS_RETRY_MODE`: standard, the default, or adaptive), with this
+    /// many attempts.
+    fn retry(&self, sdk: &aws_config::SdkConfig) -> RetryConfig {
+        let mode = sdk.retry_config().map(RetryConfig::mode);
+        match mode {
+            Some(RetryMode::Adaptive) => RetryConfig::adaptive(),
+            _ => RetryConfig::standard(),
+        }
+        .with_max_attempts(self.max_attempts)
     }
 }
 
@@ -59,7 +73,7 @@ impl CallLimits {
 pub struct Clients {
     sdk: Option<aws_config::SdkConfig>,
     limits: CallLimits,
-    ec2: Mutex<HashMap<RegionName, aws_sdk_ec2::Client>>,
+    ec2: Mutex<HashMap<RegionName, ec2::Client>>,
     quotas: Mutex<HashMap<RegionName, aws_sdk_servicequotas::Client>>,
 }
 
@@ -74,13 +88,19 @@ impl Clients {
         }
     }
 
-    /// EC2 clients given by hand (tests: mocks per region); no other region
-    /// is served, and no Service Quotas client unless given too.
+    /// EC2 clients given by hand (tests: mocks per region), paced; no other
+    /// region is served, and no Service Quotas client unless given too.
     pub fn from_clients(
         clients: impl IntoIterator<Item = (RegionName, aws_sdk_ec2::Client)>,
     ) -> Self {
+        let limits = CallLimits::default();
+        let clients = clients.into_iter().map(|(region, client)| {
+            let builder = client.config().to_builder();
+            (region, paced(builder, limits.paced))
+        });
         Self {
-            ec2: Mutex::new(clients.into_iter().collect()),
+            ec2: Mutex::new(clients.collect()),
+            limits,
             ..Self::default()
         }
     }
@@ -101,21 +121,27 @@ impl Clients {
         Self { limits, ..self }
     }
 
+    /// Whether the EC2 clients not built yet keep to EC2's request buckets.
+    pub fn with_pacing(mut self, on: bool) -> Self {
+        self.limits.paced = on;
+        self
+    }
+
     pub fn limits(&self) -> CallLimits {
         self.limits
     }
 
-    /// The region's EC2 client (a cheap handle on shared state); `None`
-    /// only for a region missing from clients given by hand.
-    pub fn ec2(&self, region: &RegionName) -> Option<aws_sdk_ec2::Client> {
+    /// The region's EC2 client (a cheap handle on shared state, with the
+    /// region's pace); `None` only for a region missing from clients given
+    /// by hand.
+    pub fn ec2(&self, region: &RegionName) -> Option<ec2::Client> {
         built(&self.ec2, region, || {
             let sdk = self.sdk.as_ref()?;
-            let conf = aws_sdk_ec2::config::Builder::from(sdk)
+            let builder = aws_sdk_ec2::config::Builder::from(sdk)
                 .region(aws_config::Region::new(region.as_str().to_owned()))
                 .timeout_config(self.limits.timeouts())
-                .retry_config(self.limits.retry())
-                .build();
-            Some(aws_sdk_ec2::Client::from_conf(conf))
+                .retry_config(self.limits.retry(sdk));
+            Some(paced(builder, self.limits.paced))
         })
     }
 
@@ -126,11 +152,20 @@ impl Clients {
             let conf = aws_sdk_servicequotas::config::Builder::from(sdk)
                 .region(aws_config::Region::new(region.as_str().to_owned()))
                 .timeout_config(self.limits.timeouts())
-                .retry_config(self.limits.retry())
+                .retry_config(self.limits.retry(sdk))
                 .build();
             Some(aws_sdk_servicequotas::Client::from_conf(conf))
         })
     }
+}
+
+/// An EC2 client whose region keeps its own pace, told by the client's
+/// interceptor of what EC2 throttled.
+fn paced(builder: aws_sdk_ec2::config::Builder, on: bool) -> ec2::Client {
+    let pace = Pace::new(on);
+    let sdk =
+        aws_sdk_ec2::Client::from_conf(builder.interceptor(pace::Learn(pace.clone())).build());
+    ec2::Client::new(sdk, pace)
 }
 
 fn built<C: Clone>(

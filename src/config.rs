@@ -42,6 +42,9 @@ pub struct Config {
     pub deprecate_retired: bool,
     /// Protect every AMI the function makes public from deregistration.
     pub protect_public: bool,
+    /// Keep each region's EC2 calls within EC2's documented request buckets
+    /// (pace.rs); off only for an account whose limits were raised.
+    pub pace_ec2_calls: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -111,6 +114,7 @@ impl Config {
         )?;
         let deprecate_retired = var("DEPRECATE_RETIRED").boolean(false)?;
         let protect_public = var("PROTECT_PUBLIC").boolean(true)?;
+        let pace_ec2_calls = var("PACE_EC2_CALLS").boolean(true)?;
 
         Ok(Self {
             home_region,
@@ -125,6 +129,7 @@ impl Config {
             keep_public_per_family,
             deprecate_retired,
             protect_public,
+            pace_ec2_calls,
         })
     }
 
@@ -336,6 +341,7 @@ mod tests {
         assert_eq!(c.keep_public_per_family, None);
         assert!(!c.deprecate_retired);
         assert!(c.protect_public);
+        assert!(c.pace_ec2_calls);
     }
 
     #[test]
@@ -367,6 +373,7 @@ mod tests {
             ("KEEP_PUBLIC_PER_FAMILY", "3"),
             ("DEPRECATE_RETIRED", "true"),
             ("PROTECT_PUBLIC", "false"),
+            ("PACE_EC2_CALLS", "false"),
         ])
         .unwrap();
         assert_eq!(c.publish_tag_key, "release");
@@ -381,6 +388,7 @@ mod tests {
         assert_eq!(c.keep_public_per_family, Some(3));
         assert!(c.deprecate_retired);
         assert!(!c.protect_public);
+        assert!(!c.pace_ec2_calls);
     }
 
     #[test]
@@ -403,6 +411,10 @@ mod tests {
         assert_eq!(
             error_for(&[("PROTECT_PUBLIC", "1")]).variable,
             "PROTECT_PUBLIC"
+        );
+        assert_eq!(
+            error_for(&[("PACE_EC2_CALLS", "off")]).variable,
+            "PACE_EC2_CALLS"
         );
     }
 

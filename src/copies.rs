@@ -72,7 +72,8 @@ pub(crate) async fn index(inv: &Invocation<'_>, home: &RegionName) -> Result<Cop
                 })?;
                 let client = run.client()?;
                 let copies =
-                    ec2::list_owned_images_with_tag_keys(&client, region, &[source_key]).await?;
+                    ec2::list_owned_images_with_tag_keys(&client, region, &[source_key], |_| true)
+                        .await?;
                 Ok((region.clone(), copies))
             }
         })
@@ -265,7 +266,7 @@ fn absorb(copy: &mut CopyOutcome, outcome: ImageOutcome) {
 async fn start(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
-    client: &aws_sdk_ec2::Client,
+    client: &ec2::Client,
     source: &Observed,
     copy: &mut CopyOutcome,
     dead: &[Image],
@@ -392,7 +393,7 @@ async fn start(
 /// be visible at once).
 async fn is_alive(
     inv: &Invocation<'_>,
-    client: &aws_sdk_ec2::Client,
+    client: &ec2::Client,
     region: &RegionName,
     id: &ImageId,
 ) -> Result<bool, Ec2Error> {

@@ -1,10 +1,12 @@
-//! The one module that speaks aws-sdk-ec2: free functions over `&Client`
-//! that turn SDK types into the crate's plain [`model`](crate::model) types,
-//! and SDK errors into [`Ec2Error`]s that say where they happened.
+//! The one module that speaks aws-sdk-ec2: free functions over a region's
+//! [`Client`] that keep to the pace of EC2's request buckets, turn SDK types
+//! into the crate's plain [`model`](crate::model) types, and SDK errors into
+//! [`Ec2Error`]s that say where they happened.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::Client;
+use std::sync::Arc;
+
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::primitives::DateTime;
 use aws_sdk_ec2::types::{
@@ -16,6 +18,26 @@ use time::OffsetDateTime;
 use crate::model::{
     BlockPublicAccess, BpaManager, Image, ImageId, ImageState, RegionName, parse_time,
 };
+use crate::pace::Pace;
+
+/// A region's EC2 client, and the pace its calls keep (pace.rs).
+#[derive(Clone, Debug)]
+pub struct Client {
+    sdk: aws_sdk_ec2::Client,
+    pace: Arc<Pace>,
+}
+
+impl Client {
+    pub fn new(sdk: aws_sdk_ec2::Client, pace: Arc<Pace>) -> Self {
+        Self { sdk, pace }
+    }
+
+    /// Waits for `action`'s turn, then lends the SDK client to call it.
+    async fn turn(&self, action: &str) -> &aws_sdk_ec2::Client {
+        self.pace.turn(action).await;
+        &self.sdk
+    }
+}
 
 /// An EC2 call that failed, with where and what, and whether a retry can
 /// fix it.
@@ -228,6 +250,8 @@ pub async fn describe_image(
 ) -> Result<Option<Image>, Ec2Error> {
     for (owners, owned) in [(Some("self"), true), (None, false)] {
         let result = client
+            .turn("DescribeImages")
+            .await
             .describe_images()
             .image_ids(id.as_str())
             .set_owners(owners.map(|o| vec![o.to_owned()]))
@@ -271,6 +295,8 @@ pub async fn describe_own_image(
     id: &ImageId,
 ) -> Result<Seen, Ec2Error> {
     let result = client
+        .turn("DescribeImages")
+        .await
         .describe_images()
         .image_ids(id.as_str())
         .owners("self")
@@ -294,17 +320,19 @@ pub async fn describe_own_image(
 
 /// The account's AMIs in the region carrying any of the tag `keys`
 /// (whatever the value), all pages; disabled ones too (a disabled copy is a
-/// dead one, to be replaced).
+/// dead one, to be replaced). Only those `keep` says yes to are kept, page
+/// by page: a sweep holds the AMIs it has work for, not every one listed.
 pub async fn list_owned_images_with_tag_keys(
     client: &Client,
     region: &RegionName,
     keys: &[&str],
+    keep: impl FnMut(&Image) -> bool,
 ) -> Result<Vec<Image>, Ec2Error> {
     let filter = Filter::builder()
         .name("tag-key")
         .set_values(Some(keys.iter().map(|k| (*k).to_owned()).collect()))
         .build();
-    list_owned(client, region, filter).await
+    list_owned(client, region, filter, keep).await
 }
 
 /// The account's AMIs in the region tagged `key=value`, all pages, disabled
@@ -319,22 +347,30 @@ pub async fn list_owned_images_tagged(
         .name(format!("tag:{key}"))
         .values(value)
         .build();
-    list_owned(client, region, filter).await
+    list_owned(client, region, filter, |_| true).await
 }
 
 /// How many of the account's AMIs are public in the region.
 pub async fn count_public_images(client: &Client, region: &RegionName) -> Result<usize, Ec2Error> {
     let filter = Filter::builder().name("is-public").values("true").build();
-    Ok(list_owned(client, region, filter).await?.len())
+    let mut public = 0;
+    list_owned(client, region, filter, |_| {
+        public += 1;
+        false
+    })
+    .await?;
+    Ok(public)
 }
 
 async fn list_owned(
     client: &Client,
     region: &RegionName,
     filter: Filter,
+    mut keep: impl FnMut(&Image) -> bool,
 ) -> Result<Vec<Image>, Ec2Error> {
     // 1000 a page, the most EC2 allows: a sweep of 10,000 AMIs is 10 calls.
     let mut pages = client
+        .sdk
         .describe_images()
         .owners("self")
         .include_disabled(true)
@@ -343,12 +379,16 @@ async fn list_owned(
         .into_paginator()
         .send();
     let mut images = Vec::new();
-    while let Some(page) = pages.next().await {
+    while let Some(page) = {
+        client.pace.turn("DescribeImages").await;
+        pages.next().await
+    } {
         let page = page.map_err(|e| Ec2Error::new("DescribeImages", region, None, e))?;
         images.extend(
             page.images()
                 .iter()
-                .filter_map(|i| image_from_sdk(i, region, true)),
+                .filter_map(|i| image_from_sdk(i, region, true))
+                .filter(|i| keep(i)),
         );
     }
     Ok(images)
@@ -361,12 +401,16 @@ pub async fn count_images_in_recycle_bin(
     region: &RegionName,
 ) -> Result<usize, Ec2Error> {
     let mut pages = client
+        .sdk
         .list_images_in_recycle_bin()
         .max_results(1000)
         .into_paginator()
         .send();
     let mut count = 0;
-    while let Some(page) = pages.next().await {
+    while let Some(page) = {
+        client.pace.turn("ListImagesInRecycleBin").await;
+        pages.next().await
+    } {
         let page = page.map_err(|e| Ec2Error::new("ListImagesInRecycleBin", region, None, e))?;
         count += page.images().len();
     }
@@ -380,6 +424,8 @@ pub async fn ebs_encryption_by_default(
     region: &RegionName,
 ) -> Result<bool, Ec2Error> {
     let output = client
+        .turn("GetEbsEncryptionByDefault")
+        .await
         .get_ebs_encryption_by_default()
         .send()
         .await
@@ -393,6 +439,8 @@ pub async fn block_public_access(
     region: &RegionName,
 ) -> Result<BlockPublicAccess, Ec2Error> {
     let output = client
+        .turn("GetImageBlockPublicAccessState")
+        .await
         .get_image_block_public_access_state()
         .send()
         .await
@@ -417,6 +465,8 @@ pub async fn enable_deprecation(
     at: OffsetDateTime,
 ) -> Result<(), Ec2Error> {
     client
+        .turn("EnableImageDeprecation")
+        .await
         .enable_image_deprecation()
         .image_id(id.as_str())
         .deprecate_at(DateTime::from_secs(at.unix_timestamp()))
@@ -446,6 +496,8 @@ pub async fn set_deregistration_protection(
 ) -> Result<(), Ec2Error> {
     if on {
         client
+            .turn("EnableImageDeregistrationProtection")
+            .await
             .enable_image_deregistration_protection()
             .image_id(id.as_str())
             .with_cooldown(false)
@@ -456,6 +508,8 @@ pub async fn set_deregistration_protection(
             })?;
     } else {
         client
+            .turn("DisableImageDeregistrationProtection")
+            .await
             .disable_image_deregistration_protection()
             .image_id(id.as_str())
             .send()
@@ -493,6 +547,8 @@ async fn modify_launch_permission(
     change: LaunchPermissionModifications,
 ) -> Result<(), Ec2Error> {
     client
+        .turn("ModifyImageAttribute")
+        .await
         .modify_image_attribute()
         .image_id(id.as_str())
         .launch_permission(change)
@@ -509,6 +565,8 @@ pub async fn create_tags(
     tags: &[(String, String)],
 ) -> Result<(), Ec2Error> {
     client
+        .turn("CreateTags")
+        .await
         .create_tags()
         .resources(id.as_str())
         .set_tags(Some(to_sdk_tags(tags)))
@@ -539,6 +597,8 @@ pub async fn copy_image(client: &Client, request: CopyRequest<'_>) -> Result<Ima
         )
     };
     let output = client
+        .turn("CopyImage")
+        .await
         .copy_image()
         .source_region(source.region.as_str())
         .source_image_id(source.id.as_str())

@@ -11,6 +11,7 @@ pub mod eligibility;
 pub mod event;
 pub mod http_client;
 pub mod model;
+pub mod pace;
 pub mod plan;
 pub mod publisher;
 pub mod quota;

@@ -108,7 +108,7 @@ pub(crate) struct RegionRun<'a> {
 }
 
 impl RegionRun<'_> {
-    pub fn client(&self) -> Result<aws_sdk_ec2::Client, Ec2Error> {
+    pub fn client(&self) -> Result<ec2::Client, Ec2Error> {
         self.clients
             .ec2(&self.region)
             .ok_or_else(|| no_client(&self.region))
@@ -165,10 +165,12 @@ enum Attempt {
 }
 
 impl Publisher {
+    /// The clients built from here on keep the configured pace
+    /// (`PACE_EC2_CALLS`).
     pub fn new(config: Config, clients: Clients) -> Self {
         Self {
+            clients: clients.with_pacing(config.pace_ec2_calls),
             config,
-            clients,
             clock: OffsetDateTime::now_utc,
             fresh_facts: FRESH_FACTS,
             quota_cache: QuotaCache::default(),
@@ -445,26 +447,27 @@ impl<'a> Invocation<'a> {
             error: Box::new(error),
         };
         let client = run.client().map_err(sweep_error)?;
-        let status_key = config.status_tag(StatusTag::Status);
-        let images = ec2::list_owned_images_with_tag_keys(
-            &client,
-            region,
-            &[&config.publish_tag_key, &status_key],
-        )
-        .await
-        .map_err(sweep_error)?;
-        let listed_at = Instant::now();
+        // The copies first: whether a source is settled depends on them.
         let index = copies::index(self, region)
             .await
             .map_err(|e| Error::Sweep {
                 region: e.region.clone(),
                 error: Box::new(e),
             })?;
-        let listed = images.len();
-        let todo: Vec<Image> = images
-            .into_iter()
-            .filter(|i| !(plan::is_settled(i, config) && index.settles(i, config)))
-            .collect();
+        let status_key = config.status_tag(StatusTag::Status);
+        let mut listed = 0;
+        let todo = ec2::list_owned_images_with_tag_keys(
+            &client,
+            region,
+            &[&config.publish_tag_key, &status_key],
+            |image| {
+                listed += 1;
+                !(plan::is_settled(image, config) && index.settles(image, config))
+            },
+        )
+        .await
+        .map_err(sweep_error)?;
+        let listed_at = Instant::now();
         self.copy_index = Some(index);
         let inv = &*self;
         let run = inv.run(region)?;
@@ -747,7 +750,7 @@ impl<'a> Invocation<'a> {
     async fn make_public(
         &self,
         run: &RegionRun<'_>,
-        client: &aws_sdk_ec2::Client,
+        client: &ec2::Client,
         image: &Image,
     ) -> (Result<(), Refusal>, Option<ImageOutcome>) {
         let mut room_made = None;
@@ -767,7 +770,7 @@ impl<'a> Invocation<'a> {
     async fn add_all(
         &self,
         run: &RegionRun<'_>,
-        client: &aws_sdk_ec2::Client,
+        client: &ec2::Client,
         image: &Image,
         slot: Result<Result<(), String>, Ec2Error>,
     ) -> Result<(), Refusal> {

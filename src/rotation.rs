@@ -211,7 +211,7 @@ async fn retire(
 pub(crate) async fn unprotect(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
-    client: &aws_sdk_ec2::Client,
+    client: &ec2::Client,
     image: &Image,
     outcome: &mut ImageOutcome,
 ) {

@@ -29,6 +29,7 @@ ENV_VARS = {
     "FAMILY_TAG_KEY",
     "KEEP_PUBLIC_PER_FAMILY",
     "DEPRECATE_RETIRED",
+    "PACE_EC2_CALLS",
 }
 
 # Pseudo parameters, as a stack in us-east-1 of the sample account sees them.

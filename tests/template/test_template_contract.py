@@ -97,6 +97,7 @@ def test_env_var_defaults(template):
         "FAMILY_TAG_KEY": "family",
         "KEEP_PUBLIC_PER_FAMILY": "",
         "DEPRECATE_RETIRED": "false",
+        "PACE_EC2_CALLS": "true",
     }
 
 
