@@ -59,7 +59,7 @@ demo: venv ## run the function end to end against the local EC2 emulator
 	cargo build
 	$(PY) tests/e2e/demo.py
 
-bench: venv ## measure size, cold start, memory, EC2 calls, fan-out and TLS
+bench: venv ## measure size, cold start, memory, AWS calls, scale, throttling, fan-out and TLS
 	rustup target add aarch64-unknown-linux-gnu
 	$(PY) bench/run.py
 

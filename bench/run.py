@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""ami-publisher benchmark: binary size, cold start, memory, EC2 calls per
-outcome, fan-out and TLS, each checked against its budget.
+"""ami-publisher benchmark: binary size, cold start, memory, AWS calls per
+outcome, sweeps at scale (10,000 listed, a deadline, 1,000 under EC2's
+throttling), fan-out and TLS, each checked against its budget.
 
     .venv/bin/python bench/run.py            # what `make bench` runs
     .venv/bin/python bench/run.py --skip-build --runs 5
@@ -71,6 +72,17 @@ MAX_ARM64_BYTES = 8_000_000
 MAX_COLD_START_RATIO = 3.0
 MAX_PUBLISH_RSS_BYTES = 30_000_000
 MAX_FANOUT_RATIO = 2.0
+# Listing 10,000 tagged AMIs (10 pages of 1,000): peak RSS.
+LISTED_IMAGES = 10_000
+MAX_LISTING_RSS_BYTES = 32_000_000
+# The deadline: 300 AMIs, 100 ms per call, a 100 s timeout. The function
+# starts an AMI only with 6 x 15 s (the calls an AMI may need, each at its
+# operation timeout) left, so it works for about 10 s and answers then.
+DEADLINE_IMAGES = 300
+DEADLINE_LATENCY_MS = 100
+DEADLINE_TIMEOUT_S = 100
+# A sweep of 1,000 AMIs under EC2's real request throttling.
+THROTTLED_IMAGES = 1000
 FANOUT_LATENCY_MS = 50
 # Over TLS (bench/README.md, "TLS"): a warm publish within 1.3x of the same
 # over plain HTTP, a cold invocation within 2x of a warm publish, at most
@@ -91,6 +103,8 @@ INVOKE_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 10
 
 RUNTIME_PATH = "/2018-06-01/runtime"
+# An event's deadline: Lambda's longest timeout, 15 minutes.
+DEFAULT_TIMEOUT_S = 900
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:ami-publisher-bench"
 
 
@@ -123,7 +137,8 @@ class StubRuntime:
     uses to start processes."""
 
     def __init__(self) -> None:
-        self._events: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        # (request id, payload, deadline in ms since the epoch)
+        self._events: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
         self._cond = threading.Condition()
         self._closed = threading.Event()
         self.next_ns: list[int] = []
@@ -163,10 +178,9 @@ class StubRuntime:
                 deadline = time.monotonic() + INVOKE_TIMEOUT_S
                 while not stub._closed.is_set() and time.monotonic() < deadline:
                     try:
-                        request_id, payload = stub._events.get(timeout=0.05)
+                        request_id, payload, deadline_ms = stub._events.get(timeout=0.05)
                     except queue.Empty:
                         continue
-                    deadline_ms = int(time.time() * 1000) + 900_000
                     self._reply(200, payload, {
                         "Lambda-Runtime-Aws-Request-Id": request_id,
                         "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
@@ -216,9 +230,13 @@ class StubRuntime:
         host, port = self._server.server_address[:2]
         return f"{host}:{port}"
 
-    def push(self, payload: Any) -> str:
+    def push(self, payload: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
+        """Queues an event whose deadline is `timeout_s` after it is queued
+        (Lambda's deadline: the invocation's start plus the function's
+        timeout)."""
         request_id = str(uuid.uuid4())
-        self._events.put((request_id, json.dumps(payload).encode()))
+        deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
+        self._events.put((request_id, json.dumps(payload).encode(), deadline_ms))
         return request_id
 
     def _wait(self, ready: Callable[[], bool], timeout: float, what: str,
@@ -340,11 +358,11 @@ class Session:
         self.init_ms = (self.stub.next_ns[0] - t0) / 1e6
         return self.init_ms
 
-    def invoke(self, payload: Any) -> Result:
+    def invoke(self, payload: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> Result:
         """Hands one event to the waiting process; returns once it has posted
         the result and is back waiting on /next."""
         waiting = len(self.stub.next_ns)
-        request_id = self.stub.push(payload)
+        request_id = self.stub.push(payload, timeout_s)
         result = self.stub.wait_result(request_id, INVOKE_TIMEOUT_S, self.alive)
         self.stub.wait_next(waiting + 1, INVOKE_TIMEOUT_S, self.alive)
         return result
@@ -550,6 +568,18 @@ def direct(image_id: str) -> dict[str, str]:
     return {"image_id": image_id, "region": HOME}
 
 
+def untag_event(image_id: str) -> dict[str, Any]:
+    """The owner removed the publish tag (events/tag-removed.json's shape)."""
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Tag Change on Resource",
+        "source": "aws.tag", "account": "123456789012",
+        "time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": HOME,
+        "resources": [f"arn:aws:ec2:{HOME}::image/{image_id}"],
+        "detail": {"changed-tag-keys": ["publish"], "tags": {}, "service": "ec2",
+                   "resource-type": "image", "version": 2},
+    }
+
+
 def sweep_event() -> dict[str, Any]:
     return {
         "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
@@ -571,7 +601,14 @@ def seed_tagged(emu: Emulator, name: str, **spec: Any) -> str:
 
 
 def calls(emu: Emulator) -> Counter:
-    return Counter(c["action"] for c in emu.calls())
+    """Every AWS call the emulator answered since the last clear, by action:
+    EC2's and Service Quotas' (GetServiceQuota, the public AMI quota)."""
+    return Counter(c["action"] for c in emu.control("GET", "/_emulator/calls?service=all")["calls"])
+
+
+def throttled(emu: Emulator) -> int:
+    """EC2 calls the emulator's throttling refused since the last clear."""
+    return sum(1 for c in emu.calls() if c.get("throttled"))
 
 
 def expect_ok(result: Result, what: str, action: str | None = None, count: int | None = None) -> dict[str, Any]:
@@ -586,37 +623,70 @@ def expect_ok(result: Result, what: str, action: str | None = None, count: int |
     return body
 
 
-# The fewest EC2 calls each outcome needs; reasoning in bench/README.md.
+# The fewest AWS calls each outcome needs; reasoning in bench/README.md.
 def minimum(outcome: str, targets: int = 0, images: int = 1) -> Counter:
-    """`publish` and `ineligible`: first run on a tagged private AMI;
-    `replay`: the same event again; `sweep`: `images` tagged private
-    eligible AMIs (0: nothing left to do)."""
-    source_first_run = Counter({
-        "DescribeImages": 1,                  # facts: owner, state, devices, codes, tags
-        "GetImageBlockPublicAccessState": 1,  # eligibility: BPA (not public yet)
-        "EnableImageDeprecation": 1,          # DEPRECATE_AFTER_DAYS is set
-        "ModifyImageAttribute": 1,            # launch permission: group all
-        "CreateTags": 1,                      # publish:status, publish:reason
+    """`publish` and `ineligible`: first run on a tagged private AMI, in a
+    new process; `replay`: the same event again; `sweep`: `images` tagged
+    private eligible AMIs (0: nothing left to do); `copies-sweep`: the sweep
+    after `targets` copies became available; `take-down`: the publish tag
+    removed from a source public with its copies; `rotation`: a family's
+    second AMI published with KEEP_PUBLIC_PER_FAMILY=1, the first retired
+    (second event of the process)."""
+    def per(counter: dict[str, int], n: int) -> Counter:
+        return Counter({k: v * n for k, v in counter.items()})
+
+    # The public AMI quota of a region, counted before the first AMI made
+    # public there: the quota's value (cached for an hour by the process)
+    # and what counts against it.
+    quota_value = Counter({"GetServiceQuota": 1})
+    quota_count = Counter({"DescribeImages": 1,           # the account's public AMIs
+                           "ListImagesInRecycleBin": 1})  # deregistered, maybe public
+    make_public = Counter({
+        "EnableImageDeprecation": 1,               # DEPRECATE_AFTER_DAYS is set
+        "ModifyImageAttribute": 1,                 # launch permission: group all
+        "EnableImageDeregistrationProtection": 1,  # PROTECT_PUBLIC (the default)
+        "CreateTags": 1,                           # publish:status, publish:reason
     })
-    per_target_first = Counter({"DescribeImages": 1, "CopyImage": 1})  # find, else start, the copy
-    per_target_replay = Counter({"DescribeImages": 1})                 # find the copy (and its state)
+    facts = Counter({"DescribeImages": 1})         # owner, state, devices, codes, tags
+    bpa = Counter({"GetImageBlockPublicAccessState": 1})
+    start_copy = Counter({"DescribeImages": 1,             # the copy, if one exists
+                          "GetEbsEncryptionByDefault": 1,  # would the copy be encrypted?
+                          "CopyImage": 1}) + quota_value + quota_count
     if outcome == "publish":
-        return source_first_run + Counter({k: v * targets for k, v in per_target_first.items()})
+        return facts + bpa + quota_value + quota_count + make_public + per(start_copy, targets)
     if outcome == "replay":
-        return Counter({"DescribeImages": 1}) + Counter({k: v * targets for k, v in per_target_replay.items()})
+        return facts + per(Counter({"DescribeImages": 1}), targets)  # each copy's state
     if outcome == "ineligible":
-        return Counter({"DescribeImages": 1, "GetImageBlockPublicAccessState": 1, "CreateTags": 1})
+        return facts + bpa + Counter({"CreateTags": 1})
     if outcome == "sweep":
+        listing = Counter({"DescribeImages": 1 + targets})  # tagged AMIs; copies per target
         if images == 0:
-            return Counter({"DescribeImages": 1})
-        return Counter({"DescribeImages": 1, "GetImageBlockPublicAccessState": 1,
-                        "EnableImageDeprecation": images, "ModifyImageAttribute": images, "CreateTags": images})
+            return listing
+        return listing + bpa + quota_value + quota_count + per(make_public, images)
+    if outcome == "copies-sweep":
+        # Same process as the publish: the quota's value is cached.
+        return (Counter({"DescribeImages": 1 + targets}) + per(bpa + quota_count + make_public, targets)
+                + Counter({"CreateTags": 1}))  # the source's status: every copy public
+    if outcome == "take-down":
+        per_region = Counter({"ModifyImageAttribute": 1,                   # launch permission: remove all
+                              "DisableImageDeregistrationProtection": 1,  # as it was before
+                              "CreateTags": 1})                           # publish:status=withdrawn
+        return facts + per(Counter({"DescribeImages": 1}), targets) + per(per_region, targets + 1)
+    if outcome == "rotation":
+        retire = Counter({"ModifyImageAttribute": 1, "DisableImageDeregistrationProtection": 1,
+                          "CreateTags": 1})
+        return (facts + Counter({"DescribeImages": 1})  # the family's AMIs
+                + bpa + quota_count + make_public + retire)
     raise ValueError(outcome)
 
 
 def fmt_calls(c: Counter) -> str:
     short = {"DescribeImages": "Describe", "GetImageBlockPublicAccessState": "BPA",
+             "GetServiceQuota": "Quota", "ListImagesInRecycleBin": "RecycleBin",
+             "GetEbsEncryptionByDefault": "EbsDefault",
              "EnableImageDeprecation": "Deprecate", "ModifyImageAttribute": "Modify",
+             "EnableImageDeregistrationProtection": "Protect",
+             "DisableImageDeregistrationProtection": "Unprotect",
              "CreateTags": "Tags", "CopyImage": "Copy"}
     order = list(short)
     keys = sorted(c, key=lambda k: order.index(k) if k in order else len(order))
@@ -753,7 +823,7 @@ def measure_tls(bins: Binaries, emu: Emulator, runs: int, notes: dict[str, Any])
                f"{spread(cold['tls'])}; {cold_ratio:.2f}× warm",
                f"TLS ≤ {MAX_TLS_COLD_RATIO:g}× a warm publish over TLS", cold_ratio <= MAX_TLS_COLD_RATIO),
         TlsRow("of which init: spawn to first /next", spread(init["plain"]), spread(init["tls"])),
-        TlsRow("warm publish, 1 region: the second event of a process (5 EC2 calls)", spread(warm["plain"]),
+        TlsRow("warm publish, 1 region: the second event of a process (8 AWS calls)", spread(warm["plain"]),
                f"{spread(warm['tls'])}; {warm_ratio:.2f}× plain", f"TLS ≤ {MAX_TLS_WARM_RATIO:g}× plain",
                warm_ratio <= MAX_TLS_WARM_RATIO),
         TlsRow("one EC2 call, warm: a replay (DescribeImages only)", spread(call["plain"]), spread(call["tls"])),
@@ -768,6 +838,134 @@ def measure_tls(bins: Binaries, emu: Emulator, runs: int, notes: dict[str, Any])
                f"TLS ≤ {MAX_TLS_CONNECTIONS_PER_REGION} per region",
                fan_connections <= MAX_TLS_CONNECTIONS_PER_REGION * fan_regions),
     ]
+
+
+def calls_compared(label: str, got: Counter, want: Counter) -> Row:
+    return Row(f"AWS calls: {label}", f"{sum(got.values())} ({fmt_calls(got)})",
+               f"= {sum(want.values())} ({fmt_calls(want)})", got == want)
+
+
+def measure_lifecycle(bins: Binaries, emu: Emulator, rows: list[Row]) -> None:
+    """The calls of the rest of an AMI's life: its copies published by the
+    source region's sweep, its take-down, a family's rotation."""
+    # One stack: the source region's sweep publishes the copies once
+    # available; then the owner removes the publish tag (take-down).
+    fresh(emu)
+    ami = seed_tagged(emu, "bench-one-stack")
+    with Session(bins.x86, emu.url, function_config(targets=4), "one-stack") as s:
+        s.start()
+        expect_ok(s.invoke(direct(ami)), "publish before the copies sweep", "published")
+        emu.complete_copies()
+        emu.clear_calls()
+        body = expect_ok(s.invoke(sweep_event()), "sweep, copies available", count=1)
+        copies = body["images"][0].get("copies", [])
+        if sum(1 for c in copies if c.get("action") == "published") != 4:
+            raise BenchError(f"sweep, copies available: expected 4 copies published, got {body}")
+        rows.append(calls_compared("sweep, 4 copies available (one stack publishes them)", calls(emu),
+                                   minimum("copies-sweep", targets=4)))
+        emu.clear_calls()
+        expect_ok(s.invoke(sweep_event()), "sweep after the copies", count=0)
+        rows.append(calls_compared("the same sweep again, 4 target regions (nothing left to do)", calls(emu),
+                                   minimum("sweep", targets=4, images=0)))
+        emu.client("ec2", HOME).delete_tags(Resources=[ami], Tags=[{"Key": "publish"}])
+        emu.clear_calls()
+        body = expect_ok(s.invoke(untag_event(ami)), "take-down", "withdrawn", 1)
+        if any(i["public"] for i in emu.images() if i["image_id"] == ami or
+               (i.get("tags") or {}).get("publish:source", "").endswith(ami)):
+            raise BenchError(f"take-down: something is still public: {body}")
+        rows.append(calls_compared("take-down: publish tag removed, source + 4 copies made private", calls(emu),
+                                   minimum("take-down", targets=4)))
+        emu.clear_calls()
+        expect_ok(s.invoke(untag_event(ami)), "take-down replay", "skipped", 1)
+        rows.append(calls_compared("replay of the take-down event", calls(emu), minimum("replay")))
+
+    # Rotation: a family keeps its newest AMI public; the next one
+    # published retires the first.
+    fresh(emu)
+    family = {"publish": "public", "family": "bench"}
+    older = emu.seed_image(region=HOME, name="bench-family-1", tags=family,
+                           creation_date="2026-11-01T00:00:00Z")
+    newer = emu.seed_image(region=HOME, name="bench-family-2", tags=family,
+                           creation_date="2026-11-02T00:00:00Z")
+    with Session(bins.x86, emu.url, dict(function_config(), KEEP_PUBLIC_PER_FAMILY="1"), "rotation") as s:
+        s.start()
+        expect_ok(s.invoke(direct(older)), "rotation: first of the family", "published")
+        emu.clear_calls()
+        body = expect_ok(s.invoke(direct(newer)), "rotation: second of the family", "published")
+        if sorted(body.get("actions", [])) != ["published", "retired"]:
+            raise BenchError(f"rotation: expected one published and one retired, got {body}")
+        rows.append(calls_compared("rotation: a family's newer AMI published, the older retired "
+                                   "(KEEP_PUBLIC_PER_FAMILY=1)", calls(emu), minimum("rotation")))
+        emu.clear_calls()
+        expect_ok(s.invoke(direct(newer)), "rotation replay", "already-public")
+        rows.append(calls_compared("replay of that event", calls(emu), minimum("replay")))
+
+
+def measure_scale(bins: Binaries, emu: Emulator, rows: list[Row], notes: dict[str, Any]) -> None:
+    """Many AMIs: a listing of 10,000, a sweep stopped by its deadline, a
+    sweep of 1,000 under EC2's throttling."""
+    # Listing 10,000 tagged AMIs, all settled (public, status public):
+    # 10 pages, nothing to do; the process's peak memory.
+    fresh(emu)
+    for i in range(LISTED_IMAGES):
+        emu.seed_image(region=HOME, name=f"bench-listed-{i:05d}", public=True,
+                       tags={"publish": "public", "publish:status": "public"})
+    emu.clear_calls()
+    with Session(bins.x86, emu.url, function_config(), "listing") as s:
+        s.start()
+        result = s.invoke(sweep_event())
+        listing_rss = s.peak_rss_bytes()
+    expect_ok(result, "sweep over 10,000 settled AMIs", count=0)
+    pages = calls(emu)
+    rows.append(Row(f"sweep listing {LISTED_IMAGES:,} tagged AMIs, all settled: AWS calls, handler time "
+                    "(emulator-bound)", f"{sum(pages.values())} ({fmt_calls(pages)}), "
+                    f"{result.duration_ms / 1000:.1f} s"))
+    rows.append(Row(f"sweep listing {LISTED_IMAGES:,} tagged AMIs: peak RSS", mb(listing_rss),
+                    f"≤ {mb(MAX_LISTING_RSS_BYTES)}", listing_rss <= MAX_LISTING_RSS_BYTES))
+
+    # A sweep that can't finish before its deadline: EC2 slowed down, a
+    # short timeout. It must answer before the deadline, the rest left
+    # for the next sweep.
+    fresh(emu, public_image_quota=1000, latency_ms=DEADLINE_LATENCY_MS)
+    for i in range(DEADLINE_IMAGES):
+        seed_tagged(emu, f"bench-deadline-{i:03d}")
+    with Session(bins.x86, emu.url, function_config(), "deadline") as s:
+        s.start()
+        queued = time.time()
+        result = s.invoke(sweep_event(), timeout_s=DEADLINE_TIMEOUT_S)
+        answered = time.time()
+    body = expect_ok(result, "sweep against its deadline")
+    overrun = answered - (queued + DEADLINE_TIMEOUT_S)
+    done = sum(1 for i in body["images"] if i.get("action") == "published")
+    rows.append(Row(f"sweep of {DEADLINE_IMAGES} AMIs, {DEADLINE_TIMEOUT_S} s timeout, "
+                    f"{DEADLINE_LATENCY_MS} ms per AWS call: overrun (answer - deadline)",
+                    f"{overrun:+.1f} s ({done} published, {body.get('deferred', 0)} deferred)",
+                    "≤ 0 s", overrun <= 0 and done > 0 and body.get("deferred", 0) > 0))
+
+    # 1,000 AMIs under EC2's documented request throttling (the
+    # emulator's token buckets at their real sizes and rates).
+    wait_quiet("the throttled sweeps", notes)
+    for label, extra, budget in (
+        ("paced to EC2's buckets (PACE_EC2_CALLS=true, the default)", {}, True),
+        ("unpaced, the SDK's adaptive retry (PACE_EC2_CALLS=false, AWS_RETRY_MODE=adaptive)",
+         {"PACE_EC2_CALLS": "false", "AWS_RETRY_MODE": "adaptive"}, False),
+    ):
+        fresh(emu, public_image_quota=2000)
+        for i in range(THROTTLED_IMAGES):
+            seed_tagged(emu, f"bench-throttled-{i:04d}")
+        emu.control("POST", "/_emulator/throttling", {"enabled": True})
+        emu.clear_calls()
+        with Session(bins.x86, emu.url, dict(function_config(), **extra), "throttled") as s:
+            s.start()
+            result = s.invoke(sweep_event())
+        got = calls(emu)
+        refused = throttled(emu)
+        published = sum(1 for i in emu.images(HOME) if i["public"])
+        failed = THROTTLED_IMAGES - published
+        rows.append(Row(f"sweep of {THROTTLED_IMAGES:,} AMIs under EC2 throttling, {label}: AMIs not published",
+                        f"{failed} ({result.kind}); {result.duration_ms / 1000:.0f} s; "
+                        f"{sum(got.values())} calls, {refused} throttled",
+                        "0 not published" if budget else "", failed == 0 if budget else None))
 
 
 def run_all(bins: Binaries, runs: int) -> tuple[list[Row], list[TlsRow], dict[str, Any]]:
@@ -801,7 +999,7 @@ def run_all(bins: Binaries, runs: int) -> tuple[list[Row], list[TlsRow], dict[st
                         ratio <= MAX_COLD_START_RATIO))
         rows.append(Row(f"cold start, ami-publisher, 16 target regions (x86_64, median of {runs})",
                         f"{m16:.2f} ms = {m16 / h:.2f}× hello"))
-        rows.append(Row("EC2 calls during start-up (all cold starts)", fmt_calls(at_start), "none",
+        rows.append(Row("AWS calls during start-up (all cold starts)", fmt_calls(at_start), "none",
                         not at_start))
         notes["cold_start_samples"] = {"hello": hello, "ami-publisher-4": main4, "ami-publisher-16": main16}
 
@@ -839,8 +1037,7 @@ def run_all(bins: Binaries, runs: int) -> tuple[list[Row], list[TlsRow], dict[st
                         f"≤ {mb(MAX_PUBLISH_RSS_BYTES)}", rss <= MAX_PUBLISH_RSS_BYTES))
 
         def calls_row(label: str, got: Counter, want: Counter) -> None:
-            rows.append(Row(f"EC2 calls: {label}", f"{sum(got.values())} ({fmt_calls(got)})",
-                            f"= {sum(want.values())} ({fmt_calls(want)})", got == want))
+            rows.append(calls_compared(label, got, want))
 
         if any(c != publish_calls[0] for c in publish_calls):
             raise BenchError(f"publish made different calls on different runs: {publish_calls}")
@@ -902,6 +1099,9 @@ def run_all(bins: Binaries, runs: int) -> tuple[list[Row], list[TlsRow], dict[st
             s.start()
             expect_ok(s.invoke(sweep_event()), "second sweep", count=0)
         calls_row("the same sweep again (nothing left to do)", calls(emu), minimum("sweep", images=0))
+
+        measure_lifecycle(bins, emu, rows)
+        measure_scale(bins, emu, rows, notes)
 
         # Over TLS, behind the terminator, against plain HTTP through it.
         wait_quiet("the TLS runs", notes)
@@ -993,8 +1193,9 @@ def write_results(rows: list[Row], tls_rows: list[TlsRow], bins: Binaries, notes
         "- Cold start: process start to its first `GET /next` on a stub runtime API; hello is bench/hello. "
         "Where ami-publisher's start-up time goes: bench/README.md.",
         "- Times and calls against the local EC2 emulator (moto) on 127.0.0.1, no injected latency except in "
-        f"the fan-out lines ({FANOUT_LATENCY_MS} ms per EC2 call). DEPRECATE_AFTER_DAYS={DEPRECATE_AFTER_DAYS} "
-        "throughout.",
+        f"the deadline line ({DEADLINE_LATENCY_MS} ms per call) and the fan-out lines ({FANOUT_LATENCY_MS} ms "
+        "per EC2 call); EC2's request throttling only in the throttled lines. "
+        f"DEPRECATE_AFTER_DAYS={DEPRECATE_AFTER_DAYS} throughout.",
     ]
     busy = notes.get("busy", [])
     if busy:
