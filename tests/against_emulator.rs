@@ -217,64 +217,53 @@ fn throttled(emu: &Emulator) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_sweep_keeps_to_ec2s_request_buckets_instead_of_being_throttled() {
+/// A sweep of `n` tagged AMIs with the emulator's EC2 throttling set to
+/// `throttling`: every AMI must end public; returns the calls EC2 throttled.
+async fn sweep_under_throttling(n: usize, throttling: Value) -> Vec<String> {
     let emu = Emulator::start();
     emu.post("/_emulator/config", json!({"public_image_quota": 100}));
-    // 60 AMIs: 10 EnableImageDeregistrationProtection calls (PROTECT_PUBLIC)
-    // more than its bucket holds (50, refilled 5 a second).
-    let ids: Vec<String> = (0..60)
-        .map(|_| seed_tagged(&emu, HOME, json!({})))
-        .collect();
-    emu.post("/_emulator/throttling", json!({"enabled": true}));
+    let ids: Vec<String> = (0..n).map(|_| seed_tagged(&emu, HOME, json!({}))).collect();
+    emu.post("/_emulator/throttling", throttling);
     let publisher = emu.publisher(HOME, &[]).await;
     emu.clear_calls();
 
     let outcome = publisher.handle(&sweep_event(HOME)).await.unwrap();
 
-    assert_eq!(outcome.images.len(), 60);
+    assert_eq!(outcome.images.len(), n);
     assert!(
         outcome.images.iter().all(|i| i.action == Action::Published),
         "{outcome:?}"
     );
     assert!(ids.iter().all(|id| emu.image(HOME, id)["public"] == true));
+    throttled(&emu)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_keeps_to_ec2s_request_buckets_instead_of_being_throttled() {
+    // 60 AMIs: 10 EnableImageDeregistrationProtection calls (PROTECT_PUBLIC)
+    // more than its bucket holds (50, refilled 5 a second).
+    let throttled = sweep_under_throttling(60, json!({"enabled": true})).await;
+
     // Unpaced, each of the 10 extra calls is throttled at least once. Paced,
     // none is, unless a call's network delay varies by more than a refill
     // interval (pace.rs keeps a token in reserve for that): allow one such
     // stall of a loaded machine.
-    let throttled = throttled(&emu);
     assert!(throttled.len() <= 2, "throttled: {throttled:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bucket_another_caller_drained_slows_the_function_to_its_refill_rate() {
-    let emu = Emulator::start();
-    emu.post("/_emulator/config", json!({"public_image_quota": 100}));
-    let ids: Vec<String> = (0..20)
-        .map(|_| seed_tagged(&emu, HOME, json!({})))
-        .collect();
     // The account's EnableImageDeregistrationProtection bucket holds 2
     // tokens when the function starts (someone else used the rest); it
     // refills at EC2's rate.
-    emu.post(
-        "/_emulator/throttling",
-        json!({"enabled": true, "overrides": {"EnableImageDeregistrationProtection": {"capacity": 2, "refill_rate": 5}}}),
-    );
-    let publisher = emu.publisher(HOME, &[]).await;
-    emu.clear_calls();
+    let drained = json!({"EnableImageDeregistrationProtection": {"capacity": 2, "refill_rate": 5}});
+    let throttled =
+        sweep_under_throttling(20, json!({"enabled": true, "overrides": drained})).await;
 
-    let outcome = publisher.handle(&sweep_event(HOME)).await.unwrap();
-
-    assert!(
-        outcome.images.iter().all(|i| i.action == Action::Published),
-        "{outcome:?}"
-    );
-    assert!(ids.iter().all(|id| emu.image(HOME, id)["public"] == true));
     // The first throttled attempt empties the function's bucket: from then
     // on it waits for the refill. Only the calls already under way when EC2
     // first said no (COPY_CONCURRENCY, 4) and the SDK's retries of those can
     // be throttled. (Unpaced: 20 and more, and AMIs left unpublished.)
-    let throttled = throttled(&emu);
     assert!(throttled.len() <= 8, "throttled: {throttled:?}");
     assert!(
         throttled
