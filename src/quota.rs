@@ -6,9 +6,8 @@
 //! keeps one book per region: each AMI made public or copy started takes a
 //! slot, so a sweep never goes over the quota, and no second count is made.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex as SyncMutex;
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -111,10 +110,12 @@ impl Book {
     }
 }
 
-/// One invocation's books, by region.
+/// One invocation's books, by region. Each region has its own lock, held
+/// while that region is counted: regions are counted at the same time, and
+/// a region is counted once however many AMIs wait for its book.
 #[derive(Debug, Default)]
 pub struct Quotas {
-    books: Mutex<BTreeMap<RegionName, Book>>,
+    books: SyncMutex<BTreeMap<RegionName, Arc<Mutex<Option<Book>>>>>,
 }
 
 impl Quotas {
@@ -127,10 +128,11 @@ impl Quotas {
         cache: &QuotaCache,
         region: &RegionName,
     ) -> Result<Result<(), NoHeadroom>, Ec2Error> {
-        let mut books = self.books.lock().await;
-        let book = match books.entry(region.clone()) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(unknown) => {
+        let entry = self.region(region);
+        let mut entry = entry.lock().await;
+        let book = match &mut *entry {
+            Some(known) => known,
+            unknown => {
                 let book = count(clients, cache, region).await?;
                 tracing::info!(region = %region, quota = book.quota, quota_source = %book.source, public = book.public, in_recycle_bin = book.in_recycle_bin, "public AMI quota");
                 unknown.insert(book)
@@ -146,18 +148,33 @@ impl Quotas {
     /// Gives back a slot taken for an AMI that did not become public (its
     /// call failed).
     pub async fn give_back(&self, region: &RegionName) {
-        if let Some(book) = self.books.lock().await.get_mut(region) {
+        if let Some(book) = self.region(region).lock().await.as_mut() {
             book.public = book.public.saturating_sub(1);
         }
     }
 
     /// The books of the regions counted, for the outcome.
     pub async fn reports(&self) -> Vec<QuotaReport> {
-        let books = self.books.lock().await;
-        books
+        let regions: Vec<_> = self
+            .books
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(region, book)| book.report(region))
-            .collect()
+            .map(|(region, entry)| (region.clone(), Arc::clone(entry)))
+            .collect();
+        let mut reports = Vec::with_capacity(regions.len());
+        for (region, entry) in regions {
+            if let Some(book) = entry.lock().await.as_ref() {
+                reports.push(book.report(&region));
+            }
+        }
+        reports
+    }
+
+    /// The lock on `region`'s book (not yet counted: `None`).
+    fn region(&self, region: &RegionName) -> Arc<Mutex<Option<Book>>> {
+        let mut books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(books.entry(region.clone()).or_default())
     }
 }
 
