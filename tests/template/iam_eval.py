@@ -13,18 +13,30 @@ keys":
 * several operators in a Condition block, and several keys under one
   operator, must all match (AND); several values for one key match if any
   does (OR);
+* condition key names are case-insensitive (IAM User Guide, "IAM JSON
+  policy elements: Condition"; for aws:ResourceTag/<key> and
+  aws:RequestTag/<key> the tag key part too): `aws:ResourceTag/publish` in a
+  policy reads a resource tag `Publish` or `PUBLISH`. A context holding two
+  keys that differ only in case (EC2 allows tags `publish` and `Publish` on
+  one AMI) is a case IAM documents as matching one or the other, not which:
+  the evaluator raises rather than guess;
 * a key missing from the request context makes a positive operator false and
-  a negated one (StringNotEquals, StringNotLike, ArnNotEquals, ArnNotLike)
-  true; `...IfExists` makes any operator true when the key is missing;
+  a negated one (StringNotEquals, StringNotEqualsIgnoreCase, StringNotLike,
+  ArnNotEquals, ArnNotLike) true; `...IfExists` makes any operator true when
+  the key is missing;
 * `Null` is true when the key's presence is what the value says ("true":
   absent);
 * `ForAllValues:` is true when every value of the (multivalued) key matches
   one of the policy's values, and also when the key is missing or empty;
-  `ForAnyValue:` when at least one does (false when missing or empty).
+  `ForAnyValue:` when at least one does (false when missing or empty). With a
+  negated operator, "matches" is the negation for each request value:
+  `ForAllValues:StringNotEquals` is true when no request value equals any of
+  the policy's values.
 
 Only the operators the template uses are implemented; any other raises, so
 that a new operator in the template fails the test instead of being
-misread. Values are compared case-sensitively for String* and as lowercase
+misread. Values are compared case-sensitively for String* (but
+StringEqualsIgnoreCase, StringNotEqualsIgnoreCase), and as lowercase
 "true"/"false" for Bool, as IAM does.
 """
 
@@ -74,6 +86,7 @@ def _resource_matches(patterns: Any, arn: str) -> bool:
 
 _POSITIVE = {
     "StringEquals": lambda v, p: v == p,
+    "StringEqualsIgnoreCase": lambda v, p: v.casefold() == p.casefold(),
     "StringLike": lambda v, p: _glob(p, v, case=True),
     "ArnEquals": lambda v, p: v == p,
     "ArnLike": lambda v, p: _glob(p, v, case=True),
@@ -81,17 +94,31 @@ _POSITIVE = {
 }
 _NEGATED = {
     "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
     "StringNotLike": "StringLike",
     "ArnNotEquals": "ArnEquals",
     "ArnNotLike": "ArnLike",
 }
 
 
+_MISSING = object()
+
+
+def _lookup(context: Context, key: str) -> Any:
+    """The context's value of a condition key, its name compared
+    case-insensitively as IAM does; _MISSING when absent."""
+    found = [k for k in context if k.lower() == key.lower()]
+    if len(found) > 1:
+        raise ValueError(f"{key} matches several context keys {found}: IAM does not say which it reads")
+    return context[found[0]] if found else _MISSING
+
+
 def _operator_matches(operator: str, key: str, wanted: Any, context: Context) -> bool:
     wanted = [str(w) for w in _as_list(wanted)]
+    value = _lookup(context, key)
     if operator == "Null":
         (absent,) = wanted
-        return (key not in context) == (absent.lower() == "true")
+        return (value is _MISSING) == (absent.lower() == "true")
     set_op = None
     if ":" in operator:
         set_op, operator = operator.split(":", 1)
@@ -106,7 +133,7 @@ def _operator_matches(operator: str, key: str, wanted: Any, context: Context) ->
         raise ValueError(f"unsupported condition operator {operator}")
     compare = _POSITIVE[base]
 
-    if key not in context:
+    if value is _MISSING:
         if if_exists:
             return True
         if set_op == "ForAllValues":
@@ -114,7 +141,6 @@ def _operator_matches(operator: str, key: str, wanted: Any, context: Context) ->
         if set_op == "ForAnyValue":
             return False
         return negated
-    value = context[key]
     if set_op is not None:
         values = [str(v) for v in _as_list(value)]
         if set_op == "ForAllValues":

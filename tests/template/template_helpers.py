@@ -85,10 +85,10 @@ def resolve(node, values: dict[str, str]):
     return {k: resolve(v, values) for k, v in node.items()}
 
 
-def statements(template: dict) -> list[dict]:
+def statements(template: dict, **overrides: str) -> list[dict]:
     """Every statement of the function role's policies, parameters resolved
-    with their defaults (JSON-string documents parsed)."""
-    values = parameter_values(template)
+    with their defaults or the overrides (JSON-string documents parsed)."""
+    values = parameter_values(template, **overrides)
     out = []
     for res in template["Resources"].values():
         if res["Type"] != "AWS::IAM::Role":

@@ -9,7 +9,9 @@ must be impossible whatever the function's code does:
    tag;
 3. putting the publish tag, or any tag outside the status prefix, on an
    existing AMI (only a copy, at creation, gets its source's tags), or the
-   provenance tag on an existing AMI;
+   provenance tag on an existing AMI; nor the publish or family tag when a
+   deployer chose a key inside the status prefix (rendered with those
+   parameters), in any letter case;
 4. writing the status tags on an AMI the account does not own.
 
 Where the Service Authorization Reference leaves a doubt about the context
@@ -17,7 +19,8 @@ of the AMI a CopyImage creates (does it carry ec2:Owner? do its
 aws:ResourceTag keys reflect the request's tags? are the request's tags in
 the source AMI's context too?), every combination is evaluated: the policy
 must hold under each reading. The parameters are the template's defaults
-(publish=public, prefix publish:, a stack in us-east-1 of 123456789012).
+(publish=public, prefix publish:, a stack in us-east-1 of 123456789012),
+but where a test says otherwise.
 """
 
 from __future__ import annotations
@@ -238,6 +241,81 @@ def test_tags_on_existing_amis(role, what, tags, owner, allowed):
     assert is_allowed(role, create_tags(image, tags)) is allowed, what
 
 
+# -- 3, whatever the parameters: the publish and family tag keys inside the
+# status prefix. src/config.rs refuses such a stack at start; the role must
+# refuse the tags too, whatever the code does. Condition key names, and so
+# the key in aws:ResourceTag/<publish key>, are case-insensitive to IAM: a
+# key differing only in case is refused as well.
+
+STATUS = {"publish:status": "public", "publish:reason": "public in us-east-1"}
+
+MISCONFIGURED = [
+    ("PublishTagKey publish:go", {"PublishTagKey": "publish:go"}, [
+        ("the publish tag", {"publish:go": "public"}),
+        ("the publish tag in another case", {"publish:GO": "public"}),
+        ("a status tag with the publish tag", {"publish:status": "public", "publish:go": "public"}),
+        ("the provenance marker", {"publish:source": MARKER}),
+        ("the provenance marker in another case", {"publish:Source": MARKER}),
+    ]),
+    # config.rs compares with the prefix case-sensitively and lets this one
+    # through; IAM would read a "publish:go" tag as the publish tag.
+    ("PublishTagKey Publish:go", {"PublishTagKey": "Publish:go"}, [
+        ("the publish tag in the prefix's case", {"publish:go": "public"}),
+    ]),
+    ("PublishTagKey publish: (the prefix itself)", {"PublishTagKey": "publish:"}, [
+        ("the publish tag", {"publish:": "public"}),
+    ]),
+    ("FamilyTagKey publish:family", {"FamilyTagKey": "publish:family"}, [
+        ("the family tag", {"publish:family": "base"}),
+        ("the family tag in another case", {"publish:Family": "base"}),
+        ("a status tag with the family tag", {"publish:status": "public", "publish:family": "base"}),
+    ]),
+    ("both inside the prefix", {"PublishTagKey": "publish:go", "FamilyTagKey": "publish:family"}, [
+        ("the publish tag", {"publish:go": "public"}),
+        ("the family tag", {"publish:family": "base"}),
+    ]),
+]
+
+
+@pytest.mark.parametrize(
+    "config, overrides, what, tags",
+    [pytest.param(config, overrides, what, tags, id=f"{config}: {what}")
+     for config, overrides, cases in MISCONFIGURED for what, tags in cases],
+)
+def test_publish_and_family_tags_are_denied_even_inside_the_status_prefix(template, config, overrides, what, tags):
+    role = statements(template, **overrides)
+    assert not is_allowed(role, create_tags(existing_image({}), tags)), f"{config}: {what}"
+
+
+@pytest.mark.parametrize("config, overrides", [(c, o) for c, o, _ in MISCONFIGURED], ids=[c for c, _, _ in MISCONFIGURED])
+def test_status_tags_stay_allowed_whatever_the_tag_keys(template, config, overrides):
+    role = statements(template, **overrides)
+    assert is_allowed(role, create_tags(existing_image({}), STATUS)), config
+    assert not is_allowed(role, create_tags(existing_image({}, owner=OTHER, public=True), STATUS)), config
+    # Copies still get their source's tags, the publish tag among them, at creation.
+    key = overrides.get("PublishTagKey", "publish")
+    at_creation = Resource(f"arn:aws:ec2:{TARGET}::image/*",
+                           {"ec2:CreateAction": "CopyImage", **request_keys({key: "public", "publish:source": MARKER})})
+    assert is_allowed(role, Request("ec2:CreateTags", [at_creation])), config
+
+
+def test_what_writing_the_publish_tag_would_unlock_and_which_condition_stops_it(template):
+    role = statements(template, PublishTagKey="publish:go")
+    # An AMI carrying the publish tag, in any case of its key, can be made
+    # public: that is what a role able to write it could do to any AMI.
+    for key in ("publish:go", "publish:GO"):
+        assert is_allowed(role, modify(existing_image({key: "public"}))), key
+    # The condition that stops it: without it, the status prefix alone
+    # would let the role write the publish tag on an existing AMI.
+    (write,) = [s for s in role if s.get("Sid") == "WriteStatusTagsOnOwnImages"]
+    weakened = [s for s in role if s is not write] + [
+        {**write, "Condition": {k: v for k, v in write["Condition"].items()
+                                if k != "ForAllValues:StringNotEqualsIgnoreCase"}}
+    ]
+    assert is_allowed(weakened, create_tags(existing_image({}), {"publish:go": "public"}))
+    assert not is_allowed(role, create_tags(existing_image({}), {"publish:go": "public"}))
+
+
 def test_a_create_tags_without_tag_keys_is_not_allowed(role):
     # ForAllValues over a missing key is true: the Null condition closes that.
     image = existing_image({})
@@ -268,6 +346,33 @@ def test_evaluator_follows_iam_on_missing_keys_and_set_operators():
     with pytest.raises(ValueError):
         is_allowed([{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"NumericEquals": {"k": "1"}}}],
                    Request("ec2:CopyImage", [Resource("x", {"k": "1"})]))
+
+
+def test_evaluator_follows_iam_on_letter_case():
+    def allows(condition: dict, context: dict) -> bool:
+        statement = {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*", "Condition": condition}
+        return is_allowed([statement], Request("ec2:CreateTags", [Resource("x", context)]))
+
+    # Values: case-sensitive unless IgnoreCase.
+    assert not allows({"StringEquals": {"k": "Public"}}, {"k": "public"})
+    assert allows({"StringEqualsIgnoreCase": {"k": "Public"}}, {"k": "public"})
+    # Key names: case-insensitive, the tag key in aws:ResourceTag/<key> too.
+    assert allows({"StringEquals": {"aws:resourcetag/Publish": "public"}}, {"aws:ResourceTag/publish": "public"})
+    assert allows({"Null": {"AWS:TagKeys": "false"}}, {"aws:TagKeys": ["a"]})
+    with pytest.raises(ValueError):
+        allows({"StringEquals": {"aws:ResourceTag/publish": "public"}},
+               {"aws:ResourceTag/publish": "public", "aws:ResourceTag/Publish": "no"})
+    # ForAllValues with a negated operator: no request value equals any policy value.
+    not_these = {"ForAllValues:StringNotEqualsIgnoreCase": {"aws:TagKeys": ["p:go", "p:family"]}}
+    assert allows(not_these, {"aws:TagKeys": ["p:status", "p:reason"]})
+    assert not allows(not_these, {"aws:TagKeys": ["p:status", "P:GO"]})
+    assert not allows(not_these, {"aws:TagKeys": ["p:family"]})
+    assert allows(not_these, {}), "ForAllValues of nothing is true (hence the Null condition)"
+    assert not allows({"ForAllValues:StringNotEquals": {"aws:TagKeys": ["p:go"]}}, {"aws:TagKeys": ["p:go"]})
+    assert allows({"ForAllValues:StringNotEquals": {"aws:TagKeys": ["p:go"]}}, {"aws:TagKeys": ["P:GO"]})
+    # ForAnyValue with IgnoreCase (the provenance Deny).
+    assert allows({"ForAnyValue:StringEqualsIgnoreCase": {"aws:TagKeys": "p:source"}}, {"aws:TagKeys": ["a", "P:Source"]})
+    assert not allows({"ForAnyValue:StringEqualsIgnoreCase": {"aws:TagKeys": "p:source"}}, {})
 
 
 # -- parliament (make lint) ---------------------------------------------------------
