@@ -117,12 +117,18 @@ impl CopyIndex {
                 .iter()
                 .all(|r| copies(r).is_some_and(|c| c.iter().all(|c| !c.public))),
             Some(Status::Public) if image.public && plan::is_tagged(image, config) => {
+                // The copy still tagged (its owner may untag a copy alone)
+                // and deprecated no later than its source.
+                let deprecate_by = plan::copies_deprecate_at(image, config);
                 targets.iter().all(|r| {
                     copies(r).is_some_and(|c| {
                         c.iter().any(|c| {
                             is_live(c)
                                 && c.public
                                 && plan::status_of(c, config) == Some(Status::Public)
+                                && plan::is_tagged(c, config)
+                                && c.deprecation_time.is_some()
+                                && c.deprecation_time <= deprecate_by
                         })
                     })
                 })

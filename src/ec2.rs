@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::primitives::DateTime;
@@ -476,14 +477,31 @@ pub async fn enable_deprecation(
     Ok(())
 }
 
-/// Adds the group `all` to the AMI's launch permission.
+/// The code of [`make_public`]'s refusal to call EC2 after `not_after`.
+pub const FACTS_TOO_OLD: &str = "FactsTooOld";
+
+/// Adds the group `all` to the AMI's launch permission, unless the call's
+/// turn in EC2's bucket comes after `not_after` (when the facts it was
+/// decided on are too old): then nothing is sent, and the error's code is
+/// [`FACTS_TOO_OLD`].
 pub async fn make_public(
     client: &Client,
     region: &RegionName,
     id: &ImageId,
+    not_after: Instant,
 ) -> Result<(), Ec2Error> {
     let everyone = LaunchPermissionModifications::builder().add(all()).build();
-    modify_launch_permission(client, region, id, everyone).await
+    let sdk = client.turn("ModifyImageAttribute").await;
+    if Instant::now() > not_after {
+        return Err(Ec2Error::permanent(
+            "ModifyImageAttribute",
+            region,
+            Some(id),
+            FACTS_TOO_OLD,
+            "not sent: the facts it was decided on are too old".into(),
+        ));
+    }
+    send_launch_permission(sdk, region, id, everyone).await
 }
 
 /// Turns the AMI's deregistration protection on, without a cool-down (so
@@ -531,7 +549,13 @@ pub async fn make_private(
     let nobody = LaunchPermissionModifications::builder()
         .remove(all())
         .build();
-    modify_launch_permission(client, region, id, nobody).await
+    send_launch_permission(
+        client.turn("ModifyImageAttribute").await,
+        region,
+        id,
+        nobody,
+    )
+    .await
 }
 
 fn all() -> LaunchPermission {
@@ -540,16 +564,13 @@ fn all() -> LaunchPermission {
         .build()
 }
 
-async fn modify_launch_permission(
-    client: &Client,
+async fn send_launch_permission(
+    sdk: &aws_sdk_ec2::Client,
     region: &RegionName,
     id: &ImageId,
     change: LaunchPermissionModifications,
 ) -> Result<(), Ec2Error> {
-    client
-        .turn("ModifyImageAttribute")
-        .await
-        .modify_image_attribute()
+    sdk.modify_image_attribute()
         .image_id(id.as_str())
         .launch_permission(change)
         .send()

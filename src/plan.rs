@@ -222,9 +222,10 @@ pub fn is_settled(image: &Image, config: &Config) -> bool {
     if is_tagged(image, config) {
         return image.public && status == Some(Status::Public);
     }
-    // Untagged: settled once withdrawn. (Left public when UNPUBLISH_ON_UNTAG
-    // is false, it is reconciled again, at no cost once its status says so.)
-    matches!(status, None | Some(Status::Withdrawn))
+    // Untagged: settled once withdrawn, the function's protection off.
+    // (Left public when UNPUBLISH_ON_UNTAG is false, it is reconciled again,
+    // at no cost once its status says so.)
+    status.is_none() || (status == Some(Status::Withdrawn) && !protected_by_function(image, config))
 }
 
 pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDateTime) -> Decision {
@@ -352,7 +353,9 @@ fn untagged(image: &Image, status: Option<Status>, config: &Config) -> Decision 
             Decision::LeavePublic
         };
     }
-    if image.public || status == Some(Status::Withdrawn) || !image.owned {
+    let withdrawn_and_unprotected =
+        status == Some(Status::Withdrawn) && !protected_by_function(image, config);
+    if image.public || withdrawn_and_unprotected || !image.owned {
         // Public, but not by the function's doing; or withdrawn already.
         return not_tagged();
     }
@@ -483,7 +486,7 @@ fn source_problem(
 /// what the policy or AWS's default will give it, whichever is earliest,
 /// rounded down to the minute (EC2 rounds seconds to the nearest minute,
 /// which could make a copy outlive its source by 30 seconds).
-fn copies_deprecate_at(source: &Image, config: &Config) -> Option<OffsetDateTime> {
+pub(crate) fn copies_deprecate_at(source: &Image, config: &Config) -> Option<OffsetDateTime> {
     let created = source.creation_date;
     let policy = config
         .deprecate_after_days

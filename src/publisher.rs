@@ -666,11 +666,15 @@ impl<'a> Invocation<'a> {
         // The deprecation date goes on first: once public, an AMI's
         // deprecation date can only move earlier.
         if steps.make_public && outcome.is_clean() {
-            if facts_at.elapsed() > self.publisher.fresh_facts {
+            // Read again unless the facts leave time for the quota, a
+            // retirement and the wait for EC2's bucket before the publish
+            // itself, which checks their age once more.
+            let fresh = self.publisher.fresh_facts;
+            if facts_at.elapsed() + fresh / 6 > fresh {
                 info!(image_id = %image.id, region = %image.region, "facts too old to make it public on: reading them again");
                 return None;
             }
-            let (made, room_made) = self.make_public(run, &client, image).await;
+            let (made, room_made) = self.make_public(run, &client, image, facts_at).await;
             outcome.retired.extend(room_made);
             match made {
                 Ok(()) => {
@@ -681,6 +685,14 @@ impl<'a> Invocation<'a> {
                 Err(Refusal::Quota(reason)) => {
                     outcome.action = Action::Rejected;
                     outcome.reasons.push(reason);
+                }
+                Err(Refusal::Stale) => {
+                    info!(image_id = %image.id, region = %image.region, action = "deferred", "facts went stale before its turn to be made public: left for the next run");
+                    outcome.action = Action::Deferred;
+                    outcome.reasons.push(format!(
+                        "left for the next run: its facts were older than {fresh:?} when its turn came to be made public"
+                    ));
+                    return Some(outcome);
                 }
                 Err(Refusal::Call(e)) => record(&mut outcome, e),
             }
@@ -710,6 +722,7 @@ impl<'a> Invocation<'a> {
             outcome.retired.extend(retired);
         }
         outcome.deprecation_time = after.deprecation_time.map(format_time);
+        let ends_public = after.public;
         // Copies only of a source whose own steps succeeded: a copy must not
         // become public in its region while its source stays private.
         if outcome.is_clean() && !steps.copy_to.is_empty() {
@@ -730,6 +743,11 @@ impl<'a> Invocation<'a> {
         let (status, reason) = if !outcome.errors.is_empty() {
             outcome.action = Action::Failed;
             (Status::Error, outcome.errors.join("; "))
+        } else if outcome.refused && ends_public {
+            // Public, with a step a retry can't fix left undone: `error`, not
+            // `rejected`, so that it stays the function's to take down and
+            // each sweep tries the step again.
+            (Status::Error, outcome.reasons.join("; "))
         } else if outcome.action == Action::Rejected {
             (Status::Rejected, outcome.reasons.join("; "))
         } else if let Some(source) = plan::source_of(image, self.config()) {
@@ -752,6 +770,7 @@ impl<'a> Invocation<'a> {
         run: &RegionRun<'_>,
         client: &ec2::Client,
         image: &Image,
+        facts_at: Instant,
     ) -> (Result<(), Refusal>, Option<ImageOutcome>) {
         let mut room_made = None;
         let mut slot = self.take_public_slot(&run.region).await;
@@ -764,7 +783,10 @@ impl<'a> Invocation<'a> {
                 slot = self.take_public_slot(&run.region).await;
             }
         }
-        (self.add_all(run, client, image, slot).await, room_made)
+        (
+            self.add_all(run, client, image, slot, facts_at).await,
+            room_made,
+        )
     }
 
     async fn add_all(
@@ -773,19 +795,26 @@ impl<'a> Invocation<'a> {
         client: &ec2::Client,
         image: &Image,
         slot: Result<Result<(), String>, Ec2Error>,
+        facts_at: Instant,
     ) -> Result<(), Refusal> {
         slot.map_err(Refusal::Call)?.map_err(Refusal::Quota)?;
         let step = Step::MakePublic {
             region: run.region.clone(),
             image_id: image.id.clone(),
         };
-        let made = self
-            .write(step, ec2::make_public(client, &run.region, &image.id))
-            .await;
+        // The facts' age is checked again once the call has its turn in
+        // EC2's bucket: no AMI is made public on facts older than that.
+        let not_after = facts_at + self.publisher.fresh_facts;
+        let call = ec2::make_public(client, &run.region, &image.id, not_after);
+        let made = self.write(step, call).await;
         if made.is_err() {
             self.quotas.give_back(&run.region).await;
         }
-        made.map(|_| ()).map_err(Refusal::Call)
+        match made {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ec2::FACTS_TOO_OLD => Err(Refusal::Stale),
+            Err(e) => Err(Refusal::Call(e)),
+        }
     }
 
     /// Carries out a take-down: the AMI, then the copies that follow it.
@@ -828,11 +857,14 @@ impl<'a> Invocation<'a> {
                 }
                 Err(e) => record(&mut outcome, e),
             }
-            if outcome.is_clean()
-                && let Ok(client) = run.client()
-            {
-                rotation::unprotect(self, run, &client, image, &mut outcome).await;
-            }
+        }
+        // The protection the function set comes off once the AMI is
+        // private, also when an earlier run made it private and could not.
+        if outcome.is_clean()
+            && !after.public
+            && let Ok(client) = run.client()
+        {
+            rotation::unprotect(self, run, &client, image, &mut outcome).await;
         }
         if !withdrawal.copies_in.is_empty() {
             // The copies decide with the source as it is now; an unpublish
@@ -853,16 +885,19 @@ impl<'a> Invocation<'a> {
                 .copies
                 .iter()
                 .any(|c| c.action == Some(Action::Withdrawn))
+            || !outcome.tags.is_empty()
             || plan::status_of(image, self.config()) != Some(withdrawal.status());
         if !changed {
             outcome.action = Action::KeptPrivate;
         }
         let (mut status, reason) = withdrawn_status(self.config(), &withdrawal, &outcome);
+        // A copy left public (a call failed, for good or not) keeps the
+        // take-down unfinished: status `error`, so the next sweep tries it
+        // again rather than taking the source as done.
         let incomplete = !outcome.is_clean()
-            || outcome
-                .copies
-                .iter()
-                .any(|c| c.error.is_some() || c.action == Some(Action::Deferred));
+            || outcome.copies.iter().any(|c| {
+                c.error.is_some() || matches!(c.action, Some(Action::Deferred | Action::Failed))
+            });
         if incomplete {
             outcome.action = Action::Failed;
             // A hold stays a hold; any other take-down not finished says
@@ -950,6 +985,8 @@ impl<'a> Invocation<'a> {
 enum Refusal {
     /// No headroom in the region's public AMI quota (the reason says so).
     Quota(String),
+    /// Its facts grew too old while it waited for its turn.
+    Stale,
     Call(Ec2Error),
 }
 

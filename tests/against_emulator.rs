@@ -617,6 +617,27 @@ async fn one_stack_publishes_every_copy_with_its_sources_deprecation() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_copy_its_owner_untagged_alone_is_taken_down_by_the_source_regions_sweep() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    let copy = copies_of(&emu, "eu-west-1", &source).remove(0);
+    let copy_id = copy["image_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(copy["public"], true);
+
+    // The owner removes the publish tag from the eu-west-1 copy only; no
+    // stack runs there, so only the source region's sweep can notice.
+    owner_deletes_tag(&emu, "eu-west-1", &copy_id, "publish").await;
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    let copy = emu.image("eu-west-1", &copy_id);
+    assert_eq!(copy["public"], false);
+    assert_eq!(tag(&copy, "publish:status"), Some("withdrawn"));
+    assert_eq!(emu.image(HOME, &source)["public"], true);
+    let west = copies_of(&emu, "us-west-2", &source).remove(0);
+    assert_eq!(west["public"], true, "the other copy is left as it is");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_copy_whose_source_was_untagged_while_it_was_pending_stays_private() {
     let emu = Emulator::start();
     let source = seed_tagged(&emu, HOME, json!({}));

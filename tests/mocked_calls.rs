@@ -1653,3 +1653,159 @@ async fn a_take_down_removes_only_the_protection_the_function_set() {
         );
     }
 }
+
+// ---- a public AMI stays the function's to take down ----
+
+fn unauthorized() -> ErrorMetadata {
+    ErrorMetadata::builder()
+        .code("UnauthorizedOperation")
+        .message("injected")
+        .build()
+}
+
+fn unprotect_ok() -> Rule {
+    mock!(Client::disable_image_deregistration_protection)
+        .match_requests(|r| r.image_id() == Some(SOURCE_ID))
+        .then_output(|| {
+            aws_sdk_ec2::operation::disable_image_deregistration_protection::DisableImageDeregistrationProtectionOutput::builder().build()
+        })
+}
+
+#[tokio::test]
+async fn a_step_refused_after_the_publish_leaves_the_ami_in_error_not_rejected() {
+    // Public now, its protection refused for good: `rejected` would make it
+    // look like an AMI the function never published, never to be taken
+    // down when its tag is removed.
+    let describe = describe_owned(Some(eligible().build()));
+    let (bpa, modify) = (bpa("unblocked", ManagedBy::Account), make_public_ok());
+    let protect = mock!(Client::enable_image_deregistration_protection).then_error(|| {
+        aws_sdk_ec2::operation::enable_image_deregistration_protection::EnableImageDeregistrationProtectionError::generic(unauthorized())
+    });
+    let tag = create_tags_expecting(&[("publish:status", "error")]);
+    let p = publisher(
+        config(&[("PROTECT_PUBLIC", "true")]),
+        vec![(HOME, client(&[&describe, &bpa, &modify, &protect, &tag]))],
+    );
+
+    let outcome = run(&p, direct()).await.expect("a refusal is an outcome");
+
+    assert_eq!(outcome.images[0].status, Some(Status::Error), "{outcome:?}");
+    assert_eq!(
+        (modify.num_calls(), protect.num_calls(), tag.num_calls()),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_copy_a_take_down_could_not_make_private_leaves_the_source_in_error() {
+    let untagged = eligible()
+        .public(true)
+        .deprecation_time(PUBLIC_DEPRECATION)
+        .set_tags(Some(tags(&[
+            ("Name", "demo"),
+            ("publish:status", "public"),
+        ])))
+        .build();
+    let home = [
+        describe_owned(Some(untagged)),
+        make_private_ok(SOURCE_ID.to_owned()),
+        create_tags_on(SOURCE_ID.to_owned(), "error"),
+    ];
+    let west = [
+        find_copy(Some(existing_copy(
+            "us-west-2",
+            ImageState::Available,
+            true,
+        ))),
+        make_private_ok(copy_id("us-west-2")),
+        create_tags_on(copy_id("us-west-2"), "withdrawn"),
+    ];
+    let eu = [
+        find_copy(Some(existing_copy(
+            "eu-west-1",
+            ImageState::Available,
+            true,
+        ))),
+        mock!(Client::modify_image_attribute)
+            .then_error(|| ModifyImageAttributeError::generic(unauthorized())),
+        create_tags_on(copy_id("eu-west-1"), "error"),
+    ];
+    let p = publisher(
+        config(&[("TARGET_REGIONS", "us-west-2,eu-west-1")]),
+        vec![
+            (HOME, mock_client!(aws_sdk_ec2, RuleMode::Sequential, &home)),
+            (
+                "us-west-2",
+                mock_client!(aws_sdk_ec2, RuleMode::Sequential, &west),
+            ),
+            (
+                "eu-west-1",
+                mock_client!(aws_sdk_ec2, RuleMode::Sequential, &eu),
+            ),
+        ],
+    );
+
+    let outcome = run(&p, direct()).await.expect("a refusal is an outcome");
+
+    for rule in home.iter().chain(&west).chain(&eu) {
+        assert_eq!(rule.num_calls(), 1, "each expected call exactly once");
+    }
+    let image = &outcome.images[0];
+    // Not `withdrawn`: a sweep takes up a source in error again, and with it
+    // the copy still public in eu-west-1.
+    assert_eq!(image.status, Some(Status::Error), "{image:?}");
+    let eu_copy = image
+        .copies
+        .iter()
+        .find(|c| c.region.as_str() == "eu-west-1");
+    assert!(eu_copy.is_some_and(|c| c.public), "{:?}", image.copies);
+}
+
+#[tokio::test]
+async fn a_withdrawn_ami_still_protected_by_the_function_gets_its_protection_off() {
+    // Made private by an earlier take-down whose unprotect call failed.
+    let withdrawn = eligible()
+        .deregistration_protection("enabled-without-cooldown")
+        .set_tags(Some(tags(&[
+            ("publish:status", "withdrawn"),
+            ("publish:protected", "true"),
+        ])))
+        .build();
+    let describe = describe_owned(Some(withdrawn));
+    let unprotect = unprotect_ok();
+    let tag = create_tags_expecting(&[("publish:protected", "false")]);
+    let rules = [describe, unprotect, tag];
+    let p = publisher(
+        config(&[("PROTECT_PUBLIC", "true")]),
+        vec![(
+            HOME,
+            mock_client!(aws_sdk_ec2, RuleMode::Sequential, &rules),
+        )],
+    );
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    for rule in &rules {
+        assert_eq!(rule.num_calls(), 1, "{outcome:?}");
+    }
+}
+
+#[tokio::test]
+async fn make_public_sends_nothing_once_its_turn_comes_after_the_facts_expire() {
+    let modify = make_public_ok();
+    let sdk = client(&[&modify]);
+    let ec2 = ami_publisher::ec2::Client::new(sdk, ami_publisher::pace::Pace::new(true));
+    let expired = std::time::Instant::now() - Duration::from_secs(1);
+
+    let refused = ami_publisher::ec2::make_public(
+        &ec2,
+        &region(HOME),
+        &ami_publisher::model::ImageId::parse(SOURCE_ID).unwrap(),
+        expired,
+    )
+    .await
+    .unwrap_err();
+
+    assert_eq!(refused.code, ami_publisher::ec2::FACTS_TOO_OLD);
+    assert_eq!(modify.num_calls(), 0);
+}
