@@ -348,7 +348,12 @@ pub async fn list_owned_images_tagged(
         .name(format!("tag:{key}"))
         .values(value)
         .build();
-    list_owned(client, region, filter, |_| true).await
+    // EC2's filter values take `*` and `?` as wildcards: only the exact
+    // value is kept (a family `web*` must not take in `web-2`'s AMIs).
+    list_owned(client, region, filter, |image| {
+        image.tags.get(key).is_some_and(|v| v == value)
+    })
+    .await
 }
 
 /// How many of the account's AMIs are public in the region.

@@ -194,7 +194,7 @@ async fn count(
     })?;
     let (quota, source) = match cache.get(region) {
         Some(quota) => (quota, "service-quotas".to_owned()),
-        None => read_quota(clients, cache, region).await,
+        None => read_quota(clients, cache, region).await?,
     };
     let public = ec2::count_public_images(&ec2, region).await?;
     let in_recycle_bin = ec2::count_images_in_recycle_bin(&ec2, region).await?;
@@ -207,19 +207,26 @@ async fn count(
 }
 
 /// The quota from Service Quotas, or AWS's default when it can't be read
-/// (no permission, no applied value, ...), saying which.
-async fn read_quota(clients: &Clients, cache: &QuotaCache, region: &RegionName) -> (u32, String) {
+/// (no permission, no applied value, ...), saying which. A failure a retry
+/// may fix (throttling, a timeout) is an error: assuming 5 could refuse an
+/// AMI that a raised quota has room for.
+async fn read_quota(
+    clients: &Clients,
+    cache: &QuotaCache,
+    region: &RegionName,
+) -> Result<(u32, String), Ec2Error> {
     let Some(client) = clients.quotas(region) else {
-        return (
+        return Ok((
             DEFAULT_PUBLIC_AMIS,
             "AWS's default: no Service Quotas client".to_owned(),
-        );
+        ));
     };
-    match service_quotas::public_amis(&client, region).await {
+    Ok(match service_quotas::public_amis(&client, region).await {
         Ok(quota) => {
             cache.put(region, quota);
             (quota, "service-quotas".to_owned())
         }
+        Err(e) if e.transient => return Err(e),
         Err(e) => {
             tracing::warn!(region = %region, error = %e, "Service Quotas unreadable: assuming AWS's default of {DEFAULT_PUBLIC_AMIS} public AMIs");
             (
@@ -230,5 +237,5 @@ async fn read_quota(clients: &Clients, cache: &QuotaCache, region: &RegionName) 
                 ),
             )
         }
-    }
+    })
 }

@@ -1809,3 +1809,67 @@ async fn make_public_sends_nothing_once_its_turn_comes_after_the_facts_expire() 
     assert_eq!(refused.code, ami_publisher::ec2::FACTS_TOO_OLD);
     assert_eq!(modify.num_calls(), 0);
 }
+
+#[tokio::test]
+async fn a_family_listing_keeps_only_the_exact_value_not_what_ec2s_wildcards_match() {
+    // EC2 reads `*` in a filter value as a wildcard: `tag:family=web*` also
+    // answers `web-2`'s AMIs, which rotation must never count or retire.
+    let image = |id: &str, family: &str| {
+        eligible()
+            .image_id(id)
+            .set_tags(Some(tags(&[("family", family)])))
+            .build()
+    };
+    let listing = mock!(Client::describe_images).then_output(move || {
+        DescribeImagesOutput::builder()
+            .images(image("ami-0000000000000000a", "web*"))
+            .images(image("ami-0000000000000000b", "web-2"))
+            .build()
+    });
+    let ec2 =
+        ami_publisher::ec2::Client::new(client(&[&listing]), ami_publisher::pace::Pace::new(false));
+
+    let family =
+        ami_publisher::ec2::list_owned_images_tagged(&ec2, &region(HOME), "family", "web*")
+            .await
+            .unwrap();
+
+    let ids: Vec<&str> = family.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["ami-0000000000000000a"]);
+}
+
+#[tokio::test]
+async fn service_quotas_unavailable_for_now_is_an_error_to_retry_not_a_quota_of_5() {
+    // Assuming AWS's default of 5 would reject an AMI a raised quota has
+    // room for: a failure a retry may fix is retried instead.
+    let unavailable = mock!(aws_sdk_servicequotas::Client::get_service_quota).then_error(|| {
+        aws_sdk_servicequotas::operation::get_service_quota::GetServiceQuotaError::generic(
+            ErrorMetadata::builder()
+                .code("ServiceUnavailable")
+                .message("injected")
+                .build(),
+        )
+    });
+    let quotas = mock_client!(
+        aws_sdk_servicequotas,
+        RuleMode::MatchAny,
+        &[&unavailable],
+        |c| c.retry_config(aws_sdk_servicequotas::config::retry::RetryConfig::disabled())
+    );
+    let describe = describe_owned(Some(eligible().build()));
+    let (bpa, modify, tag) = (
+        bpa("unblocked", ManagedBy::Account),
+        make_public_ok(),
+        create_tags_ok(),
+    );
+    let clients =
+        Clients::from_clients([(region(HOME), client(&[&describe, &bpa, &modify, &tag]))])
+            .with_quota_clients([(region(HOME), quotas)]);
+    let p = Publisher::new(config(&[]), clients).with_clock(now);
+
+    let result = run(&p, direct()).await;
+
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(modify.num_calls(), 0);
+    assert!(unavailable.num_calls() >= 1);
+}
