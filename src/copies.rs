@@ -13,7 +13,7 @@
 //! encryption by default (the copy would come out encrypted), no headroom
 //! in the public AMI quota.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -46,10 +46,14 @@ const VISIBLE_AFTER: [Duration; 3] = [
 pub(crate) struct CopyIndex {
     by_region: HashMap<RegionName, HashMap<String, Vec<Image>>>,
     listed_at: Option<Instant>,
+    /// Target regions whose copies could not be listed, and why: the sweep
+    /// goes on without them (one region's failure never hides another's)
+    /// and reports each once.
+    pub(crate) unlisted: BTreeMap<RegionName, Ec2Error>,
 }
 
 /// Lists the copies in every target region but `home`.
-pub(crate) async fn index(inv: &Invocation<'_>, home: &RegionName) -> Result<CopyIndex, Ec2Error> {
+pub(crate) async fn index(inv: &Invocation<'_>, home: &RegionName) -> CopyIndex {
     let config = inv.config();
     let source_key = config.status_tag(StatusTag::Source);
     let targets: Vec<&RegionName> = config
@@ -85,7 +89,14 @@ pub(crate) async fn index(inv: &Invocation<'_>, home: &RegionName) -> Result<Cop
         ..CopyIndex::default()
     };
     for listing in listings {
-        let (region, copies) = listing?;
+        let (region, copies) = match listing {
+            Ok(listed) => listed,
+            Err(e) => {
+                warn!(region = %e.region, error = %e, "the copies in a target region could not be listed: the sweep goes on without it");
+                index.unlisted.insert(e.region.clone(), e);
+                continue;
+            }
+        };
         let by_source = index.by_region.entry(region).or_default();
         for copy in copies {
             if let Some(source) = copy.tags.get(&source_key) {
@@ -93,7 +104,7 @@ pub(crate) async fn index(inv: &Invocation<'_>, home: &RegionName) -> Result<Cop
             }
         }
     }
-    Ok(index)
+    index
 }
 
 impl CopyIndex {
@@ -106,7 +117,12 @@ impl CopyIndex {
     /// with status `public` has a live, public copy with status `public` in
     /// every target region; a held one has no public copy left.
     pub(crate) fn settles(&self, image: &Image, config: &Config) -> bool {
-        let targets = plan::copy_targets(image, config);
+        // A region whose copies could not be listed can't be checked: it
+        // is reported once for the sweep, not once per source.
+        let targets: Vec<RegionName> = plan::copy_targets(image, config)
+            .into_iter()
+            .filter(|r| !self.unlisted.contains_key(r))
+            .collect();
         if targets.is_empty() {
             return true;
         }
@@ -210,6 +226,14 @@ async fn sync_one(
     let client = run.client()?;
     let source_key = config.status_tag(StatusTag::Source);
     let source_ref = format!("{}/{}", source.image.region, source.image.id);
+    if let Some(unlisted) = inv
+        .copy_index
+        .as_ref()
+        .and_then(|index| index.unlisted.get(target))
+    {
+        // Failed once for this sweep already: not asked again per source.
+        return Err(unlisted.clone());
+    }
     let indexed = inv
         .copy_index
         .as_ref()

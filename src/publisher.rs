@@ -26,7 +26,9 @@ use crate::event::{self, EventError, Trigger};
 use crate::model::{BlockPublicAccess, Image, ImageId, Intent, RegionName, format_time};
 use crate::plan::{self, Decision, Facts, SourceFacts, Steps, WithdrawReason, Withdrawal};
 use crate::quota::{QuotaCache, Quotas};
-use crate::report::{Action, Counts, ImageOutcome, Outcome, Status, metrics_line, tag_value};
+use crate::report::{
+    Action, Counts, ImageOutcome, Outcome, RegionFailure, Status, metrics_line, tag_value,
+};
 use crate::rotation;
 use crate::steps::Step;
 
@@ -448,12 +450,20 @@ impl<'a> Invocation<'a> {
         };
         let client = run.client().map_err(sweep_error)?;
         // The copies first: whether a source is settled depends on them.
-        let index = copies::index(self, region)
-            .await
-            .map_err(|e| Error::Sweep {
+        let index = copies::index(self, region).await;
+        let unlisted_regions: Vec<RegionFailure> = index
+            .unlisted
+            .values()
+            .map(|e| RegionFailure {
                 region: e.region.clone(),
-                error: Box::new(e),
-            })?;
+                error: if e.transient {
+                    e.to_string()
+                } else {
+                    e.advice()
+                },
+                transient: e.transient,
+            })
+            .collect();
         let status_key = config.status_tag(StatusTag::Status);
         let mut listed = 0;
         let todo = ec2::list_owned_images_with_tag_keys(
@@ -487,7 +497,8 @@ impl<'a> Invocation<'a> {
             .await;
         outcomes.sort_by(|a, b| a.image_id.cmp(&b.image_id));
         let not_started = to_reconcile - outcomes.len();
-        let outcome = Outcome::sweep(region.clone(), outcomes, not_started);
+        let mut outcome = Outcome::sweep(region.clone(), outcomes, not_started);
+        outcome.unlisted_regions = unlisted_regions;
         if outcome.deferred > 0 {
             warn!(region = %region, deferred = outcome.deferred, "sweep out of time: the rest is left to the next sweep");
         }
@@ -896,7 +907,10 @@ impl<'a> Invocation<'a> {
         // again rather than taking the source as done.
         let incomplete = !outcome.is_clean()
             || outcome.copies.iter().any(|c| {
-                c.error.is_some() || matches!(c.action, Some(Action::Deferred | Action::Failed))
+                c.error.is_some()
+                    || matches!(c.action, Some(Action::Deferred | Action::Failed))
+                    // Its region refused even the lookup: the copy may be public.
+                    || (c.image_id.is_none() && c.action == Some(Action::Rejected))
             });
         if incomplete {
             outcome.action = Action::Failed;

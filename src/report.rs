@@ -238,6 +238,20 @@ pub struct Outcome {
     /// Every write the run made (or, in a preview, would make).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// Target regions a sweep could not list copies in: their copies were
+    /// left unchecked this time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unlisted_regions: Vec<RegionFailure>,
+}
+
+/// A region where a call every AMI depends on failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RegionFailure {
+    pub region: RegionName,
+    /// What failed, or, when a retry can't fix it, what the owner can do.
+    pub error: String,
+    /// A retry may fix it: the invocation fails (after everything else).
+    pub transient: bool,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -257,6 +271,7 @@ impl Outcome {
             actions: Vec::new(),
             preview: false,
             steps: Vec::new(),
+            unlisted_regions: Vec::new(),
         }
     }
 
@@ -273,6 +288,7 @@ impl Outcome {
             actions: Vec::new(),
             preview: false,
             steps: Vec::new(),
+            unlisted_regions: Vec::new(),
         }
     }
 
@@ -293,13 +309,20 @@ impl Outcome {
             actions: Vec::new(),
             preview: false,
             steps: Vec::new(),
+            unlisted_regions: Vec::new(),
         }
     }
 
     pub fn failures(&self) -> Vec<String> {
+        let regions = self
+            .unlisted_regions
+            .iter()
+            .filter(|r| r.transient)
+            .map(|r| format!("copies in {} could not be listed: {}", r.region, r.error));
         self.images
             .iter()
             .flat_map(ImageOutcome::failures)
+            .chain(regions)
             .collect()
     }
 

@@ -1873,3 +1873,61 @@ async fn service_quotas_unavailable_for_now_is_an_error_to_retry_not_a_quota_of_
     assert_eq!(modify.num_calls(), 0);
     assert!(unavailable.num_calls() >= 1);
 }
+
+#[tokio::test]
+async fn a_target_region_that_cannot_be_listed_does_not_stop_the_sweep() {
+    // us-west-2 refuses every call: for good (an opt-in region not enabled)
+    // or for now. The home AMI is published and eu-west-1 gets its copy
+    // either way; only a failure a retry may fix fails the invocation.
+    for (code, retried) in [("OptInRequired", false), ("ServiceUnavailable", true)] {
+        let list = mock!(Client::describe_images)
+            .match_requests(|r| r.filters().iter().any(|f| f.name() == Some("tag-key")))
+            .then_output(|| {
+                DescribeImagesOutput::builder()
+                    .images(eligible().build())
+                    .build()
+            });
+        let (bpa, modify, tag) = (
+            bpa("unblocked", ManagedBy::Account),
+            make_public_ok(),
+            create_tags_ok(),
+        );
+        let refusing = mock!(Client::describe_images).then_error(move || {
+            aws_sdk_ec2::operation::describe_images::DescribeImagesError::generic(
+                ErrorMetadata::builder()
+                    .code(code)
+                    .message("injected")
+                    .build(),
+            )
+        });
+        let no_copies =
+            mock!(Client::describe_images).then_output(|| DescribeImagesOutput::builder().build());
+        let eu_copy = copy_ok("eu-west-1");
+        let p = publisher(
+            config(&[("TARGET_REGIONS", "us-west-2,eu-west-1")]),
+            vec![
+                (HOME, client(&[&list, &bpa, &modify, &tag])),
+                ("us-west-2", client(&[&refusing])),
+                ("eu-west-1", client(&[&eu_copy, &no_copies])),
+            ],
+        );
+
+        let result = run(&p, sweep_event(HOME)).await;
+
+        assert_eq!(modify.num_calls(), 1, "{code}: the home AMI is published");
+        assert_eq!(eu_copy.num_calls(), 1, "{code}: eu-west-1 gets its copy");
+        match result {
+            Ok(outcome) if !retried => {
+                assert_eq!(outcome.unlisted_regions.len(), 1, "{outcome:?}");
+                assert_eq!(outcome.unlisted_regions[0].region.as_str(), "us-west-2");
+            }
+            Err(Error::Incomplete { failures }) if retried => {
+                assert!(
+                    failures.iter().any(|f| f.contains("us-west-2")),
+                    "{failures:?}"
+                );
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+    }
+}
