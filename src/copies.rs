@@ -338,6 +338,13 @@ async fn start(
     let copied_before = plan::status_of(image, config).is_some() || !dead.is_empty();
     let mut generation = generation_of(image, config);
     for _ in 0..=MAX_REPLACEMENTS {
+        if !inv.has_time_for(CALLS_FOR_A_WRITE + 1) {
+            inv.quotas.give_back(target).await;
+            copy.action = Some(Action::Deferred);
+            copy.reasons
+                .push("left for the next run: the invocation's deadline is near".into());
+            return Ok(());
+        }
         // The token names the generation of the copy: a run that repeats the
         // same start gets the same copy from EC2, a replacement a new one.
         let client_token = format!("{}/{}/{}/{generation}", image.region, image.id, target);
@@ -362,13 +369,35 @@ async fn start(
                 return Ok(());
             }
             Ok(Some(id)) if dead_ids.contains(&&id) => {}
-            Ok(Some(id)) if copied_before && !is_alive(inv, client, target, &id).await? => {}
             Ok(Some(id)) => {
-                info!(image_id = %image.id, region = %image.region, target = %target, copy_id = %id, generation, "copy started");
-                copy.image_id = Some(id);
-                copy.state = Some(ImageState::Pending.as_str().to_owned());
-                copy.started = true;
-                return Ok(());
+                // A token used before may answer with an old copy: look.
+                let alive = if copied_before {
+                    is_alive(inv, client, target, &id).await?
+                } else {
+                    Some(true)
+                };
+                match alive {
+                    Some(true) => {
+                        info!(image_id = %image.id, region = %image.region, target = %target, copy_id = %id, generation, "copy started");
+                        copy.image_id = Some(id);
+                        copy.state = Some(ImageState::Pending.as_str().to_owned());
+                        copy.started = true;
+                        return Ok(());
+                    }
+                    Some(false) => {}
+                    None => {
+                        // No time left to tell a new copy from an old, dead
+                        // one: the next run looks, rather than risk a second
+                        // live copy.
+                        copy.image_id = Some(id);
+                        copy.action = Some(Action::Deferred);
+                        copy.reasons.push(
+                            "left for the next run: no time to check the copy EC2 answered with"
+                                .into(),
+                        );
+                        return Ok(());
+                    }
+                }
             }
             // The token was used for another request (the source's tags
             // changed since): whatever it made is not a live copy, or the
@@ -420,24 +449,25 @@ async fn start(
 
 /// Whether the copy EC2 answered with is pending or available, given a few
 /// seconds to show if EC2 does not know it yet (a copy just started may not
-/// be visible at once).
+/// be visible at once); still unknown after them, it is an old, dead one.
+/// `None`: the deadline left no time to wait and see.
 async fn is_alive(
     inv: &Invocation<'_>,
     client: &ec2::Client,
     region: &RegionName,
     id: &ImageId,
-) -> Result<bool, Ec2Error> {
+) -> Result<Option<bool>, Ec2Error> {
     for wait in VISIBLE_AFTER {
         match ec2::describe_own_image(client, region, id).await? {
-            Seen::Found(state) => return Ok(is_live_state(&state)),
-            Seen::Gone => return Ok(false),
+            Seen::Found(state) => return Ok(Some(is_live_state(&state))),
+            Seen::Gone => return Ok(Some(false)),
             Seen::Unknown if inv.has_time_for(CALLS_FOR_A_WRITE + 1) => {
                 tokio::time::sleep(wait).await;
             }
-            Seen::Unknown => break,
+            Seen::Unknown => return Ok(None),
         }
     }
-    Ok(false)
+    Ok(Some(false))
 }
 
 /// The generation of the source's copies: how often a dead one was replaced.
