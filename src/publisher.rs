@@ -674,6 +674,7 @@ impl<'a> Invocation<'a> {
                 Err(e) => record(&mut outcome, e),
             }
         }
+        let mut family = None;
         // The deprecation date goes on first: once public, an AMI's
         // deprecation date can only move earlier.
         if steps.make_public && outcome.is_clean() {
@@ -685,7 +686,31 @@ impl<'a> Invocation<'a> {
                 info!(image_id = %image.id, region = %image.region, "facts too old to make it public on: reading them again");
                 return None;
             }
-            let (made, room_made) = self.make_public(run, &client, image, facts_at).await;
+            // Rotation's view of the family (when it has one and rotation
+            // is on), read once: an AMI its family's newer releases would
+            // retire at once is not made public; the listing then says what
+            // to retire to make room, and what the AMI replaces.
+            let (made, room_made) = match rotation::Family::read(self, run, image).await {
+                // Not made public without knowing what rotation would do.
+                Err(e) => (Err(Refusal::Call(e)), None),
+                Ok(read) => {
+                    family = read;
+                    if let Some(reason) = family
+                        .as_ref()
+                        .and_then(|f| f.supersedes(image, self.config()))
+                    {
+                        info!(image_id = %image.id, region = %image.region, action = "skipped", reason = %reason, "decision");
+                        outcome.action = Action::Skipped;
+                        outcome.reasons.push(reason.clone());
+                        return Some(
+                            self.finish(run, image, outcome, Status::Retired, reason)
+                                .await,
+                        );
+                    }
+                    self.make_public(run, &client, image, facts_at, family.as_ref())
+                        .await
+                }
+            };
             outcome.retired.extend(room_made);
             match made {
                 Ok(()) => {
@@ -726,10 +751,12 @@ impl<'a> Invocation<'a> {
                 Err(e) => record(&mut outcome, e),
             }
         }
-        if outcome.action == Action::Published {
+        if outcome.action == Action::Published
+            && let Some(family) = &family
+        {
             let already: Vec<ImageId> =
                 outcome.retired.iter().map(|r| r.image_id.clone()).collect();
-            let retired = rotation::rotate(self, run, &after, &already).await;
+            let retired = rotation::rotate(self, run, &after, family, &already).await;
             outcome.retired.extend(retired);
         }
         outcome.deprecation_time = after.deprecation_time.map(format_time);
@@ -782,11 +809,14 @@ impl<'a> Invocation<'a> {
         client: &ec2::Client,
         image: &Image,
         facts_at: Instant,
+        family: Option<&rotation::Family>,
     ) -> (Result<(), Refusal>, Option<ImageOutcome>) {
         let mut room_made = None;
         let mut slot = self.take_public_slot(&run.region).await;
-        if matches!(slot, Ok(Err(_))) {
-            room_made = rotation::make_room(self, run, image).await;
+        if matches!(slot, Ok(Err(_)))
+            && let Some(family) = family
+        {
+            room_made = rotation::make_room(self, run, image, family).await;
             if room_made
                 .as_ref()
                 .is_some_and(|r| r.action == Action::Retired)

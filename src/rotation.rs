@@ -23,14 +23,23 @@ use crate::publisher::{CALLS_FOR_A_WRITE, Invocation, RegionRun, record};
 use crate::report::{Action, ImageOutcome, Status};
 use crate::steps::Step;
 
-/// The family's public AMIs (owned), newest release first (a copy counts
-/// from its source's creation date: one made again later is not newer).
+/// The order of releases: a copy counts from its source's creation date
+/// (one made again later is not newer); ties by creation date, then id.
+fn release_key<'a>(
+    image: &'a Image,
+    config: &Config,
+) -> (Option<OffsetDateTime>, Option<OffsetDateTime>, &'a ImageId) {
+    (
+        plan::release_date(image, config),
+        image.creation_date,
+        &image.id,
+    )
+}
+
+/// The family's public AMIs (owned), newest release first.
 fn public_newest_first<'a>(members: &'a [Image], config: &Config) -> Vec<&'a Image> {
     let mut public: Vec<&Image> = members.iter().filter(|m| m.public && m.owned).collect();
-    public.sort_by(|a, b| {
-        let key = |i: &Image| (plan::release_date(i, config), i.creation_date);
-        key(b).cmp(&key(a)).then_with(|| b.id.cmp(&a.id))
-    });
+    public.sort_by(|a, b| release_key(b, config).cmp(&release_key(a, config)));
     public
 }
 
@@ -45,39 +54,91 @@ pub fn retirements<'a>(members: &'a [Image], keep: usize, config: &Config) -> Ve
         .collect()
 }
 
-/// The public AMI of a family to retire before a new one is made public,
+/// Whether `coming` is older than the `keep` newest public AMIs of its
+/// family: made public, it would be the one rotation retires at once.
+pub fn superseded(members: &[Image], coming: &Image, keep: usize, config: &Config) -> bool {
+    let coming_key = release_key(coming, config);
+    let newer = public_newest_first(members, config)
+        .into_iter()
+        .filter(|m| m.id != coming.id && release_key(m, config) > coming_key)
+        .count();
+    newer >= keep.max(1)
+}
+
+/// The public AMI of a family to retire before `coming` is made public,
 /// when the region's quota has no room: the oldest the function published
-/// that rotation would retire anyway once the new one is public, and only
-/// while another public AMI of the family remains (a family is never left
-/// without one because the publish after it failed).
-pub fn room_maker<'a>(members: &'a [Image], keep: usize, config: &Config) -> Option<&'a Image> {
-    let public = public_newest_first(members, config);
-    if public.len() < 2 || public.len() < keep {
+/// that rotation would retire anyway once `coming` is public (never one
+/// newer than `coming`), and only while another public AMI of the family
+/// remains (a family is never left without one because the publish after
+/// it failed).
+pub fn room_maker<'a>(
+    members: &'a [Image],
+    coming: &Image,
+    keep: usize,
+    config: &Config,
+) -> Option<&'a Image> {
+    let public: Vec<&Image> = public_newest_first(members, config)
+        .into_iter()
+        .filter(|m| m.id != coming.id)
+        .collect();
+    if public.len() < 2 || public.len() < keep || superseded(members, coming, keep, config) {
         return None;
     }
-    // Once the new AMI is public, the newest `keep - 1` of these stay.
+    // Once `coming` is public, the newest `keep - 1` of these stay.
+    let coming_key = release_key(coming, config);
     public
         .into_iter()
         .skip(keep.max(1) - 1)
         .rev()
-        .find(|m| plan::made_public_by_function(m, config))
+        .find(|m| plan::made_public_by_function(m, config) && release_key(m, config) < coming_key)
 }
 
-/// The family's AMIs in the region, the one just made public among them
-/// (a listing may not show it public yet).
-async fn members(
-    inv: &Invocation<'_>,
-    run: &RegionRun<'_>,
-    family: &str,
-    published: &Image,
-) -> Result<Vec<Image>, ec2::Ec2Error> {
-    let config = inv.config();
-    let client = run.client()?;
-    let mut members =
-        ec2::list_owned_images_tagged(&client, &run.region, &config.family_tag_key, family).await?;
-    members.retain(|m| m.id != published.id);
-    members.push(published.clone());
-    Ok(members)
+/// A family's AMIs in one region, read once before one of them is made
+/// public: whether it may be, which to retire to make room, and, once it
+/// is, which it replaces.
+#[derive(Debug)]
+pub(crate) struct Family {
+    name: String,
+    keep: usize,
+    members: Vec<Image>,
+}
+
+impl Family {
+    /// The family of `image` in its region, when it has one and
+    /// `KEEP_PUBLIC_PER_FAMILY` is set.
+    pub(crate) async fn read(
+        inv: &Invocation<'_>,
+        run: &RegionRun<'_>,
+        image: &Image,
+    ) -> Result<Option<Self>, ec2::Ec2Error> {
+        let config = inv.config();
+        let (Some(name), Some(keep)) = (
+            plan::family_of(image, config),
+            config.keep_public_per_family,
+        ) else {
+            return Ok(None);
+        };
+        let client = run.client()?;
+        let members =
+            ec2::list_owned_images_tagged(&client, &run.region, &config.family_tag_key, name)
+                .await?;
+        Ok(Some(Self {
+            name: name.to_owned(),
+            keep: usize::from(keep),
+            members,
+        }))
+    }
+
+    /// Why `coming` is not made public, if it is older than the newest
+    /// public AMIs its family keeps.
+    pub(crate) fn supersedes(&self, coming: &Image, config: &Config) -> Option<String> {
+        superseded(&self.members, coming, self.keep, config).then(|| {
+            format!(
+                "not made public: {} newer AMIs of family {} are public in {} (the newest {} are kept)",
+                self.keep, self.name, coming.region, self.keep
+            )
+        })
+    }
 }
 
 /// After `published` became public: retires what its family no longer keeps
@@ -86,30 +147,21 @@ pub(crate) async fn rotate(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
     published: &Image,
+    family: &Family,
     already: &[ImageId],
 ) -> Vec<ImageOutcome> {
     let config = inv.config();
-    let (Some(family), Some(keep)) = (
-        plan::family_of(published, config),
-        config.keep_public_per_family,
-    ) else {
-        return Vec::new();
-    };
-    let members = match members(inv, run, family, published).await {
-        Ok(mut members) => {
-            members.retain(|m| !already.contains(&m.id));
-            members
-        }
-        Err(e) => {
-            let mut outcome =
-                ImageOutcome::new(published.id.clone(), run.region.clone(), Action::Failed);
-            record(&mut outcome, e);
-            return vec![outcome];
-        }
-    };
+    // The listing was read before `published` was public.
+    let members: Vec<Image> = family
+        .members
+        .iter()
+        .filter(|m| m.id != published.id && !already.contains(&m.id))
+        .cloned()
+        .chain(std::iter::once(published.clone()))
+        .collect();
     let mut retired = Vec::new();
-    for victim in retirements(&members, usize::from(keep), config) {
-        retired.push(retire(inv, run, victim, &published.id, family).await);
+    for victim in retirements(&members, family.keep, config) {
+        retired.push(retire(inv, run, victim, &published.id, &family.name).await);
     }
     retired
 }
@@ -120,18 +172,11 @@ pub(crate) async fn make_room(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
     coming: &Image,
+    family: &Family,
 ) -> Option<ImageOutcome> {
-    let config = inv.config();
-    let family = plan::family_of(coming, config)?;
-    let keep = usize::from(config.keep_public_per_family?);
-    let client = run.client().ok()?;
-    let members =
-        ec2::list_owned_images_tagged(&client, &run.region, &config.family_tag_key, family)
-            .await
-            .ok()?;
-    let victim = room_maker(&members, keep, config)?;
+    let victim = room_maker(&family.members, coming, family.keep, inv.config())?;
     info!(image_id = %coming.id, region = %run.region, retiring = %victim.id, "no room in the public AMI quota: retiring the family's oldest first");
-    Some(retire(inv, run, victim, &coming.id, family).await)
+    Some(retire(inv, run, victim, &coming.id, &family.name).await)
 }
 
 /// Makes `victim` private (and deprecated, and unprotected, as configured)
@@ -262,6 +307,13 @@ mod tests {
         image
     }
 
+    /// A new, private AMI of the family, newer than every `member`.
+    fn newest() -> Image {
+        let mut image = member(99, 30, "pending");
+        image.public = false;
+        image
+    }
+
     fn ids(images: &[&Image]) -> Vec<String> {
         images.iter().map(|i| i.id.to_string()).collect()
     }
@@ -290,7 +342,7 @@ mod tests {
         let members = vec![member(1, 1, "public")];
         assert!(retirements(&members, 1, &config()).is_empty());
         assert_eq!(
-            room_maker(&members, 1, &config()),
+            room_maker(&members, &newest(), 1, &config()),
             None,
             "it would leave the family none"
         );
@@ -300,17 +352,42 @@ mod tests {
     fn room_is_made_with_the_oldest_only_when_rotation_would_retire_it_anyway() {
         let members: Vec<Image> = (1..=3).map(|n| member(n, n, "public")).collect();
         assert_eq!(
-            room_maker(&members, 3, &config()).map(|i| i.id.to_string()),
+            room_maker(&members, &newest(), 3, &config()).map(|i| i.id.to_string()),
             Some("ami-0f0f0f0f0f0f00001".into())
         );
         // Under the keep count, the new one would not push any out.
-        assert_eq!(room_maker(&members, 4, &config()), None);
+        assert_eq!(room_maker(&members, &newest(), 4, &config()), None);
         // The oldest was published by hand: the next oldest of the function's.
         let mut by_hand = members.clone();
         by_hand[0].tags.remove("publish:status");
         assert_eq!(
-            room_maker(&by_hand, 2, &config()).map(|i| i.id.to_string()),
+            room_maker(&by_hand, &newest(), 2, &config()).map(|i| i.id.to_string()),
             Some("ami-0f0f0f0f0f0f00002".into())
+        );
+    }
+
+    #[test]
+    fn an_older_ami_coming_late_never_pushes_out_a_newer_one() {
+        let members: Vec<Image> = (2..=4).map(|n| member(n, n, "public")).collect();
+        let mut late = member(1, 1, "pending");
+        late.public = false;
+        // Older than the 3 kept: made public, it would be retired at once.
+        assert!(superseded(&members, &late, 3, &config()));
+        assert_eq!(room_maker(&members, &late, 3, &config()), None);
+        // Among the newest 3 once public (day 3 of 2..=4): the oldest makes
+        // room, never one newer than it.
+        let mut middle = member(9, 3, "pending");
+        middle.public = false;
+        middle.creation_date = Some(datetime!(2026-11-04 12:00 UTC));
+        assert!(!superseded(&members, &middle, 3, &config()));
+        assert_eq!(
+            room_maker(&members, &middle, 3, &config()).map(|i| i.id.to_string()),
+            Some("ami-0f0f0f0f0f0f00002".into())
+        );
+        assert_eq!(
+            room_maker(&members, &middle, 2, &config()).map(|i| i.id.to_string()),
+            Some("ami-0f0f0f0f0f0f00002".into()),
+            "keeping 2, day 4 and the middle one stay"
         );
     }
 

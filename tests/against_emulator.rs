@@ -1020,9 +1020,19 @@ fn writes(emu: &Emulator) -> Vec<Value> {
 /// Every launch permission change in the call log, per region, in order:
 /// (image, +1 or -1); the running count of public AMIs never goes over
 /// `quota` (starting from `start` public ones).
-fn never_over_quota(emu: &Emulator, quota: i64) {
-    let mut public: std::collections::HashMap<String, i64> = Default::default();
-    for call in emu.call_log() {
+/// Replays `calls` (the emulator's call log) over the public AMIs each
+/// region had before them (`start`; none elsewhere): never more than
+/// `quota` at any moment.
+fn never_over_quota(calls: &[Value], start: &[(&str, i64)], quota: i64) {
+    let mut public: std::collections::HashMap<String, i64> = start
+        .iter()
+        .map(|(region, n)| ((*region).to_owned(), *n))
+        .collect();
+    assert!(
+        calls.iter().any(|c| c["launch_permission"] == "add all"),
+        "the calls make AMIs public"
+    );
+    for call in calls {
         let change = match call["launch_permission"].as_str() {
             Some("add all") => 1,
             Some("remove all") => -1,
@@ -1046,12 +1056,15 @@ async fn a_family_of_seven_keeps_its_newest_three_public_in_every_region() {
     let home = emu.publisher(HOME, &vars).await;
 
     // One release a day: built, its available event, its copies complete,
-    // the next sweep publishes them.
+    // the next sweep publishes them. Every call, from the first (no public
+    // AMI anywhere), is kept to replay against the quota.
     let mut family = Vec::new();
+    let mut log: Vec<Value> = Vec::new();
     for day in 0..7 {
         let id = seed_member(&emu, day);
         let event = ami_state_event(&id, HOME, "available");
         // Each release previewed first: nothing written, the same steps.
+        log.extend(emu.call_log());
         emu.clear_calls();
         let planned = home
             .handle(&json!({"image_id": id, "dry_run": true}))
@@ -1116,7 +1129,8 @@ async fn a_family_of_seven_keeps_its_newest_three_public_in_every_region() {
             );
         }
     }
-    never_over_quota(&emu, 5);
+    log.extend(emu.call_log());
+    never_over_quota(&log, &[], 5);
     let deregistered = emu
         .calls()
         .iter()
@@ -1135,6 +1149,7 @@ async fn a_family_at_the_quota_gets_its_new_ami_by_retiring_the_oldest_first() {
     for id in &family[..3] {
         home.handle(&json!({"image_id": id})).await.unwrap();
     }
+    assert_eq!(public_in(&emu, HOME).len(), 3);
     emu.clear_calls();
 
     let preview = home
@@ -1179,7 +1194,32 @@ async fn a_family_at_the_quota_gets_its_new_ami_by_retiring_the_oldest_first() {
             (family[3].clone(), "add all".to_owned())
         ]
     );
-    never_over_quota(&emu, 3);
+    never_over_quota(&emu.call_log(), &[(HOME, 3)], 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_release_tagged_late_is_not_made_public_over_its_newer_ones() {
+    let emu = Emulator::start();
+    let home = emu
+        .publisher(HOME, &[("KEEP_PUBLIC_PER_FAMILY", "2")])
+        .await;
+    let newer: Vec<String> = (1..3).map(|day| seed_member(&emu, day)).collect();
+    for id in &newer {
+        home.handle(&json!({"image_id": id})).await.unwrap();
+    }
+    // Built before both, tagged only now: made public, it would be the one
+    // rotation retires at once.
+    let late = seed_member(&emu, 0);
+
+    let outcome = home.handle(&json!({"image_id": late})).await.unwrap();
+
+    assert_eq!(outcome.images[0].action, Action::Skipped, "{outcome:?}");
+    let image = emu.image(HOME, &late);
+    assert_eq!(image["public"], false);
+    assert_eq!(tag(&image, "publish:status"), Some("retired"));
+    let mut kept = newer.clone();
+    kept.sort();
+    assert_eq!(public_in(&emu, HOME), kept, "the newer two stay public");
 }
 
 #[tokio::test(flavor = "multi_thread")]
