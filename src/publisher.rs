@@ -751,7 +751,17 @@ impl<'a> Invocation<'a> {
                 Err(e) => record(&mut outcome, e),
             }
         }
-        if outcome.action == Action::Published
+        // A public AMI left in `error` may have a rotation to finish (a
+        // retirement failed): its family is read now.
+        let rotation_unfinished =
+            image.public && plan::status_of(image, self.config()) == Some(Status::Error);
+        if rotation_unfinished && family.is_none() && outcome.is_clean() {
+            match rotation::Family::read(self, run, &after).await {
+                Ok(read) => family = read,
+                Err(e) => record(&mut outcome, e),
+            }
+        }
+        if (outcome.action == Action::Published || rotation_unfinished)
             && let Some(family) = &family
         {
             let already: Vec<ImageId> =
@@ -778,9 +788,20 @@ impl<'a> Invocation<'a> {
             .await;
         }
 
+        let retirement_failed = outcome.retired.iter().any(|r| r.action == Action::Failed);
         let (status, reason) = if !outcome.errors.is_empty() {
             outcome.action = Action::Failed;
             (Status::Error, outcome.errors.join("; "))
+        } else if retirement_failed {
+            // Public, its family not rotated yet: `error`, so that the next
+            // run (a retry, the sweep) finishes the rotation.
+            let failed: Vec<String> = outcome
+                .retired
+                .iter()
+                .filter(|r| r.action == Action::Failed)
+                .map(|r| format!("retiring {} failed", r.image_id))
+                .collect();
+            (Status::Error, failed.join("; "))
         } else if outcome.refused && ends_public {
             // Public, with a step a retry can't fix left undone: `error`, not
             // `rejected`, so that it stays the function's to take down and

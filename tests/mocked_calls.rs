@@ -1931,3 +1931,106 @@ async fn a_target_region_that_cannot_be_listed_does_not_stop_the_sweep() {
         }
     }
 }
+
+// ---- rotation finishes ----
+
+#[tokio::test]
+async fn a_retirement_that_failed_is_finished_by_the_next_run() {
+    const OLD: &str = "ami-0a0a0a0a0a0a0a0a1";
+    let family = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![("publish", "public"), ("family", "base")];
+        pairs.extend_from_slice(extra);
+        tags(&pairs)
+    };
+    let old = eligible()
+        .image_id(OLD)
+        .public(true)
+        .creation_date("2026-10-01T00:00:00.000Z")
+        .set_tags(Some(family(&[("publish:status", "public")])))
+        .build();
+    let listing = |new: Image| {
+        let old = old.clone();
+        mock!(Client::describe_images)
+            .match_requests(|r| r.filters().iter().any(|f| f.name() == Some("tag:family")))
+            .then_output(move || {
+                DescribeImagesOutput::builder()
+                    .images(old.clone())
+                    .images(new.clone())
+                    .build()
+            })
+    };
+    let retire_old = |ok: bool| {
+        let rule = mock!(Client::modify_image_attribute).match_requests(|r| {
+            r.image_id() == Some(OLD)
+                && r.launch_permission()
+                    .is_some_and(|lp| lp.remove().len() == 1)
+        });
+        if ok {
+            rule.then_output(|| ModifyImageAttributeOutput::builder().build())
+        } else {
+            rule.then_error(|| {
+                ModifyImageAttributeError::generic(
+                    ErrorMetadata::builder()
+                        .code("ServiceUnavailable")
+                        .message("injected")
+                        .build(),
+                )
+            })
+        }
+    };
+    let vars = [("KEEP_PUBLIC_PER_FAMILY", "1")];
+
+    // First run: the new AMI is made public; retiring the old one fails.
+    let new = eligible().set_tags(Some(family(&[]))).build();
+    let (describe, list, bpa, modify) = (
+        describe_owned(Some(new.clone())),
+        listing(new),
+        bpa("unblocked", ManagedBy::Account),
+        make_public_ok(),
+    );
+    let (failing, tag) = (retire_old(false), create_tags_on(SOURCE_ID.into(), "error"));
+    let p = publisher(
+        config(&vars),
+        vec![(
+            HOME,
+            client(&[&describe, &list, &bpa, &modify, &failing, &tag]),
+        )],
+    );
+    let first = run(&p, direct()).await;
+    assert!(matches!(first, Err(Error::Incomplete { .. })), "{first:?}");
+    assert_eq!((modify.num_calls(), tag.num_calls()), (1, 1));
+
+    // The retry: the new AMI is public, in `error`; the retirement is done.
+    let public_in_error = eligible()
+        .public(true)
+        .deprecation_time(PUBLIC_DEPRECATION)
+        .set_tags(Some(family(&[("publish:status", "error")])))
+        .build();
+    let (describe, list) = (
+        describe_owned(Some(public_in_error.clone())),
+        listing(public_in_error),
+    );
+    let (retiring, old_tag, new_tag) = (
+        retire_old(true),
+        create_tags_on(OLD.into(), "retired"),
+        create_tags_on(SOURCE_ID.into(), "public"),
+    );
+    let p = publisher(
+        config(&vars),
+        vec![(
+            HOME,
+            client(&[&describe, &list, &retiring, &old_tag, &new_tag]),
+        )],
+    );
+    let second = run(&p, direct()).await.unwrap();
+
+    assert_eq!(
+        (
+            retiring.num_calls(),
+            old_tag.num_calls(),
+            new_tag.num_calls()
+        ),
+        (1, 1, 1),
+        "{second:?}"
+    );
+}
