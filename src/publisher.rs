@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt, future, stream};
@@ -156,7 +157,14 @@ pub(crate) struct Invocation<'a> {
     preview: bool,
     /// The writes made (or, in a preview, that would be), in order.
     steps: std::sync::Mutex<Vec<Step>>,
+    /// One turn at a time per family and region: a sweep works AMIs at
+    /// once, and two of one family must not both read it before either is
+    /// public (each would keep the other; both could retire the same one).
+    family_turns: std::sync::Mutex<HashMap<(RegionName, String), FamilyTurn>>,
 }
+
+/// A family's turn in one region (see `Invocation::family_turn`).
+type FamilyTurn = Arc<tokio::sync::Mutex<()>>;
 
 /// How an attempt to reconcile an AMI ended.
 enum Attempt {
@@ -334,7 +342,26 @@ impl<'a> Invocation<'a> {
             copy_index: None,
             preview,
             steps: std::sync::Mutex::default(),
+            family_turns: std::sync::Mutex::default(),
         }
+    }
+
+    /// Waits for the family's turn in the region; the turn lasts as long
+    /// as the guard.
+    pub(crate) async fn family_turn(
+        &self,
+        region: &RegionName,
+        family: &str,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = {
+            let mut turns = self.family_turns.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(
+                turns
+                    .entry((region.clone(), family.to_owned()))
+                    .or_default(),
+            )
+        };
+        turn.lock_owned().await
     }
 
     /// Makes a write, `call`, and reports it as `step`; in a preview only

@@ -101,6 +101,9 @@ pub(crate) struct Family {
     name: String,
     keep: usize,
     members: Vec<Image>,
+    /// The family's turn in this invocation, from the read until the AMI
+    /// is public and rotated (dropped with the family).
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Family {
@@ -119,6 +122,7 @@ impl Family {
             return Ok(None);
         };
         let client = run.client()?;
+        let turn = inv.family_turn(&run.region, name).await;
         let members =
             ec2::list_owned_images_tagged(&client, &run.region, &config.family_tag_key, name)
                 .await?;
@@ -126,6 +130,7 @@ impl Family {
             name: name.to_owned(),
             keep: usize::from(keep),
             members,
+            _turn: turn,
         }))
     }
 

@@ -1198,6 +1198,42 @@ async fn a_family_at_the_quota_gets_its_new_ami_by_retiring_the_oldest_first() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_publishing_two_releases_of_a_family_at_once_keeps_only_the_newest() {
+    let emu = Emulator::start();
+    let home = emu
+        .publisher(HOME, &[("KEEP_PUBLIC_PER_FAMILY", "1")])
+        .await;
+    let oldest = seed_member(&emu, 0);
+    home.handle(&json!({"image_id": oldest})).await.unwrap();
+    // Two newer releases tagged while nothing listened: the sweep works
+    // them at the same time.
+    let middle = seed_member(&emu, 1);
+    let newest = seed_member(&emu, 2);
+
+    let outcome = home.handle(&sweep_event(HOME)).await.unwrap();
+
+    assert_eq!(public_in(&emu, HOME), vec![newest], "{outcome:?}");
+    for retired in [&oldest, &middle] {
+        assert_eq!(
+            tag(&emu.image(HOME, retired), "publish:status"),
+            Some("retired"),
+            "{retired}"
+        );
+    }
+    let retirements: Vec<&str> = outcome
+        .images
+        .iter()
+        .flat_map(|i| &i.retired)
+        .map(|r| r.image_id.as_str())
+        .collect();
+    assert_eq!(
+        retirements.iter().filter(|id| **id == oldest).count(),
+        1,
+        "retired once: {retirements:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_older_release_tagged_late_is_not_made_public_over_its_newer_ones() {
     let emu = Emulator::start();
     let home = emu
