@@ -81,7 +81,14 @@ impl Config {
                 "at most {max_prefix_chars} characters, so that the status tag keys fit AWS's {MAX_TAG_KEY_CHARS}"
             )));
         }
-        if publish_tag_key.starts_with(&status_tag_prefix) {
+        // IAM matches tag keys in conditions without regard to case: so do
+        // these checks, or the role's statements could mistake one for
+        // another.
+        let in_prefix = |key: &str| {
+            key.to_lowercase()
+                .starts_with(&status_tag_prefix.to_lowercase())
+        };
+        if in_prefix(&publish_tag_key) {
             // The function's own status tags would then count as a change of
             // the publish tag and trigger it again.
             return Err(prefix_var.invalid(format!(
@@ -100,7 +107,7 @@ impl Config {
         let unpublish_on_untag = var("UNPUBLISH_ON_UNTAG").boolean(true)?;
         let family_var = var("FAMILY_TAG_KEY");
         let family_tag_key = family_var.clone().or("family").tag_key()?;
-        if family_tag_key == publish_tag_key || family_tag_key.starts_with(&status_tag_prefix) {
+        if family_tag_key.eq_ignore_ascii_case(&publish_tag_key) || in_prefix(&family_tag_key) {
             // A family is the owner's tag, copied onto copies; the publish
             // tag and the function's own tags mean something else.
             return Err(family_var.invalid(format!(
@@ -539,6 +546,11 @@ mod tests {
         let e = error_for(&[("PUBLISH_TAG_KEY", "publish:go")]);
         assert_eq!(e.variable, "STATUS_TAG_PREFIX");
         assert!(e.reason.contains("publish:go"), "{e}");
+        // In any letter case: IAM's tag conditions ignore it.
+        let e = error_for(&[("PUBLISH_TAG_KEY", "Publish:Go")]);
+        assert_eq!(e.variable, "STATUS_TAG_PREFIX");
+        let e = error_for(&[("FAMILY_TAG_KEY", "PUBLISH")]);
+        assert_eq!(e.variable, "FAMILY_TAG_KEY");
     }
 
     #[test]
