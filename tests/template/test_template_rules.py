@@ -212,11 +212,14 @@ def readme_rule() -> dict:
     return json.loads(block)
 
 
-def outcome_event(events: dict, action: str) -> dict:
+def outcome_event(events: dict, action: str, preview: bool = False) -> dict:
     event = copy.deepcopy(events["outcome-published.json"])
     payload = event["detail"]["responsePayload"]
     payload["images"][0]["action"] = action
     payload["actions"] = sorted({action, "already-public"})
+    if preview:
+        # The function writes `preview` only when it is true.
+        payload["preview"] = True
     return event
 
 
@@ -240,8 +243,8 @@ def test_the_readme_notification_rule_routes_outcomes_to_notify_about(events, aw
     bus.put_rule(Name="ami-publisher-notify", EventPattern=json.dumps(readme_rule()))
     bus.put_targets(Rule="ami-publisher-notify", Targets=[{"Id": "notify", "Arn": arn}])
 
-    def delivered(action: str) -> bool:
-        result = bus.put_events(Entries=[destination_entry(outcome_event(events, action))])
+    def delivered(action: str, preview: bool = False) -> bool:
+        result = bus.put_events(Entries=[destination_entry(outcome_event(events, action, preview))])
         assert result["FailedEntryCount"] == 0, result
         msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         for m in msgs:
@@ -252,3 +255,5 @@ def test_the_readme_notification_rule_routes_outcomes_to_notify_about(events, aw
         assert delivered(action), action
     for action in ("already-public", "skipped", "waiting"):
         assert not delivered(action), action
+    # A dry run invoked asynchronously: nothing was done, nothing to tell.
+    assert not delivered("published", preview=True)
