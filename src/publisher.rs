@@ -1018,9 +1018,15 @@ impl<'a> Invocation<'a> {
                 error.advice()
             }
         );
+        // A refusal no retry fixes is `rejected`, as any other; but a public
+        // AMI stays in `error`, the function's to take down.
+        let status = if error.transient || image.public {
+            Status::Error
+        } else {
+            Status::Rejected
+        };
         record(&mut outcome, error);
-        self.finish(run, image, outcome, Status::Error, reason)
-            .await
+        self.finish(run, image, outcome, status, reason).await
     }
 
     /// Writes the status tags (only when they change, and only on the

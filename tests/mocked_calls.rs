@@ -2034,3 +2034,22 @@ async fn a_retirement_that_failed_is_finished_by_the_next_run() {
         "{second:?}"
     );
 }
+
+#[tokio::test]
+async fn a_read_refused_for_good_is_rejected_with_what_to_do_and_not_retried() {
+    let describe = describe_owned(Some(eligible().build()));
+    let bpa = mock!(Client::get_image_block_public_access_state).then_error(|| {
+        aws_sdk_ec2::operation::get_image_block_public_access_state::GetImageBlockPublicAccessStateError::generic(unauthorized())
+    });
+    let tag = create_tags_expecting(&[("publish:status", "rejected")]);
+    let modify = make_public_ok();
+    let p = publisher(
+        config(&[]),
+        vec![(HOME, client(&[&describe, &bpa, &modify, &tag]))],
+    );
+
+    let outcome = run(&p, direct()).await.expect("an outcome, not a retry");
+
+    assert_eq!(outcome.images[0].status, Some(Status::Rejected));
+    assert_eq!((modify.num_calls(), tag.num_calls()), (0, 1));
+}
