@@ -704,24 +704,26 @@ impl<'a> Invocation<'a> {
         let mut family = None;
         // The deprecation date goes on first: once public, an AMI's
         // deprecation date can only move earlier.
+        let fresh = self.publisher.fresh_facts;
         if steps.make_public && outcome.is_clean() {
-            // Read again unless the facts leave time for the quota, a
-            // retirement and the wait for EC2's bucket before the publish
-            // itself, which checks their age once more.
-            let fresh = self.publisher.fresh_facts;
-            if facts_at.elapsed() + fresh / 6 > fresh {
-                info!(image_id = %image.id, region = %image.region, "facts too old to make it public on: reading them again");
-                return None;
-            }
             // Rotation's view of the family (when it has one and rotation
-            // is on), read once: an AMI its family's newer releases would
-            // retire at once is not made public; the listing then says what
-            // to retire to make room, and what the AMI replaces.
+            // is on), read once, in the family's turn: an AMI its family's
+            // newer releases would retire at once is not made public; the
+            // listing then says what to retire to make room, and what the
+            // AMI replaces.
             let (made, room_made) = match rotation::Family::read(self, run, image).await {
                 // Not made public without knowing what rotation would do.
                 Err(e) => (Err(Refusal::Call(e)), None),
                 Ok(read) => {
                     family = read;
+                    // Read again (the family's turn may have been waited
+                    // for) unless the facts leave time for the quota, a
+                    // retirement and the wait for EC2's bucket before the
+                    // publish itself, which checks their age once more.
+                    if facts_at.elapsed() + fresh / 6 > fresh {
+                        info!(image_id = %image.id, region = %image.region, "facts too old to make it public on: reading them again");
+                        return None;
+                    }
                     if let Some(reason) = family
                         .as_ref()
                         .and_then(|f| f.supersedes(image, self.config()))
@@ -787,6 +789,19 @@ impl<'a> Invocation<'a> {
                 Ok(read) => family = read,
                 Err(e) => record(&mut outcome, e),
             }
+            if family
+                .as_ref()
+                .and_then(|f| f.member(&image.id))
+                .is_some_and(|me| !me.public)
+            {
+                // A newer release of its family retired it while this run
+                // waited for the family's turn: that is its state now.
+                outcome.action = Action::Skipped;
+                outcome
+                    .reasons
+                    .push("retired meanwhile by a newer release of its family".into());
+                return Some(outcome);
+            }
         }
         if (outcome.action == Action::Published || rotation_unfinished)
             && let Some(family) = &family
@@ -796,6 +811,8 @@ impl<'a> Invocation<'a> {
             let retired = rotation::rotate(self, run, &after, family, &already).await;
             outcome.retired.extend(retired);
         }
+        // The family's turn lasts until the status tags are written (the
+        // next release of the family must see this one as the function's).
         outcome.deprecation_time = after.deprecation_time.map(format_time);
         let ends_public = after.public;
         // Copies only of a source whose own steps succeeded: a copy must not
@@ -815,7 +832,8 @@ impl<'a> Invocation<'a> {
             .await;
         }
 
-        let retirement_failed = outcome.retired.iter().any(|r| r.action == Action::Failed);
+        let unfinished = |r: &ImageOutcome| matches!(r.action, Action::Failed | Action::Deferred);
+        let retirement_failed = outcome.retired.iter().any(unfinished);
         let (status, reason) = if !outcome.errors.is_empty() {
             outcome.action = Action::Failed;
             (Status::Error, outcome.errors.join("; "))
@@ -825,8 +843,8 @@ impl<'a> Invocation<'a> {
             let failed: Vec<String> = outcome
                 .retired
                 .iter()
-                .filter(|r| r.action == Action::Failed)
-                .map(|r| format!("retiring {} failed", r.image_id))
+                .filter(|r| unfinished(r))
+                .map(|r| format!("retiring {} is not finished", r.image_id))
                 .collect();
             (Status::Error, failed.join("; "))
         } else if outcome.refused && ends_public {

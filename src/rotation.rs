@@ -134,6 +134,11 @@ impl Family {
         }))
     }
 
+    /// The family's AMI `id` as the listing saw it.
+    pub(crate) fn member(&self, id: &ImageId) -> Option<&Image> {
+        self.members.iter().find(|m| &m.id == id)
+    }
+
     /// Why `coming` is not made public, if it is older than the newest
     /// public AMIs its family keeps.
     pub(crate) fn supersedes(&self, coming: &Image, config: &Config) -> Option<String> {
@@ -165,7 +170,13 @@ pub(crate) async fn rotate(
         .chain(std::iter::once(published.clone()))
         .collect();
     let mut retired = Vec::new();
-    for victim in retirements(&members, family.keep, config) {
+    // Never itself: the run that published it (or finishes its rotation)
+    // goes on with it public; a release superseded meanwhile is the next
+    // release's to retire.
+    let victims = retirements(&members, family.keep, config)
+        .into_iter()
+        .filter(|v| v.id != published.id);
+    for victim in victims {
         retired.push(retire(inv, run, victim, &published.id, &family.name).await);
     }
     retired

@@ -2053,3 +2053,49 @@ async fn a_read_refused_for_good_is_rejected_with_what_to_do_and_not_retried() {
     assert_eq!(outcome.images[0].status, Some(Status::Rejected));
     assert_eq!((modify.num_calls(), tag.num_calls()), (0, 1));
 }
+
+#[tokio::test]
+async fn finishing_a_rotation_never_retires_the_ami_it_runs_for() {
+    // X is public in `error` and, since KEEP was lowered, older than the
+    // one release its family keeps: the run for X must not make X private
+    // and go on as if it were public (a newer release's run retires it).
+    const NEWER: &str = "ami-0a0a0a0a0a0a0a0a2";
+    let family_tags = |status: &str| {
+        tags(&[
+            ("publish", "public"),
+            ("family", "base"),
+            ("publish:status", status),
+        ])
+    };
+    let x = eligible()
+        .public(true)
+        .deprecation_time(PUBLIC_DEPRECATION)
+        .set_tags(Some(family_tags("error")))
+        .build();
+    let newer = eligible()
+        .image_id(NEWER)
+        .public(true)
+        .creation_date("2026-11-20T00:00:00.000Z")
+        .set_tags(Some(family_tags("public")))
+        .build();
+    let members = [x.clone(), newer];
+    let list = mock!(Client::describe_images)
+        .match_requests(|r| r.filters().iter().any(|f| f.name() == Some("tag:family")))
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .set_images(Some(members.to_vec()))
+                .build()
+        });
+    let any_modify = mock!(Client::modify_image_attribute)
+        .then_output(|| ModifyImageAttributeOutput::builder().build());
+    let (describe, tag) = (describe_owned(Some(x)), create_tags_ok());
+    let p = publisher(
+        config(&[("KEEP_PUBLIC_PER_FAMILY", "1")]),
+        vec![(HOME, client(&[&describe, &list, &any_modify, &tag]))],
+    );
+
+    let outcome = run(&p, direct()).await.unwrap();
+
+    assert_eq!(list.num_calls(), 1, "the family is read: {outcome:?}");
+    assert_eq!(any_modify.num_calls(), 0, "{outcome:?}");
+}

@@ -257,8 +257,8 @@ MISCONFIGURED = [
         ("the provenance marker", {"publish:source": MARKER}),
         ("the provenance marker in another case", {"publish:Source": MARKER}),
     ]),
-    # config.rs compares with the prefix case-sensitively and lets this one
-    # through; IAM would read a "publish:go" tag as the publish tag.
+    # config.rs refuses this one too (it compares without regard to case);
+    # the role must hold anyway: IAM would read "publish:go" as the publish tag.
     ("PublishTagKey Publish:go", {"PublishTagKey": "Publish:go"}, [
         ("the publish tag in the prefix's case", {"publish:go": "public"}),
     ]),
