@@ -205,6 +205,11 @@ fn reject(copy: &mut CopyOutcome, reason: String) {
     copy.reasons.push(reason);
 }
 
+fn defer(copy: &mut CopyOutcome, why: &str) {
+    copy.action = Some(Action::Deferred);
+    copy.reasons.push(format!("left for the next run: {why}"));
+}
+
 async fn sync_one(
     inv: &Invocation<'_>,
     source: &Observed,
@@ -340,9 +345,7 @@ async fn start(
     for _ in 0..=MAX_REPLACEMENTS {
         if !inv.has_time_for(CALLS_FOR_A_WRITE + 1) {
             inv.quotas.give_back(target).await;
-            copy.action = Some(Action::Deferred);
-            copy.reasons
-                .push("left for the next run: the invocation's deadline is near".into());
+            defer(copy, "the invocation's deadline is near");
             return Ok(());
         }
         // The token names the generation of the copy: a run that repeats the
@@ -390,11 +393,7 @@ async fn start(
                         // one: the next run looks, rather than risk a second
                         // live copy.
                         copy.image_id = Some(id);
-                        copy.action = Some(Action::Deferred);
-                        copy.reasons.push(
-                            "left for the next run: no time to check the copy EC2 answered with"
-                                .into(),
-                        );
+                        defer(copy, "no time to check the copy EC2 answered with");
                         return Ok(());
                     }
                 }
