@@ -651,6 +651,38 @@ async fn a_copy_its_owner_untagged_alone_is_taken_down_by_the_source_regions_swe
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_sources_deprecation_moved_earlier_reaches_its_copies_at_the_next_sweep() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    // The owner moves the source's deprecation a year earlier, by hand.
+    let earlier = aws_sdk_ec2::primitives::DateTime::from_secs(
+        time::OffsetDateTime::now_utc().unix_timestamp() + 200 * 86_400,
+    );
+    emu.owner(HOME)
+        .await
+        .enable_image_deprecation()
+        .image_id(&source)
+        .deprecate_at(earlier)
+        .send()
+        .await
+        .expect("EnableImageDeprecation");
+
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    let day = |i: &Value| i["deprecation_time"].as_str().unwrap_or_default()[..10].to_owned();
+    let source_day = day(&emu.image(HOME, &source));
+    for region in ["us-west-2", "eu-west-1"] {
+        let copy = copies_of(&emu, region, &source).remove(0);
+        assert_eq!(
+            day(&copy),
+            source_day,
+            "{region}: never later than its source"
+        );
+        assert_eq!(copy["public"], true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_copy_whose_source_was_untagged_while_it_was_pending_stays_private() {
     let emu = Emulator::start();
     let source = seed_tagged(&emu, HOME, json!({}));
