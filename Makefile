@@ -45,13 +45,14 @@ test-rust: venv
 	cargo test --all-targets
 
 test-python: venv test-rust
-	$(PY) -m pytest -q tests/emulator tests/template tests/e2e
+	$(PY) -m pytest -q tests/lint tests/emulator tests/template tests/e2e
 
 # `sam validate --lint` runs in tests/template, offline (telemetry and the
 # version check off, every AWS endpoint pointed at a closed local port).
-lint: venv ## rustfmt, clippy (-D warnings), cfn-lint, parliament on the role's policies
+lint: venv ## rustfmt, clippy (-D warnings), no import cycle in src/, cfn-lint, parliament on the role's policies
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	$(PY) tests/lint/module_cycles.py
 	cfn-lint template.yaml
 	$(PY) tests/template/lint_iam.py
 

@@ -13,18 +13,18 @@
 //! encryption by default (the copy would come out encrypted), no headroom
 //! in the public AMI quota.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use tracing::{info, warn};
 
 use crate::config::{Config, StatusTag};
+use crate::copy_index::CopyIndex;
 use crate::ec2::{self, CopyRequest, Ec2Error, Seen};
-use crate::model::{Image, ImageId, ImageState, Intent, RegionName, SourceRef};
+use crate::invocation::{CALLS_FOR_A_WRITE, Invocation, Observed, RegionRun};
+use crate::model::{Image, ImageId, ImageState, Intent, RegionName, SourceRef, Status};
 use crate::plan;
-use crate::publisher::{CALLS_FOR_A_WRITE, Invocation, Observed, RegionRun};
-use crate::report::{Action, CopyOutcome, ImageOutcome, Status};
+use crate::report::{Action, CopyOutcome, ImageOutcome};
 use crate::steps::Step;
 
 /// How often a source's copy in one region may be replaced in one run (a
@@ -39,18 +39,6 @@ const VISIBLE_AFTER: [Duration; 3] = [
     Duration::from_secs(2),
     Duration::from_secs(4),
 ];
-
-/// The copies of a sweep's sources, listed once per target region up front
-/// (a call a region, however many sources), by region and provenance tag.
-#[derive(Debug, Default)]
-pub(crate) struct CopyIndex {
-    by_region: HashMap<RegionName, HashMap<String, Vec<Image>>>,
-    listed_at: Option<Instant>,
-    /// Target regions whose copies could not be listed, and why: the sweep
-    /// goes on without them (one region's failure never hides another's)
-    /// and reports each once.
-    pub(crate) unlisted: BTreeMap<RegionName, Ec2Error>,
-}
 
 /// Lists the copies in every target region but `home`.
 pub(crate) async fn index(inv: &Invocation<'_>, home: &RegionName) -> CopyIndex {
@@ -84,83 +72,7 @@ pub(crate) async fn index(inv: &Invocation<'_>, home: &RegionName) -> CopyIndex 
         .buffer_unordered(config.copy_concurrency)
         .collect()
         .await;
-    let mut index = CopyIndex {
-        listed_at: Some(Instant::now()),
-        ..CopyIndex::default()
-    };
-    for listing in listings {
-        let (region, copies) = match listing {
-            Ok(listed) => listed,
-            Err(e) => {
-                warn!(region = %e.region, error = %e, "the copies in a target region could not be listed: the sweep goes on without it");
-                index.unlisted.insert(e.region.clone(), e);
-                continue;
-            }
-        };
-        let by_source = index.by_region.entry(region).or_default();
-        for copy in copies {
-            if let Some(source) = copy.tags.get(&source_key) {
-                by_source.entry(source.clone()).or_default().push(copy);
-            }
-        }
-    }
-    index
-}
-
-impl CopyIndex {
-    fn copies(&self, region: &RegionName, source_ref: &str) -> Option<Vec<Image>> {
-        let by_source = self.by_region.get(region)?;
-        Some(by_source.get(source_ref).cloned().unwrap_or_default())
-    }
-
-    /// Whether a sweep can leave this AMI's copies alone: a public source
-    /// with status `public` has a live, public copy with status `public` in
-    /// every target region; a held one has no public copy left.
-    pub(crate) fn settles(&self, image: &Image, config: &Config) -> bool {
-        // A region whose copies could not be listed can't be checked: it
-        // is reported once for the sweep, not once per source.
-        let targets: Vec<RegionName> = plan::copy_targets(image, config)
-            .into_iter()
-            .filter(|r| !self.unlisted.contains_key(r))
-            .collect();
-        if targets.is_empty() {
-            return true;
-        }
-        let source_ref = format!("{}/{}", image.region, image.id);
-        let copies = |region: &RegionName| self.copies(region, &source_ref);
-        match plan::status_of(image, config) {
-            Some(Status::Held) => targets
-                .iter()
-                .all(|r| copies(r).is_some_and(|c| c.iter().all(|c| !c.public))),
-            Some(Status::Public) if image.public && plan::is_tagged(image, config) => {
-                // The copy still tagged (its owner may untag a copy alone)
-                // and deprecated no later than its source.
-                let deprecate_by = plan::copies_deprecate_at(image, config);
-                targets.iter().all(|r| {
-                    copies(r).is_some_and(|c| {
-                        c.iter().any(|c| {
-                            is_live(c)
-                                && c.public
-                                && plan::status_of(c, config) == Some(Status::Public)
-                                && plan::is_tagged(c, config)
-                                && c.deprecation_time.is_some()
-                                && c.deprecation_time <= deprecate_by
-                        })
-                    })
-                })
-            }
-            _ => true,
-        }
-    }
-}
-
-/// Pending or available: not failed, disabled or deregistered.
-fn is_live(image: &Image) -> bool {
-    is_live_state(&image.state)
-}
-
-fn is_live_state(state: &ImageState) -> bool {
-    matches!(state, ImageState::Pending | ImageState::Available)
+    CopyIndex::new(&source_key, listings)
 }
 
 /// Brings the source's copy in each of `targets` where the source's facts
@@ -242,7 +154,7 @@ async fn sync_one(
     let indexed = inv
         .copy_index
         .as_ref()
-        .and_then(|index| Some((index.copies(target, &source_ref)?, index.listed_at?)));
+        .and_then(|index| Some((index.copies(target, &source_ref)?, index.listed_at()?)));
     let (found, found_at) = match indexed {
         Some(indexed) => indexed,
         None => (
@@ -250,7 +162,8 @@ async fn sync_one(
             Instant::now(),
         ),
     };
-    let (mut live, dead): (Vec<Image>, Vec<Image>) = found.into_iter().partition(is_live);
+    let (mut live, dead): (Vec<Image>, Vec<Image>) =
+        found.into_iter().partition(|c| c.state.is_live());
     // Should two live copies ever exist, the oldest is the copy.
     live.sort_by_key(|c| c.creation_date);
     let Some(found) = live.into_iter().next() else {
@@ -458,7 +371,7 @@ async fn is_alive(
 ) -> Result<Option<bool>, Ec2Error> {
     for wait in VISIBLE_AFTER {
         match ec2::describe_own_image(client, region, id).await? {
-            Seen::Found(state) => return Ok(Some(is_live_state(&state))),
+            Seen::Found(state) => return Ok(Some(state.is_live())),
             Seen::Gone => return Ok(Some(false)),
             Seen::Unknown if inv.has_time_for(CALLS_FOR_A_WRITE + 1) => {
                 tokio::time::sleep(wait).await;

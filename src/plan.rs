@@ -8,8 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::config::{Config, MAX_DEPRECATE_AFTER_DAYS, StatusTag};
 use crate::eligibility::{self, Reason, SourceProblem};
-use crate::model::{BlockPublicAccess, Image, ImageState, Intent, RegionName, SourceRef};
-use crate::report::Status;
+use crate::model::{BlockPublicAccess, Image, ImageState, Intent, RegionName, SourceRef, Status};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {

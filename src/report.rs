@@ -4,67 +4,12 @@
 use serde::Serialize;
 
 use crate::event::Cause;
-use crate::model::{ImageId, RegionName};
+use crate::model::{ImageId, RegionName, Status};
 use crate::quota::QuotaReport;
 use crate::steps::Step;
 
 /// AWS's limit on a tag value.
 const MAX_TAG_VALUE_CHARS: usize = 256;
-
-/// The status the function writes on an AMI (`publish:status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// Public in its region, and every copy is public too.
-    Public,
-    /// Public in its region; some copies are not public yet.
-    Copying,
-    /// Pending: will be published when it becomes available.
-    Pending,
-    /// Must stay private; `publish:reason` says why.
-    Rejected,
-    /// A step failed; the function's retry or the sweep will try again.
-    Error,
-    /// Made private again (with its copies) because its owner no longer asks
-    /// for it: the publish tag was removed, or its source's was.
-    Withdrawn,
-    /// Made private by an unpublish request; stays private, whatever its
-    /// tags, until the owner deletes this status tag.
-    Held,
-    /// Made private by rotation: newer public AMIs of its family replaced
-    /// it; stays private until the owner deletes this status tag.
-    Retired,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Public => "public",
-            Self::Copying => "copying",
-            Self::Pending => "pending",
-            Self::Rejected => "rejected",
-            Self::Error => "error",
-            Self::Withdrawn => "withdrawn",
-            Self::Held => "held",
-            Self::Retired => "retired",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Public,
-            Self::Copying,
-            Self::Pending,
-            Self::Rejected,
-            Self::Error,
-            Self::Withdrawn,
-            Self::Held,
-            Self::Retired,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-}
 
 /// What the run did with one AMI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -17,10 +17,10 @@ use tracing::info;
 
 use crate::config::{Config, StatusTag};
 use crate::ec2;
-use crate::model::{Image, ImageId};
+use crate::invocation::{CALLS_FOR_A_WRITE, Invocation, RegionRun, record};
+use crate::model::{Image, ImageId, Status};
 use crate::plan;
-use crate::publisher::{CALLS_FOR_A_WRITE, Invocation, RegionRun, record};
-use crate::report::{Action, ImageOutcome, Status};
+use crate::report::{Action, ImageOutcome};
 use crate::steps::Step;
 
 /// The order of releases: a copy counts from its source's creation date

@@ -8,8 +8,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
-use crate::model::{ImageId, RegionName, SourceRef, format_time};
-use crate::report::Status;
+use crate::model::{ImageId, RegionName, SourceRef, Status, format_time};
 
 /// One write, in the order the function makes them for an AMI.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -1,0 +1,361 @@
+//! Publishing one AMI as [`plan`](crate::plan) decided: its deprecation
+//! date first (once public, it can only move earlier), then, in its
+//! family's turn, a slot in the region's public AMI quota (rotation making
+//! room when it may) and the group `all` on facts no older than
+//! [`FRESH_FACTS`](crate::invocation::FRESH_FACTS), deregistration
+//! protection, the rotation of its family, its copies, and the status it
+//! ends with. Copies and rotation are their own modules; this one orders
+//! the steps.
+
+use std::time::Instant;
+
+use tracing::info;
+
+use crate::config::{Config, StatusTag};
+use crate::copies;
+use crate::ec2::{self, Ec2Error};
+use crate::invocation::{CALLS_FOR_A_WRITE, Invocation, Observed, RegionRun, deferred, record};
+use crate::model::{Image, ImageId, Intent, RegionName, Status, format_time};
+use crate::plan::{self, Steps};
+use crate::report::{Action, ImageOutcome};
+use crate::rotation;
+use crate::steps::Step;
+
+/// Carries out a publish; `None` when the facts are too old to make the
+/// AMI public on.
+pub(crate) async fn publish(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    image: &Image,
+    facts_at: Instant,
+    steps: Steps,
+) -> Option<ImageOutcome> {
+    info!(
+        image_id = %image.id,
+        region = %image.region,
+        make_public = steps.make_public,
+        deprecate_at = steps.deprecate_at.map(format_time),
+        copy_to = ?steps.copy_to.iter().map(RegionName::as_str).collect::<Vec<_>>(),
+        new_copies = steps.new_copies,
+        "decision: publish"
+    );
+    let mut outcome = ImageOutcome::new(
+        image.id.clone(),
+        image.region.clone(),
+        Action::AlreadyPublic,
+    );
+    let writes = steps.deprecate_at.is_some() || steps.make_public;
+    if writes && !inv.has_time_for(CALLS_FOR_A_WRITE + u32::from(steps.make_public) * 3) {
+        return Some(deferred(&image.id, &image.region));
+    }
+    let client = match run.client() {
+        Ok(client) => client,
+        Err(e) => return Some(inv.fail(run, image, e, "no client").await),
+    };
+    let mut after = image.clone();
+    if let Some(at) = steps.deprecate_at {
+        let step = Step::Deprecate {
+            region: run.region.clone(),
+            image_id: image.id.clone(),
+            at,
+        };
+        let call = ec2::enable_deprecation(&client, &run.region, &image.id, at);
+        match inv.write(step, call).await {
+            Ok(_) => after.deprecation_time = Some(at),
+            Err(e) => record(&mut outcome, e),
+        }
+    }
+    let mut family = None;
+    // The deprecation date goes on first: once public, an AMI's
+    // deprecation date can only move earlier.
+    if steps.make_public && outcome.is_clean() {
+        match make_public_in_turn(inv, run, &client, image, facts_at).await {
+            Err(NotTried::Stale) => return None,
+            Err(NotTried::Superseded(reason)) => {
+                info!(image_id = %image.id, region = %image.region, action = "skipped", reason = %reason, "decision");
+                outcome.action = Action::Skipped;
+                outcome.reasons.push(reason.clone());
+                return Some(
+                    inv.finish(run, image, outcome, Status::Retired, reason)
+                        .await,
+                );
+            }
+            Ok(Tried {
+                made,
+                family: read,
+                room_made,
+            }) => {
+                family = read;
+                outcome.retired.extend(room_made);
+                match made {
+                    Ok(()) => {
+                        info!(image_id = %image.id, region = %image.region, "made public");
+                        outcome.action = Action::Published;
+                        after.public = true;
+                    }
+                    Err(Refusal::Quota(reason)) => {
+                        outcome.action = Action::Rejected;
+                        outcome.reasons.push(reason);
+                    }
+                    Err(Refusal::Stale) => {
+                        info!(image_id = %image.id, region = %image.region, action = "deferred", "facts went stale before its turn to be made public: left for the next run");
+                        outcome.action = Action::Deferred;
+                        outcome.reasons.push(format!(
+                            "left for the next run: its facts were older than {:?} when its turn came to be made public",
+                            inv.function.fresh_facts
+                        ));
+                        return Some(outcome);
+                    }
+                    Err(Refusal::Call(e)) => record(&mut outcome, e),
+                }
+            }
+        }
+    }
+    if outcome.is_clean() && plan::needs_protection(&after, inv.config()) {
+        protect(inv, run, &client, &mut after, &mut outcome).await;
+    }
+    // A public AMI left in `error` may have a rotation to finish (a
+    // retirement failed): its family is read now.
+    let rotation_unfinished =
+        image.public && plan::status_of(image, inv.config()) == Some(Status::Error);
+    if rotation_unfinished && family.is_none() && outcome.is_clean() {
+        match rotation::Family::read(inv, run, &after).await {
+            Ok(read) => family = read,
+            Err(e) => record(&mut outcome, e),
+        }
+        if family
+            .as_ref()
+            .and_then(|f| f.member(&image.id))
+            .is_some_and(|me| !me.public)
+        {
+            // A newer release of its family retired it while this run
+            // waited for the family's turn: that is its state now.
+            outcome.action = Action::Skipped;
+            outcome
+                .reasons
+                .push("retired meanwhile by a newer release of its family".into());
+            return Some(outcome);
+        }
+    }
+    if (outcome.action == Action::Published || rotation_unfinished)
+        && let Some(family) = &family
+    {
+        let already: Vec<ImageId> = outcome.retired.iter().map(|r| r.image_id.clone()).collect();
+        let retired = rotation::rotate(inv, run, &after, family, &already).await;
+        outcome.retired.extend(retired);
+    }
+    // The family's turn lasts until the status tags are written (the
+    // next release of the family must see this one as the function's).
+    outcome.deprecation_time = after.deprecation_time.map(format_time);
+    let ends_public = after.public;
+    // Copies only of a source whose own steps succeeded: a copy must not
+    // become public in its region while its source stays private.
+    if outcome.is_clean() && !steps.copy_to.is_empty() {
+        let source = Observed {
+            image: after,
+            at: facts_at,
+        };
+        outcome.copies = copies::sync(
+            inv,
+            &source,
+            &steps.copy_to,
+            steps.new_copies,
+            Intent::Reconcile,
+        )
+        .await;
+    }
+    let (status, reason) = status_after_publish(inv.config(), image, &mut outcome, ends_public);
+    Some(inv.finish(run, image, outcome, status, reason).await)
+}
+
+/// Takes a public slot in the region's quota (retiring the family's
+/// oldest first when there is no room and rotation allows it), then
+/// adds the group `all`; the slot is given back if EC2 refuses. Returns
+/// the AMI retired to make room, if any.
+async fn make_public(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    client: &ec2::Client,
+    image: &Image,
+    facts_at: Instant,
+    family: Option<&rotation::Family>,
+) -> (Result<(), Refusal>, Option<ImageOutcome>) {
+    let mut room_made = None;
+    let mut slot = inv.take_public_slot(&run.region).await;
+    if matches!(slot, Ok(Err(_)))
+        && let Some(family) = family
+    {
+        room_made = rotation::make_room(inv, run, image, family).await;
+        if room_made
+            .as_ref()
+            .is_some_and(|r| r.action == Action::Retired)
+        {
+            slot = inv.take_public_slot(&run.region).await;
+        }
+    }
+    (
+        add_all(inv, run, client, image, slot, facts_at).await,
+        room_made,
+    )
+}
+
+async fn add_all(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    client: &ec2::Client,
+    image: &Image,
+    slot: Result<Result<(), String>, Ec2Error>,
+    facts_at: Instant,
+) -> Result<(), Refusal> {
+    slot.map_err(Refusal::Call)?.map_err(Refusal::Quota)?;
+    let step = Step::MakePublic {
+        region: run.region.clone(),
+        image_id: image.id.clone(),
+    };
+    // The facts' age is checked again once the call has its turn in
+    // EC2's bucket: no AMI is made public on facts older than that.
+    let not_after = facts_at + inv.function.fresh_facts;
+    let call = ec2::make_public(client, &run.region, &image.id, not_after);
+    let made = inv.write(step, call).await;
+    if made.is_err() {
+        inv.quotas.give_back(&run.region).await;
+    }
+    match made {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == ec2::FACTS_TOO_OLD => Err(Refusal::Stale),
+        Err(e) => Err(Refusal::Call(e)),
+    }
+}
+
+/// The make-public part of a publish, tried in its family's turn: made
+/// public, or refused; with the family as read (when it has one and
+/// rotation is on) and the AMI retired to make room, if any.
+struct Tried {
+    made: Result<(), Refusal>,
+    family: Option<rotation::Family>,
+    room_made: Option<ImageOutcome>,
+}
+
+/// Why the make-public part of a publish was not tried.
+enum NotTried {
+    /// Its family's newer releases would retire it at once: why.
+    Superseded(String),
+    /// Its facts are too old to make it public on: read them again.
+    Stale,
+}
+
+/// Reads rotation's view of the AMI's family once, in the family's turn:
+/// an AMI its family's newer releases would retire at once is not made
+/// public; the listing then says what to retire to make room, and what the
+/// AMI replaces. Then makes it public.
+async fn make_public_in_turn(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    client: &ec2::Client,
+    image: &Image,
+    facts_at: Instant,
+) -> Result<Tried, NotTried> {
+    let family = match rotation::Family::read(inv, run, image).await {
+        Ok(family) => family,
+        // Not made public without knowing what rotation would do.
+        Err(e) => {
+            return Ok(Tried {
+                made: Err(Refusal::Call(e)),
+                family: None,
+                room_made: None,
+            });
+        }
+    };
+    // Read again (the family's turn may have been waited for) unless the
+    // facts leave time for the quota, a retirement and the wait for EC2's
+    // bucket before the publish itself, which checks their age once more.
+    let fresh = inv.function.fresh_facts;
+    if facts_at.elapsed() + fresh / 6 > fresh {
+        info!(image_id = %image.id, region = %image.region, "facts too old to make it public on: reading them again");
+        return Err(NotTried::Stale);
+    }
+    if let Some(reason) = family
+        .as_ref()
+        .and_then(|f| f.supersedes(image, inv.config()))
+    {
+        return Err(NotTried::Superseded(reason));
+    }
+    let (made, room_made) = make_public(inv, run, client, image, facts_at, family.as_ref()).await;
+    Ok(Tried {
+        made,
+        family,
+        room_made,
+    })
+}
+
+/// Turns deregistration protection on, with the marker that says the
+/// function set it (so that only the function's protection is removed).
+async fn protect(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    client: &ec2::Client,
+    after: &mut Image,
+    outcome: &mut ImageOutcome,
+) {
+    let step = Step::Protect {
+        region: run.region.clone(),
+        image_id: after.id.clone(),
+    };
+    let call = ec2::set_deregistration_protection(client, &run.region, &after.id, true);
+    match inv.write(step, call).await {
+        Ok(_) => {
+            after.deregistration_protected = true;
+            let marker = (inv.config().status_tag(StatusTag::Protected), "true".into());
+            outcome.tags.push(marker);
+        }
+        Err(e) => record(outcome, e),
+    }
+}
+
+/// The status and reason a publish ends with.
+fn status_after_publish(
+    config: &Config,
+    image: &Image,
+    outcome: &mut ImageOutcome,
+    ends_public: bool,
+) -> (Status, String) {
+    let unfinished = |r: &ImageOutcome| matches!(r.action, Action::Failed | Action::Deferred);
+    let retirement_failed = outcome.retired.iter().any(unfinished);
+    if !outcome.errors.is_empty() {
+        outcome.action = Action::Failed;
+        (Status::Error, outcome.errors.join("; "))
+    } else if retirement_failed {
+        // Public, its family not rotated yet: `error`, so that the next
+        // run (a retry, the sweep) finishes the rotation.
+        let failed: Vec<String> = outcome
+            .retired
+            .iter()
+            .filter(|r| unfinished(r))
+            .map(|r| format!("retiring {} is not finished", r.image_id))
+            .collect();
+        (Status::Error, failed.join("; "))
+    } else if outcome.refused && ends_public {
+        // Public, with a step a retry can't fix left undone: `error`, not
+        // `rejected`, so that it stays the function's to take down and
+        // each sweep tries the step again.
+        (Status::Error, outcome.reasons.join("; "))
+    } else if outcome.action == Action::Rejected {
+        (Status::Rejected, outcome.reasons.join("; "))
+    } else if let Some(source) = plan::source_of(image, config) {
+        (
+            Status::Public,
+            format!("public in {} (copy of {source})", image.region),
+        )
+    } else {
+        copies::source_status(&image.region, &outcome.copies)
+    }
+}
+
+/// Why an AMI was not made public.
+enum Refusal {
+    /// No headroom in the region's public AMI quota (the reason says so).
+    Quota(String),
+    /// Its facts grew too old while it waited for its turn.
+    Stale,
+    Call(Ec2Error),
+}

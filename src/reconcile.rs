@@ -1,0 +1,182 @@
+//! One AMI brought to its desired state: the facts the decision needs
+//! (the AMI, its source if it is a copy, the region's block public access
+//! state) read, [`plan::decide`](crate::plan::decide) asked, and its
+//! decision handed to the capability that carries it out
+//! ([`publish`](crate::publish), [`takedown`](crate::takedown)) or ended
+//! with the status it calls for. Facts that went stale before an
+//! irreversible step are read again, once.
+
+use futures::future::LocalBoxFuture;
+use tracing::info;
+
+use crate::invocation::{
+    CALLS_TO_START_AN_AMI, Invocation, Observed, RegionRun, deferred, failed, not_found,
+};
+use crate::model::{ImageId, Intent, Status};
+use crate::plan::{self, Decision, Facts, SourceFacts};
+use crate::publish;
+use crate::report::{Action, ImageOutcome};
+use crate::takedown;
+
+/// [`reconcile`], boxed: the context's [`Reconcile`](crate::invocation::Reconcile)
+/// (a source's copies are reconciled through it, inside the source's own
+/// reconcile, so the future must have a known size).
+pub(crate) fn boxed<'r>(
+    inv: &'r Invocation<'r>,
+    run: &'r RegionRun<'r>,
+    observed: Observed,
+    intent: Intent,
+    source: Option<&'r Observed>,
+) -> LocalBoxFuture<'r, ImageOutcome> {
+    Box::pin(reconcile(inv, run, observed, intent, source))
+}
+
+/// Reads the AMI, then reconciles it (an event's or a direct request's AMI).
+pub(crate) async fn reconcile_by_id(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    id: &ImageId,
+    intent: Intent,
+) -> ImageOutcome {
+    if !inv.has_time_for(CALLS_TO_START_AN_AMI) {
+        return deferred(id, &run.region);
+    }
+    match inv.read(&run.region, id).await {
+        Ok(Some(observed)) => reconcile(inv, run, observed, intent, None).await,
+        Ok(None) => not_found(id, &run.region),
+        Err(e) => failed(id, &run.region, e),
+    }
+}
+
+/// Brings one AMI to its desired state (a source's copies with it).
+/// `source` is a copy's source when the caller has just read it.
+pub(crate) async fn reconcile(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    mut observed: Observed,
+    intent: Intent,
+    mut source: Option<&Observed>,
+) -> ImageOutcome {
+    // A second attempt only when the facts went stale before an
+    // irreversible step; then everything is read again.
+    for _ in 0..2 {
+        match attempt(inv, run, &observed, intent, source).await {
+            Attempt::Done(outcome) => return outcome,
+            Attempt::Stale => {
+                source = None;
+                match inv.read(&run.region, &observed.image.id).await {
+                    Ok(Some(fresh)) => observed = fresh,
+                    Ok(None) => return not_found(&observed.image.id, &run.region),
+                    Err(e) => return failed(&observed.image.id, &run.region, e),
+                }
+            }
+        }
+    }
+    let id = &observed.image.id;
+    let mut outcome = ImageOutcome::new(id.clone(), run.region.clone(), Action::Failed);
+    outcome.errors.push(format!(
+        "{id} in {}: its facts could not be read within {:?} of making it public; left for the next run",
+        run.region, inv.function.fresh_facts
+    ));
+    outcome
+}
+
+async fn attempt(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    observed: &Observed,
+    intent: Intent,
+    given_source: Option<&Observed>,
+) -> Attempt {
+    let config = inv.config();
+    let image = &observed.image;
+    let mut read_source = None;
+    let source = match (plan::source_needed(image, config, intent), given_source) {
+        (None, _) => SourceFacts::NotNeeded,
+        (Some(_), Some(given)) => SourceFacts::Found(&given.image),
+        (Some(source), None) => match inv.read(&source.region, &source.image_id).await {
+            Ok(found) => {
+                read_source = found;
+                read_source
+                    .as_ref()
+                    .map_or(SourceFacts::Missing, |s| SourceFacts::Found(&s.image))
+            }
+            Err(e) => {
+                let why = format!("could not read its source {source}");
+                return Attempt::Done(inv.fail(run, image, e, &why).await);
+            }
+        },
+    };
+    let source_at = given_source.or(read_source.as_ref()).map(|s| s.at);
+    let bpa = if plan::needs_bpa(image, config) {
+        match run.bpa().await {
+            Ok(bpa) => Some(bpa),
+            Err(e) => {
+                let why = "could not read the region's image block public access state";
+                return Attempt::Done(inv.fail(run, image, e, why).await);
+            }
+        }
+    } else {
+        None
+    };
+    let facts = Facts { image, bpa, source };
+    let decision = plan::decide(facts, intent, config, inv.now);
+    let outcome = |action| ImageOutcome::new(image.id.clone(), image.region.clone(), action);
+    let done = match decision {
+        Decision::Skip { reason } => {
+            info!(image_id = %image.id, region = %image.region, action = "skipped", reason = %reason, "decision");
+            let mut skipped = outcome(Action::Skipped);
+            skipped.reasons.push(reason);
+            skipped
+        }
+        Decision::Wait => {
+            info!(image_id = %image.id, region = %image.region, action = "waiting", "decision");
+            let reason = "waiting for the AMI to become available".to_owned();
+            inv.finish(
+                run,
+                image,
+                outcome(Action::Waiting),
+                Status::Pending,
+                reason,
+            )
+            .await
+        }
+        Decision::Reject { reasons } => {
+            let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+            info!(image_id = %image.id, region = %image.region, action = "rejected", reasons = ?reasons, "decision");
+            let mut rejected = outcome(Action::Rejected);
+            rejected.reasons = reasons;
+            let text = rejected.reasons.join("; ");
+            inv.finish(run, image, rejected, Status::Rejected, text)
+                .await
+        }
+        Decision::LeavePublic => {
+            let why = match plan::source_of(image, config) {
+                Some(source) => format!("its source {source} is no longer tagged"),
+                None => "the publish tag was removed".to_owned(),
+            };
+            let reason = format!("{why}; left public (UNPUBLISH_ON_UNTAG is false)");
+            info!(image_id = %image.id, region = %image.region, action = "left-public", "decision");
+            let mut left = outcome(Action::AlreadyPublic);
+            left.reasons.push(reason.clone());
+            inv.finish(run, image, left, Status::Public, reason).await
+        }
+        Decision::Publish(steps) => {
+            let oldest = source_at.map_or(observed.at, |s| s.min(observed.at));
+            match publish::publish(inv, run, image, oldest, steps).await {
+                Some(outcome) => outcome,
+                None => return Attempt::Stale,
+            }
+        }
+        Decision::Withdraw(withdrawal) => takedown::withdraw(inv, run, image, withdrawal).await,
+    };
+    Attempt::Done(done)
+}
+
+/// How an attempt to reconcile an AMI ended.
+enum Attempt {
+    Done(ImageOutcome),
+    /// Its facts (or its source's) were older than [`FRESH_FACTS`](crate::invocation::FRESH_FACTS) right
+    /// before an irreversible step: read them again and decide again.
+    Stale,
+}
