@@ -577,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
-        import ec2_rules as rules  # sibling module (sys.path[0] is this directory)
+        import rules  # the package beside this file (sys.path[0] is this directory)
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
