@@ -17,6 +17,7 @@ read (the tests follow the same split, ``tests/emulator/test_<module>.py``):
   ``deprecation``      Enable/DisableImageDeprecation and their limits
   ``deregistration``   deregistration protection, DeregisterImage, Recycle Bin
   ``service_quotas``   GetServiceQuota for the public AMI quota
+  ``ebs``              the EBS direct APIs (snapshot blocks), on moto's EBS
   ===================  ====================================================
 
 Everything here reaches into moto's internals (``moto.ec2``): moto is pinned
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 # common first: it sets the environment moto.ec2 reads when it is imported.
 from . import common  # noqa: F401  (isort: skip)
-from . import copies, deprecation, deregistration, describe, images, service_quotas, sharing
+from . import copies, deprecation, deregistration, describe, ebs, images, service_quotas, sharing
 from .common import DEFAULT_ACCOUNT, parse_iso8601
 from .copies import DEFAULT_COPY_FAILURE, complete_pending, fail_image
 from .deregistration import put_in_recycle_bin, recycle_bin_view
@@ -72,6 +73,7 @@ def tick(now: float | None = None) -> None:
 
 def install() -> None:
     """Put every module's handlers on moto's response classes."""
+    from moto.ebs.responses import EBSResponse
     from moto.ec2.responses import EC2Response
     from moto.servicequotas.responses import ServiceQuotasResponse
 
@@ -84,6 +86,8 @@ def install() -> None:
         if name not in common.SQ_ORIGINAL:
             common.SQ_ORIGINAL[name] = getattr(ServiceQuotasResponse, name, None)
         setattr(ServiceQuotasResponse, name, fn)
+    for name, fn in ebs.HANDLERS.items():
+        setattr(EBSResponse, name, fn)
 
 
 def reset_everything() -> None:

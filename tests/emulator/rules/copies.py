@@ -27,6 +27,7 @@ from moto.ec2.responses import EC2Response
 from moto.ec2.utils import random_ami_id
 
 from .common import bool_param, tag_specs, tags_for
+from .ebs import copy_blocks
 from .images import (
     all_images,
     ami_tags,
@@ -209,6 +210,10 @@ def copy_image(self: EC2Response) -> ActionResult:
             )
             for k, v in tags.get("snapshot", {}).items():
                 backend.create_tags([snap.id], {k: v})
+            if ebs.get("SnapshotId"):
+                # The copy's snapshot holds the source snapshot's content
+                # (what the EBS direct APIs read from it).
+                copy_blocks(source.owner_id, source_region, ebs["SnapshotId"], caller, region, snap.id)
             specs.append({
                 "DeviceName": m["DeviceName"], "SnapshotId": snap.id, "VolumeSize": ebs.get("VolumeSize"),
                 "VolumeType": ebs.get("VolumeType"), "DeleteOnTermination": ebs.get("DeleteOnTermination"),

@@ -7,7 +7,9 @@ Owns:
   * finding images across accounts with AWS's visibility rules (owned,
     public, shared) and the owner-only check (``AuthFailure``);
   * building images and their snapshots (``new_ami``, ``new_snapshot``);
-  * ``seed_image`` (POST /_emulator/images) and ``image_view`` (GET);
+  * ``seed_image`` (POST /_emulator/images; its volumes new snapshots or
+    existing ones, such as those uploaded through the EBS direct APIs) and
+    ``image_view`` (GET);
   * the EC2 actions ``RegisterImage`` and ``CreateTags`` (tags on AMIs shared
     with the caller).
 
@@ -325,10 +327,19 @@ def seed_image(spec: dict[str, Any]) -> Ami:
         snapshots = [{"encrypted": False}]
     bdm = []
     for i, s in enumerate(snapshots):
-        snap = new_snapshot(
-            backend, owner, bool(s.get("encrypted", False)), int(s.get("size", 8)),
-            f"Created for {image_id}", image_id,
-        )
+        if s.get("snapshot_id"):
+            # An existing snapshot of the owner in that region (e.g. one
+            # uploaded through the EBS direct APIs), as RegisterImage takes it.
+            snap = backend.snapshots.get(s["snapshot_id"])
+            if snap is None:
+                raise ValueError(f"snapshot {s['snapshot_id']} does not exist for {owner} in {region}")
+            if snap.status != "completed":
+                raise ValueError(f"snapshot {s['snapshot_id']} is {snap.status}, not completed")
+        else:
+            snap = new_snapshot(
+                backend, owner, bool(s.get("encrypted", False)), int(s.get("size", 8)),
+                f"Created for {image_id}", image_id,
+            )
         device = ami.root_device_name if i == 0 else f"/dev/sd{chr(ord('b') + i - 1)}"
         bdm.append({"DeviceName": device, "SnapshotId": snap.id, "VolumeSize": snap.volume.size,
                     "VolumeType": "gp3", "DeleteOnTermination": True})
