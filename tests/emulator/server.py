@@ -47,8 +47,18 @@ DEFAULT_FAULT_MESSAGES = {
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
 DEFAULT_ACCOUNT = "123456789012"
 # Services whose requests use the query protocol (errors as EC2 XML); the
-# others this emulator serves (Service Quotas) use the JSON protocol.
+# others this emulator serves use the JSON protocol (Service Quotas, with
+# X-Amz-Target) or REST-JSON (the EBS direct APIs: the action is the HTTP
+# method and path, and errors carry their type in x-amzn-ErrorType).
 QUERY_SERVICES = {"ec2"}
+REST_JSON_SERVICES = {"ebs"}
+# EBS direct APIs' throttling error: RequestThrottledException ("The number
+# of API requests has exceeded the maximum allowed API request throttling
+# limit for the snapshot"), HTTP 400 in the EBS model, Reason
+# ACCOUNT_THROTTLED.
+EBS_THROTTLED = {"error_code": "RequestThrottledException", "reason": "ACCOUNT_THROTTLED",
+                 "message": "The number of API requests has exceeded the maximum allowed API request "
+                            "throttling limit."}
 
 StartResponse = Callable[..., Any]
 
@@ -73,6 +83,48 @@ def _json_response(start_response: StartResponse, status: int, body: Any) -> lis
 def json_error_body(code: str, message: str) -> bytes:
     # The AWS JSON protocol (1.1) error document; the SDKs read __type.
     return json.dumps({"__type": code, "message": message}).encode()
+
+
+_REST_ROUTES: dict[str, list[tuple[str, Any, str, int]]] = {}
+
+
+def rest_route(service: str, method: str, path: str) -> tuple[str | None, dict[str, str]]:
+    """The action of a REST request, and its URI parameters, from the
+    service's own API model (botocore's): its operations' HTTP method and
+    requestUri. None when no operation matches."""
+    routes = _REST_ROUTES.get(service)
+    if routes is None:
+        import botocore.session
+
+        model = botocore.session.get_session().get_service_model(service)
+        routes = []
+        for name in model.operation_names:
+            http = model.operation_model(name).http
+            uri = http["requestUri"].split("?", 1)[0]
+            pattern = re.sub(r"\\{(\w+)\\\+\\}", r"(?P<\1>.+)", re.escape(uri))
+            pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", pattern)
+            # Literal segments first: /snapshots/completion/{id} before
+            # /snapshots/{id}/blocks.
+            literal = len(re.sub(r"\{[^}]*\}", "", uri))
+            routes.append((http["method"], re.compile(f"^{pattern}$"), name, literal))
+        routes.sort(key=lambda r: -r[3])
+        _REST_ROUTES[service] = routes
+    for verb, regex, name, _ in routes:
+        m = regex.match(path)
+        if verb == method and m:
+            return name, m.groupdict()
+    return None, {}
+
+
+def rest_error_status(service: str, code: str) -> int | None:
+    """The HTTP status the service's model gives that error, if it has it."""
+    import botocore.session
+
+    try:
+        shape = botocore.session.get_session().get_service_model(service).shape_for(code)
+    except Exception:
+        return None
+    return (shape.metadata.get("error") or {}).get("httpStatusCode")
 
 
 def ec2_error_body(code: str, message: str) -> bytes:
@@ -113,6 +165,17 @@ def _number(body: dict[str, Any], key: str, *, integer: bool = False) -> float |
             raise ControlError(400, f"{key} must be an integer")
         return int(value)
     return value
+
+
+def rest_call_details(uri_params: dict[str, str]) -> dict[str, Any]:
+    """What the call log keeps of an EBS direct API call: the snapshot and,
+    for a block, its index."""
+    details: dict[str, Any] = {}
+    if uri_params.get("snapshotId"):
+        details["snapshot_id"] = uri_params["snapshotId"]
+    if uri_params.get("blockIndex", "").isdigit():
+        details["block_index"] = int(uri_params["blockIndex"])
+    return details
 
 
 def call_details(params: dict[str, list[str]]) -> dict[str, str]:
@@ -175,16 +238,23 @@ class EmulatorApp:
         if action is None and "." in target:
             # JSON protocol: X-Amz-Target: ServiceQuotasV20190624.GetServiceQuota
             action = target.rsplit(".", 1)[1]
+        uri_params: dict[str, str] = {}
+        if action is None and service in REST_JSON_SERVICES:
+            # REST: the action is the operation whose method and path match.
+            action, uri_params = rest_route(service, environ.get("REQUEST_METHOD", "GET").upper(),
+                                            environ.get("PATH_INFO", ""))
 
         fault = None
         throttled = False
         with self.state.lock:
-            if action and service == "ec2":
-                # EC2 request throttling (off unless POST /_emulator/throttling).
-                throttled = not self.state.throttle.take(account, region, action, params)
+            if action and service in ("ec2", "ebs"):
+                # EC2 and EBS direct API request throttling (off unless
+                # POST /_emulator/throttling).
+                throttled = not self.state.throttle.take(account, region, action, params, service=service)
             if action and service:
                 call = {"action": action, "region": region, "service": service}
-                call.update(call_details(params))
+                call.update(rest_call_details(uri_params) if service in REST_JSON_SERVICES
+                            else call_details(params))
                 if throttled:
                     call["throttled"] = True
                 self.state.calls.append(call)
@@ -193,16 +263,27 @@ class EmulatorApp:
                 fault = self._take_fault(action, region)
         if latency > 0:
             time.sleep(latency)
-        if throttled:
+        if throttled and service == "ebs":
+            fault = EBS_THROTTLED
+        elif throttled:
             # EC2 ("Request throttling"): "If you exceed an API throttling
             # limit, you get the RequestLimitExceeded error code", with HTTP
             # 503 as EC2 answers it.
             fault = {"error_code": "RequestLimitExceeded", "message": "Request limit exceeded."}
         if fault is not None:
             code = fault["error_code"]
-            status = int(fault.get("http_status") or SERVER_ERROR_STATUS.get(code, 400))
+            model_status = rest_error_status(service, code) if service in REST_JSON_SERVICES else None
+            status = int(fault.get("http_status") or model_status or SERVER_ERROR_STATUS.get(code, 400))
             message = fault.get("message") or DEFAULT_FAULT_MESSAGES.get(code, f"Injected fault: {code}")
-            if service in QUERY_SERVICES or service is None:
+            if service in REST_JSON_SERVICES:
+                # REST-JSON errors: the type in x-amzn-ErrorType, the body a
+                # JSON object with the message (and the error's Reason).
+                error: dict[str, Any] = {"message": message}
+                if fault.get("reason"):
+                    error["Reason"] = fault["reason"]
+                data = json.dumps(error).encode()
+                headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)]
+            elif service in QUERY_SERVICES or service is None:
                 data = ec2_error_body(code, message)
                 headers = [("Content-Type", "text/xml;charset=UTF-8")]
             else:
@@ -577,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
-        import ec2_rules as rules  # sibling module (sys.path[0] is this directory)
+        import rules  # the package beside this file (sys.path[0] is this directory)
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,

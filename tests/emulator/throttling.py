@@ -197,6 +197,18 @@ UNCATEGORIZED_ACTIONS: dict[str, tuple[float, float]] = {
 
 NON_MUTATING_PREFIXES = ("Describe", "List", "Search", "Get")
 
+# EBS direct APIs (service "ebs"): requests per second per account and
+# Region, from the EBS User Guide, "Quotas for Amazon EBS": "CompleteSnapshot
+# requests per account | Each supported Region: 10 per second | Not
+# adjustable". The rows for the other EBS direct API actions could not be
+# read from AWS's own page here, so they are not modelled: their requests are
+# not throttled unless an override gives them a bucket (README). A bucket of
+# "N per second" holds N tokens and refills N per second (the burst is not
+# documented: emulator's choice).
+EBS_REQUESTS_PER_SECOND: dict[str, float] = {
+    "CompleteSnapshot": 10,
+}
+
 
 def classify(action: str, params: dict[str, list[str]]) -> tuple[str, float, float]:
     """(category, capacity, refill rate) of the bucket a request draws from.
@@ -260,11 +272,19 @@ class Throttle:
         # New sizes: every bucket starts full again.
         self.buckets.clear()
 
-    def limits(self, action: str, params: dict[str, list[str]]) -> tuple[str, float, float]:
-        category, capacity, refill = classify(action, params)
+    def limits(self, action: str, params: dict[str, list[str]],
+               service: str = "ec2") -> tuple[str, float, float] | None:
+        """The bucket's (category, capacity, refill rate); None: no bucket."""
+        if service == "ebs":
+            rate = EBS_REQUESTS_PER_SECOND.get(action)
+            category, capacity, refill = "ebs", rate, rate
+        else:
+            category, capacity, refill = classify(action, params)
         override = self.overrides.get(action)
         if override is not None:
             return category, float(override["capacity"]), float(override["refill_rate"])
+        if capacity is None or refill is None:
+            return None
         return category, capacity * self.capacity_scale, refill * self.refill_scale
 
     def _level(self, key: tuple[str, str, str, str], capacity: float, refill: float) -> dict[str, float]:
@@ -280,11 +300,15 @@ class Throttle:
             bucket["at"] = now
         return bucket
 
-    def take(self, account: str, region: str, action: str, params: dict[str, list[str]]) -> bool:
+    def take(self, account: str, region: str, action: str, params: dict[str, list[str]],
+             service: str = "ec2") -> bool:
         """One request: True if it may proceed (a token was taken)."""
         if not self.enabled:
             return True
-        category, capacity, refill = self.limits(action, params)
+        limits = self.limits(action, params, service)
+        if limits is None:
+            return True
+        category, capacity, refill = limits
         bucket = self._level((account, region, action, category), capacity, refill)
         if bucket["tokens"] >= 1:
             bucket["tokens"] -= 1
