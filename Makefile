@@ -49,11 +49,12 @@ test-python: venv test-rust
 
 # `sam validate --lint` runs in tests/template, offline (telemetry and the
 # version check off, every AWS endpoint pointed at a closed local port).
-lint: venv ## rustfmt, clippy (-D warnings), cfn-lint, parliament on the role's policies
+lint: venv ## rustfmt, clippy (-D warnings), cfn-lint, parliament and the SAR check on the role's policies
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cfn-lint template.yaml
 	$(PY) tests/template/lint_iam.py
+	$(PY) tests/template/sar.py
 
 demo: venv ## run the function end to end against the local EC2 emulator
 	cargo build
