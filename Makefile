@@ -49,12 +49,13 @@ test-python: venv test-rust
 
 # `sam validate --lint` runs in tests/template, offline (telemetry and the
 # version check off, every AWS endpoint pointed at a closed local port).
-lint: venv ## rustfmt, clippy (-D warnings), no import cycle in src/, cfn-lint, parliament on the role's policies
+lint: venv ## rustfmt, clippy (-D warnings), no import cycle in src/, cfn-lint, parliament and the SAR check on the role's policies
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	$(PY) tests/lint/module_cycles.py
 	cfn-lint template.yaml
 	$(PY) tests/template/lint_iam.py
+	$(PY) tests/template/sar.py
 
 demo: venv ## run the function end to end against the local EC2 emulator
 	cargo build

@@ -1,6 +1,15 @@
 """A small evaluator of IAM identity-policy statements, for the table-driven
 test of the function's role (test_template_iam.py).
 
+A request is described by its facts: for each resource, every key it and
+the request would have (the AMI's owner, id, tags, whether it is public,
+the request's tags, its region). AWS does not put all of them in the
+context: for each action and resource type it supplies only the condition
+keys the Service Authorization Reference lists (sar.py, from its data).
+`is_allowed` keeps only those, so the tests evaluate only contexts AWS can
+produce: CopyImage, for one, is never evaluated with the source's
+aws:ResourceTag keys, whatever a test says about the source's tags.
+
 It follows the IAM User Guide's policy evaluation logic for one principal's
 identity policies (no resource policy, boundary or SCP): an explicit Deny
 wins; otherwise an Allow is needed; otherwise the request is implicitly
@@ -46,6 +55,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sar import context_for
+
 Context = dict[str, Any]  # key -> str, or list of str for a multivalued key
 
 
@@ -57,12 +68,19 @@ class Resource:
 
 @dataclass
 class Request:
-    """One API call as IAM sees it: the action and, per resource it
-    authorizes, the resource's ARN and the condition keys AWS sends for it
-    (request-level keys such as aws:TagKeys included where they apply)."""
+    """One API call: the action and, per resource it authorizes, the
+    resource's ARN and its facts (request-level keys such as aws:TagKeys
+    included). What AWS evaluates of them: `supplied`."""
 
     action: str
     resources: list[Resource]
+
+
+def supplied(request: Request) -> Request:
+    """The request as AWS evaluates it: each resource's facts kept only
+    where the SAR lists the key for the action and the resource's type."""
+    return Request(request.action, [Resource(r.arn, context_for(request.action, r.arn, r.context))
+                                    for r in request.resources])
 
 
 def _as_list(x: Any) -> list:
@@ -173,16 +191,31 @@ def _applies(statement: dict[str, Any], action: str, resource: Resource) -> bool
     )
 
 
-def decide_resource(statements: list[dict[str, Any]], action: str, resource: Resource) -> str:
-    """"deny" (explicit), "allow" or "implicit-deny" for one resource."""
+def decide_as_given(statements: list[dict[str, Any]], action: str, resource: Resource) -> tuple[str, list[str]]:
+    """("deny" (explicit), "allow" or "implicit-deny", the Sids deciding it)
+    for one resource whose context is taken as given."""
     applying = [s for s in statements if _applies(s, action, resource)]
-    if any(s["Effect"] == "Deny" for s in applying):
-        return "deny"
-    if any(s["Effect"] == "Allow" for s in applying):
-        return "allow"
-    return "implicit-deny"
+    for effect, verdict in (("Deny", "deny"), ("Allow", "allow")):
+        deciding = [s.get("Sid", "?") for s in applying if s["Effect"] == effect]
+        if deciding:
+            return verdict, deciding
+    return "implicit-deny", []
+
+
+def verdicts(statements: list[dict[str, Any]], request: Request) -> dict[str, tuple[str, list[str]]]:
+    """Per resource ARN, its verdict and deciding statements, on the
+    context AWS supplies."""
+    aws = supplied(request)
+    return {r.arn: decide_as_given(statements, aws.action, r) for r in aws.resources}
 
 
 def is_allowed(statements: list[dict[str, Any]], request: Request) -> bool:
-    return all(decide_resource(statements, request.action, r) == "allow" for r in request.resources)
+    """Allowed as AWS would evaluate it: every resource allowed, on the keys
+    AWS supplies."""
+    return is_allowed_as_given(statements, supplied(request))
+
+
+def is_allowed_as_given(statements: list[dict[str, Any]], request: Request) -> bool:
+    """The evaluator alone, on contexts taken as given (its own tests)."""
+    return all(decide_as_given(statements, request.action, r)[0] == "allow" for r in request.resources)
 

@@ -43,6 +43,27 @@ def deployed(node):
     return node
 
 
+# parliament wants every statement for CopyImage to name both resource types
+# the SAR marks required (image*, snapshot*). IAM does not: it authorizes each
+# resource a request touches against all statements, and allows the request
+# when every resource is allowed (IAM User Guide, "Policy evaluation logic").
+# CopyFromOwnImages names the source AMI only, on purpose: its conditions
+# (ec2:Owner, ec2:ImageID) are keys the SAR supplies for image, not for
+# snapshot; the snapshots are CopyCreatesMarkedImage's. This one finding, and
+# no other, is accepted, and printed.
+ACCEPTED = [
+    ("RESOURCE_MISMATCH", [{"action": "ec2:CopyImage", "required_format": "arn:*:ec2:*::snapshot/*"}]),
+]
+
+
+def findings(doc: dict) -> tuple[list, list]:
+    """parliament's findings on one policy: (failing, accepted)."""
+    failing, accepted = [], []
+    for f in analyze_policy_string(json.dumps(doc, indent=2)).findings:
+        (accepted if (f.issue, f.detail) in ACCEPTED else failing).append(f)
+    return failing, accepted
+
+
 def role_policies(template: dict) -> list[tuple[str, dict]]:
     values = parameter_values(template)
     out = []
@@ -64,8 +85,10 @@ def main() -> int:
         return 1
     failed = 0
     for name, doc in policies:
-        findings = analyze_policy_string(json.dumps(doc, indent=2)).findings
-        for f in findings:
+        failing, accepted = findings(doc)
+        for f in accepted:
+            print(f"{name}: accepted (see ACCEPTED in {Path(__file__).name}): {f.issue}: {f.detail}")
+        for f in failing:
             failed += 1
             print(f"{name}: {f.issue}: {f.detail} (line {f.location.get('line')})")
     if failed:

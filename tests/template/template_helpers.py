@@ -44,9 +44,10 @@ PSEUDO = {
 _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
-def load_template() -> dict:
-    """template.yaml as plain dicts, CloudFormation tags as {"Ref": ...} etc."""
-    return json.loads(json.dumps(cfn_yaml.load(str(TEMPLATE))))
+def load_template(path: Path = TEMPLATE) -> dict:
+    """template.yaml (or another template) as plain dicts, CloudFormation
+    tags as {"Ref": ...} etc."""
+    return json.loads(json.dumps(cfn_yaml.load(str(path))))
 
 
 def parameter_values(template: dict, **overrides: str) -> dict[str, str]:
@@ -61,14 +62,23 @@ def parameter_values(template: dict, **overrides: str) -> dict[str, str]:
 
 
 def resolve(node, values: dict[str, str]):
-    """Replace Ref and Fn::Sub of parameters by their values. Any other
-    intrinsic function is left alone (GetAtt has no value before deploy)."""
+    """Replace Ref, Fn::Sub, Fn::Split and Fn::Join of parameters by their
+    values, as CloudFormation would. Any other intrinsic function is left
+    alone (GetAtt has no value before deploy)."""
     if isinstance(node, list):
         return [resolve(n, values) for n in node]
     if not isinstance(node, dict):
         return node
     if set(node) == {"Ref"} and node["Ref"] in values:
         return values[node["Ref"]]
+    if set(node) == {"Fn::Split"}:
+        sep, text = resolve(node["Fn::Split"], values)
+        return text.split(sep) if isinstance(text, str) else {"Fn::Split": [sep, text]}
+    if set(node) == {"Fn::Join"}:
+        sep, items = resolve(node["Fn::Join"], values)
+        if isinstance(items, list) and all(isinstance(i, str) for i in items):
+            return sep.join(items)
+        return {"Fn::Join": [sep, items]}
     if set(node) == {"Fn::Sub"}:
         arg = node["Fn::Sub"]
         text, local = (arg, {}) if isinstance(arg, str) else (arg[0], resolve(arg[1], values))

@@ -1,50 +1,61 @@
 """The role is a boundary, not only the code: template.yaml's statements,
-evaluated (iam_eval.py) against the requests AWS would authorize, with the
-context keys AWS sends, allow exactly what the function needs and deny what
-must be impossible whatever the function's code does:
+evaluated (iam_eval.py) against the requests AWS would authorize, with only
+the context keys AWS supplies for each action and resource type (the
+Service Authorization Reference's data, sar.py), allow exactly what the
+function needs and deny what must be impossible whatever the function's
+code does:
 
 1. adding group `all` to an AMI that does not carry the publish tag and
-   value (a copy the function made carries it from its source);
-2. copying an AMI that is not the account's or does not carry the publish
-   tag;
+   value (a copy carries it only from its source, through CopyImageTags);
+2. copying another account's AMI, into a region outside TargetRegions, or
+   with the publish or family key in the request's tags (any letter case);
+   a copy of an untagged AMI is allowed, and can never be made public;
 3. putting the publish tag, or any tag outside the status prefix, on an
-   existing AMI (only a copy, at creation, gets its source's tags), or the
-   provenance tag on an existing AMI; nor the publish or family tag when a
+   existing AMI, or the provenance tag; nor the publish or family tag when a
    deployer chose a key inside the status prefix (rendered with those
    parameters), in any letter case;
-4. writing the status tags on an AMI the account does not own.
+4. writing the status tags on an AMI the account does not own, or outside
+   the stack's regions.
 
-Where the Service Authorization Reference leaves a doubt about the context
-of the AMI a CopyImage creates (does it carry ec2:Owner? do its
-aws:ResourceTag keys reflect the request's tags? are the request's tags in
-the source AMI's context too?), every combination is evaluated: the policy
-must hold under each reading. The parameters are the template's defaults
-(publish=public, prefix publish:, a stack in us-east-1 of 123456789012),
-but where a test says otherwise.
+Where AWS's documentation leaves a doubt about a context (does the AMI a
+CopyImage creates carry ec2:Owner? an ec2:ImageID? are the tags
+CopyImageTags copies evaluated as request tags? which ec2:Attribute does a
+launch permission change carry?), every reading is evaluated, each one a
+context AWS can produce (only SAR-listed keys): what must be denied is
+denied under each, and what must be allowed is allowed under the expected
+reading and refused, closed, under the others, by the statement README's
+"First deploy" names. The parameters are the template's defaults
+(publish=public, prefix publish:, a stack in us-east-1 of 123456789012)
+with TargetRegions=eu-west-1,us-west-2, but where a test says otherwise.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 
 import pytest
 
-from iam_eval import Request, Resource, decide_resource, is_allowed
+from iam_eval import Request, Resource, is_allowed, is_allowed_as_given, supplied, verdicts
+from sar import unsupplied_conditions
 from template_helpers import statements
 
 ACCOUNT = "123456789012"
 OTHER = "210987654321"
 HOME = "us-east-1"
 TARGET = "eu-west-1"
+TARGETS = "eu-west-1,us-west-2"
+ELSEWHERE = "ap-south-1"  # neither the stack's region nor a target
 SOURCE_ID = "ami-0a1b2c3d4e5f60001"
+NEW_ID = "ami-0f0e0d0c0b0a90002"
 MARKER = f"{HOME}/{SOURCE_ID}"
 TAGGED = {"publish": "public", "Name": "base"}
 
 
 @pytest.fixture(scope="module")
 def role(template) -> list[dict]:
-    return statements(template)
+    return statements(template, TargetRegions=TARGETS)
 
 
 def request_keys(tags: dict[str, str]) -> dict:
@@ -61,7 +72,8 @@ def existing_image(
     image_id: str = SOURCE_ID,
     extra: dict | None = None,
 ) -> Resource:
-    """An AMI that exists: EC2 sends its owner, id, public flag and tags."""
+    """An AMI that exists, with every fact about it; AWS supplies those the
+    SAR lists for the action (iam_eval.supplied)."""
     context = {
         "ec2:Owner": owner,
         "ec2:ImageID": image_id,
@@ -73,8 +85,18 @@ def existing_image(
     return Resource(f"arn:aws:ec2:{region}::image/{image_id}", context)
 
 
-def modify(image: Resource) -> Request:
-    return Request("ec2:ModifyImageAttribute", [image])
+# What ec2:Attribute a launch permission change carries: EC2's documentation
+# does not say (the SAR lists the key for ModifyImageAttribute on image).
+ATTRIBUTE_READINGS = [None, "launchPermission", "LaunchPermission"]
+
+
+def modify(image: Resource, attribute: str | None = None) -> Request:
+    """ModifyImageAttribute, the launch permission (the function's only use)
+    or another attribute, on a copy of `image`'s facts."""
+    context = dict(image.context)
+    if attribute is not None:
+        context["ec2:Attribute"] = attribute
+    return Request("ec2:ModifyImageAttribute", [Resource(image.arn, context)])
 
 
 def create_tags(image: Resource, tags: dict[str, str]) -> Request:
@@ -101,10 +123,24 @@ COPY_TAGS = {"publish": "public", "Name": "base", "publish:source": MARKER}
         # adding "all" changes nothing.
         ("an untagged AMI that is public already (take-down)", existing_image({"Name": "base"}, public=True), True),
         ("another account's public AMI", existing_image({}, owner=OTHER, public=True), False),
+        ("a tagged AMI outside the stack's regions", existing_image(TAGGED, region=ELSEWHERE), False),
+        ("a public AMI outside the stack's regions (take-down)", existing_image({}, public=True, region=ELSEWHERE), False),
     ],
 )
-def test_modify_image_attribute(role, what, image, allowed):
-    assert is_allowed(role, modify(image)) is allowed, what
+@pytest.mark.parametrize("attribute", ATTRIBUTE_READINGS, ids=lambda a: f"ec2:Attribute={a}")
+def test_modify_image_attribute(role, what, image, allowed, attribute):
+    assert is_allowed(role, modify(image, attribute)) is allowed, what
+
+
+@pytest.mark.parametrize("image", [existing_image(TAGGED), existing_image({}, public=True)], ids=["tagged", "public"])
+def test_modify_image_attribute_is_the_launch_permission_only_where_aws_says_which(role, image):
+    """ec2:Attribute (SAR: supplied for ModifyImageAttribute on image): where
+    AWS supplies it, only the launch permission; where it does not, the
+    statements hold as before (IfExists), since EC2's documentation does not
+    say which value a launch permission change carries."""
+    assert not is_allowed(role, modify(image, "description"))
+    assert is_allowed(role, modify(image, "launchPermission"))
+    assert is_allowed(role, modify(image))
 
 
 @pytest.mark.parametrize(
@@ -114,6 +150,7 @@ def test_modify_image_attribute(role, what, image, allowed):
         ("a copy", existing_image(COPY_TAGS, region=TARGET), True),
         ("untagged, even public", existing_image({}, public=True), False),
         ("another account's", existing_image(TAGGED, owner=OTHER), False),
+        ("outside the stack's regions", existing_image(TAGGED, region=ELSEWHERE), False),
     ],
 )
 def test_deprecation(role, what, image, allowed):
@@ -131,6 +168,10 @@ def test_deprecation(role, what, image, allowed):
          existing_image(TAGGED, public=True), False),
         ("unprotect another account's AMI", "ec2:DisableImageDeregistrationProtection",
          existing_image({"publish:protected": "true"}, owner=OTHER), False),
+        ("protect outside the stack's regions", "ec2:EnableImageDeregistrationProtection",
+         existing_image(TAGGED, region=ELSEWHERE), False),
+        ("unprotect outside the stack's regions", "ec2:DisableImageDeregistrationProtection",
+         existing_image({"publish:protected": "true"}, region=ELSEWHERE), False),
     ],
 )
 def test_deregistration_protection(role, what, action, image, allowed):
@@ -149,14 +190,18 @@ def test_outcomes_go_to_the_default_bus_only(role):
 
 @dataclass(frozen=True)
 class Reading:
-    """One reading of what IAM sees when CopyImage creates an AMI."""
+    """One reading of what AWS supplies for a CopyImage that AWS's
+    documentation leaves open (all within the keys the SAR lists)."""
 
-    new_image_has_owner: bool
-    new_image_tags_from_request: bool
-    request_tags_in_source_context: bool
+    new_image_has_owner: bool  # ec2:Owner on the AMI being created
+    new_image_has_id: bool  # an ec2:ImageID on it before it exists
+    copied_tags_are_request_tags: bool  # CopyImageTags' tags in aws:TagKeys / aws:RequestTag
 
 
 READINGS = [Reading(*flags) for flags in itertools.product([False, True], repeat=3)]
+# The reading the template is built for: it is also the one that fails
+# closed where the documentation is silent (README, "First deploy").
+EXPECTED = [r for r in READINGS if not r.new_image_has_id and not r.copied_tags_are_request_tags]
 
 
 def copy_image(
@@ -164,61 +209,142 @@ def copy_image(
     source_tags: dict[str, str],
     *,
     source_owner: str = ACCOUNT,
-    copy_tags: dict[str, str] | None = None,
+    region: str = TARGET,
+    tag_specifications: dict[str, str] | None = None,
 ) -> Request:
-    """CopyImage into TARGET of SOURCE_ID in HOME, as the function sends it:
-    the source's own tags plus the marker, on the new AMI and snapshots."""
-    if copy_tags is None:
-        copy_tags = {**{k: v for k, v in source_tags.items() if not k.startswith("publish:")}, "publish:source": MARKER}
-    requested = request_keys(copy_tags)
-    source = existing_image(
-        source_tags,
-        owner=source_owner,
-        public=source_owner != ACCOUNT,
-        extra=requested if reading.request_tags_in_source_context else None,
-    )
-    new_context = {"ec2:Region": TARGET, **requested}
+    """CopyImage into `region` of SOURCE_ID in HOME with CopyImageTags, as
+    the function should send it: TagSpecifications carry the provenance tag
+    only (the source's own tags come through CopyImageTags)."""
+    if tag_specifications is None:
+        tag_specifications = {"publish:source": MARKER}
+    # CopyImageTags copies the owner's user tags, not aws: ones, and none of
+    # another account's AMI (EC2 API Reference, CopyImage, CopyImageTags).
+    copied = {k: v for k, v in source_tags.items() if not k.startswith("aws:")} if source_owner == ACCOUNT else {}
+    request_tags = {**copied, **tag_specifications} if reading.copied_tags_are_request_tags else tag_specifications
+    requested = {**request_keys(request_tags), "ec2:Region": region}
+    source = existing_image(source_tags, owner=source_owner, public=source_owner != ACCOUNT, extra=requested)
+    new_facts = dict(requested)
     if reading.new_image_has_owner:
-        new_context["ec2:Owner"] = ACCOUNT
-    if reading.new_image_tags_from_request:
-        new_context.update({f"aws:ResourceTag/{k}": v for k, v in copy_tags.items()})
-    new_image = Resource(f"arn:aws:ec2:{TARGET}::image/*", new_context)
-    # The source's snapshot exists (it has an id); the new one is tagged by
-    # the request (the function tags the new snapshots as the new AMI).
-    snapshot_context = {"ec2:Owner": source_owner, "ec2:SnapshotID": "snap-0a1b2c3d4e5f60001"}
-    if reading.request_tags_in_source_context:
-        snapshot_context.update(requested)
-    source_snapshot = Resource(f"arn:aws:ec2:{HOME}::snapshot/snap-0a1b2c3d4e5f60001", snapshot_context)
-    new_snapshot = Resource(f"arn:aws:ec2:{TARGET}::snapshot/*", dict(requested))
+        new_facts["ec2:Owner"] = ACCOUNT
+    if reading.new_image_has_id:
+        new_facts["ec2:ImageID"] = NEW_ID
+    new_image = Resource(f"arn:aws:ec2:{region}::image/{NEW_ID if reading.new_image_has_id else '*'}", new_facts)
+    # The source's snapshot exists: it has an owner and an id, which the SAR
+    # does not supply for CopyImage on snapshot (so no test can rely on them).
+    source_snapshot = Resource(f"arn:aws:ec2:{HOME}::snapshot/snap-0a1b2c3d4e5f60001",
+                               {"ec2:Owner": source_owner, "ec2:SnapshotID": "snap-0a1b2c3d4e5f60001", **requested})
+    new_snapshot = Resource(f"arn:aws:ec2:{region}::snapshot/*", dict(requested))
     return Request("ec2:CopyImage", [source, new_image, source_snapshot, new_snapshot])
 
 
+def tags_at_creation(reading: Reading, source_tags: dict[str, str], tag_specifications: dict[str, str],
+                     region: str = TARGET) -> Request:
+    """The CreateTags EC2 authorizes for a CopyImage's tags (EC2 User Guide,
+    "Grant permission to tag Amazon EC2 resources during creation")."""
+    request_tags = {**source_tags, **tag_specifications} if reading.copied_tags_are_request_tags else tag_specifications
+    facts = {"ec2:CreateAction": "CopyImage", "ec2:Region": region, **request_keys(request_tags)}
+    return Request("ec2:CreateTags", [Resource(f"arn:aws:ec2:{region}::image/*", dict(facts)),
+                                      Resource(f"arn:aws:ec2:{region}::snapshot/*", dict(facts))])
+
+
+def copy_of(source_tags: dict[str, str], tag_specifications: dict[str, str]) -> Resource:
+    """The AMI a copy becomes: the source's user tags (CopyImageTags) and
+    the TagSpecifications, private, the account's, in TARGET."""
+    return existing_image({**source_tags, **tag_specifications}, region=TARGET, image_id=NEW_ID)
+
+
+def test_aws_supplies_no_source_tags_to_copy_image(role):
+    """What issue 17 found: the SAR lists no aws:ResourceTag for CopyImage,
+    so the source's tags are never in its context, whatever a test says."""
+    request = supplied(copy_image(EXPECTED[0], TAGGED))
+    source, new_image, source_snapshot, _ = request.resources
+    assert not any(k.lower().startswith("aws:resourcetag/") for k in source.context), source.context
+    assert {"ec2:Owner", "ec2:ImageID", "ec2:Region"} <= set(source.context)
+    assert "ec2:Owner" not in source_snapshot.context and "ec2:SnapshotID" not in source_snapshot.context
+    assert "aws:RequestTag/publish:source" in source_snapshot.context
+
+
 @pytest.mark.parametrize("reading", READINGS, ids=str)
-def test_copying_the_accounts_tagged_ami_is_allowed_under_every_reading(role, reading):
+def test_copying_the_accounts_tagged_ami_into_a_target_region(role, reading):
+    """Allowed under the expected reading; under the others refused (closed),
+    and by the statement README's "First deploy" names."""
     request = copy_image(reading, TAGGED)
-    verdicts = {r.arn: decide_resource(role, request.action, r) for r in request.resources}
-    assert is_allowed(role, request), verdicts
-    # And the tags CopyImage puts on the new AMI and its snapshots.
-    for arn in (f"arn:aws:ec2:{TARGET}::image/*", f"arn:aws:ec2:{TARGET}::snapshot/*"):
-        at_creation = Resource(arn, {"ec2:CreateAction": "CopyImage", **request_keys({**TAGGED, "publish:source": MARKER})})
-        assert is_allowed(role, Request("ec2:CreateTags", [at_creation])), arn
+    tagging = tags_at_creation(reading, TAGGED, {"publish:source": MARKER})
+    found = {**verdicts(role, request), **{f"CreateTags {k}": v for k, v in verdicts(role, tagging).items()}}
+    if reading in EXPECTED:
+        assert is_allowed(role, request) and is_allowed(role, tagging), found
+        assert found[f"arn:aws:ec2:{HOME}::image/{SOURCE_ID}"] == ("allow", ["CopyFromOwnImages"])
+        assert found[f"arn:aws:ec2:{TARGET}::image/*"] == ("allow", ["CopyCreatesMarkedImage"])
+        # The copy can then be made public: it carries the publish tag from its source.
+        assert is_allowed(role, modify(copy_of(TAGGED, {"publish:source": MARKER})))
+        return
+    assert not is_allowed(role, request), found
+    new_image = f"arn:aws:ec2:{TARGET}::image/{NEW_ID if reading.new_image_has_id else '*'}"
+    if reading.copied_tags_are_request_tags:
+        # The publish key reaches aws:TagKeys: refused, explicitly.
+        assert found[new_image] == ("deny", ["DenyPublishAndFamilyTagKeys"]), found
+        assert not is_allowed(role, tagging)
+    else:
+        # An id on the AMI being created: no statement allows it.
+        assert found[new_image] == ("implicit-deny", []), found
+
+
+@pytest.mark.parametrize("reading", READINGS, ids=str)
+def test_a_copy_of_an_untagged_ami_can_never_be_made_public(role, reading):
+    """IAM can't see the source's tags in CopyImage, so the copy itself is
+    allowed (under the expected reading; there is no publish key to copy, so
+    the copied tags reading changes nothing); but the copy carries no publish
+    tag, and PublishOwnImagesTaggedForPublishing is the only statement that
+    adds "all" to a private AMI."""
+    untagged = {"Name": "base"}
+    assert is_allowed(role, copy_image(reading, untagged)) is (not reading.new_image_has_id)
+    copy = copy_of(untagged, {"publish:source": MARKER})
+    for attribute in ATTRIBUTE_READINGS:
+        request = modify(copy, attribute)
+        assert not is_allowed(role, request)
+        assert verdicts(role, request)[copy.arn] == ("implicit-deny", [])
+    # Nor can the role tag it for publishing afterwards.
+    tagging = create_tags(existing_image({}, region=TARGET, image_id=NEW_ID), {"publish": "public"})
+    assert verdicts(role, tagging)[tagging.resources[0].arn][0] == "deny"
 
 
 @pytest.mark.parametrize("reading", READINGS, ids=str)
 @pytest.mark.parametrize(
-    "what, source_tags, source_owner, copy_tags",
+    "what, source_tags, source_owner, region, tag_specifications",
     [
-        ("an untagged AMI", {"Name": "base"}, ACCOUNT, None),
-        ("an AMI tagged publish=Public", {"publish": "Public"}, ACCOUNT, None),
-        ("an untagged AMI, the copy claiming the publish tag", {"Name": "base"}, ACCOUNT, {"publish": "public", "publish:source": MARKER}),
-        ("another account's AMI tagged publish=public (public)", TAGGED, OTHER, None),
-        ("the account's tagged AMI without the marker on the copy", TAGGED, ACCOUNT, dict(TAGGED)),
-        ("the account's tagged AMI, the marker naming another region", TAGGED, ACCOUNT, {**TAGGED, "publish:source": f"eu-west-2/{SOURCE_ID}"}),
-    ],
+        ("into a region outside TargetRegions", TAGGED, ACCOUNT, ELSEWHERE, None),
+        ("into the stack's own region (not a target)", TAGGED, ACCOUNT, HOME, None),
+        ("another account's AMI tagged publish=public (public)", TAGGED, OTHER, TARGET, None),
+        ("another account's untagged public AMI", {}, OTHER, TARGET, None),
+        ("the account's tagged AMI without the marker on the copy", TAGGED, ACCOUNT, TARGET, {"Name": "base"}),
+        ("the account's tagged AMI, the marker naming another region", TAGGED, ACCOUNT, TARGET,
+         {"publish:source": f"eu-west-2/{SOURCE_ID}"}),
+    ]
+    + [(f"the {key} key in TagSpecifications", source, ACCOUNT, TARGET, {key: "public", "publish:source": MARKER})
+       for key in ("publish", "Publish", "PUBLISH", "family", "FAMILY")
+       for source in ({"Name": "base"}, TAGGED)],
 )
-def test_copying_anything_else_is_denied_under_every_reading(role, reading, what, source_tags, source_owner, copy_tags):
-    request = copy_image(reading, source_tags, source_owner=source_owner, copy_tags=copy_tags)
-    assert not is_allowed(role, request), what
+def test_copying_anything_else_is_denied_under_every_reading(role, reading, what, source_tags, source_owner, region,
+                                                             tag_specifications):
+    request = copy_image(reading, source_tags, source_owner=source_owner, region=region,
+                         tag_specifications=tag_specifications)
+    assert not is_allowed(role, request), (what, verdicts(role, request))
+
+
+@pytest.mark.parametrize("reading", READINGS, ids=str)
+@pytest.mark.parametrize("key", ["publish", "Publish", "family", "FaMiLy"])
+def test_the_publish_and_family_keys_are_refused_at_creation_too(role, reading, key):
+    """The CreateTags EC2 authorizes with a CopyImage's TagSpecifications."""
+    request = tags_at_creation(reading, {}, {key: "x", "publish:source": MARKER})
+    assert {v[0] for v in verdicts(role, request).values()} == {"deny"}
+
+
+def test_no_copy_at_all_without_target_regions(template):
+    role = statements(template)  # TargetRegions empty, the default: ec2:Region [""]
+    # (No request is made in a region named "": AWS can't produce that context.)
+    for reading in EXPECTED:
+        for region in (TARGET, HOME, ELSEWHERE):
+            assert not is_allowed(role, copy_image(reading, TAGGED, region=region)), region
 
 
 # -- 3 and 4. tags on existing AMIs ---------------------------------------------
@@ -236,9 +362,14 @@ def test_copying_anything_else_is_denied_under_every_reading(role, reading, what
         ("status tags on another account's AMI", {"publish:status": "rejected"}, OTHER, False),
     ],
 )
-def test_tags_on_existing_amis(role, what, tags, owner, allowed):
-    image = existing_image({}, owner=owner, public=owner == OTHER)
+@pytest.mark.parametrize("region", [HOME, TARGET])
+def test_tags_on_existing_amis(role, what, tags, owner, allowed, region):
+    image = existing_image({}, owner=owner, public=owner == OTHER, region=region)
     assert is_allowed(role, create_tags(image, tags)) is allowed, what
+
+
+def test_status_tags_only_in_the_stacks_regions(role):
+    assert not is_allowed(role, create_tags(existing_image({}, region=ELSEWHERE), STATUS))
 
 
 # -- 3, whatever the parameters: the publish and family tag keys inside the
@@ -289,14 +420,14 @@ def test_publish_and_family_tags_are_denied_even_inside_the_status_prefix(templa
 
 @pytest.mark.parametrize("config, overrides", [(c, o) for c, o, _ in MISCONFIGURED], ids=[c for c, _, _ in MISCONFIGURED])
 def test_status_tags_stay_allowed_whatever_the_tag_keys(template, config, overrides):
-    role = statements(template, **overrides)
+    role = statements(template, TargetRegions=TARGETS, **overrides)
     assert is_allowed(role, create_tags(existing_image({}), STATUS)), config
     assert not is_allowed(role, create_tags(existing_image({}, owner=OTHER, public=True), STATUS)), config
-    # Copies still get their source's tags, the publish tag among them, at creation.
+    # Copies still get the provenance tag at creation; the publish key never.
+    (reading,) = [r for r in EXPECTED if not r.new_image_has_owner]
+    assert is_allowed(role, tags_at_creation(reading, {}, {"publish:source": MARKER})), config
     key = overrides.get("PublishTagKey", "publish")
-    at_creation = Resource(f"arn:aws:ec2:{TARGET}::image/*",
-                           {"ec2:CreateAction": "CopyImage", **request_keys({key: "public", "publish:source": MARKER})})
-    assert is_allowed(role, Request("ec2:CreateTags", [at_creation])), config
+    assert not is_allowed(role, tags_at_creation(reading, {}, {key: "public", "publish:source": MARKER})), config
 
 
 def test_what_writing_the_publish_tag_would_unlock_and_which_condition_stops_it(template):
@@ -305,13 +436,10 @@ def test_what_writing_the_publish_tag_would_unlock_and_which_condition_stops_it(
     # public: that is what a role able to write it could do to any AMI.
     for key in ("publish:go", "publish:GO"):
         assert is_allowed(role, modify(existing_image({key: "public"}))), key
-    # The condition that stops it: without it, the status prefix alone
+    # The statement that stops it: without it, the status prefix alone
     # would let the role write the publish tag on an existing AMI.
-    (write,) = [s for s in role if s.get("Sid") == "WriteStatusTagsOnOwnImages"]
-    weakened = [s for s in role if s is not write] + [
-        {**write, "Condition": {k: v for k, v in write["Condition"].items()
-                                if k != "ForAllValues:StringNotEqualsIgnoreCase"}}
-    ]
+    weakened = [s for s in role if s.get("Sid") != "DenyPublishAndFamilyTagKeys"]
+    assert len(weakened) == len(role) - 1
     assert is_allowed(weakened, create_tags(existing_image({}), {"publish:go": "public"}))
     assert not is_allowed(role, create_tags(existing_image({}), {"publish:go": "public"}))
 
@@ -330,28 +458,28 @@ def test_evaluator_follows_iam_on_missing_keys_and_set_operators():
         {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*",
          "Condition": {"ForAllValues:StringLike": {"aws:TagKeys": "p:*"}}},
     ]
-    assert is_allowed(allow, Request("ec2:CreateTags", [Resource("x", {"aws:TagKeys": ["p:a", "p:b"]})]))
-    assert not is_allowed(allow, Request("ec2:CreateTags", [Resource("x", {"aws:TagKeys": ["p:a", "q"]})]))
-    assert is_allowed(allow, Request("ec2:CreateTags", [Resource("x", {})])), "ForAllValues of nothing is true"
+    assert is_allowed_as_given(allow, Request("ec2:CreateTags", [Resource("x", {"aws:TagKeys": ["p:a", "p:b"]})]))
+    assert not is_allowed_as_given(allow, Request("ec2:CreateTags", [Resource("x", {"aws:TagKeys": ["p:a", "q"]})]))
+    assert is_allowed_as_given(allow, Request("ec2:CreateTags", [Resource("x", {})])), "ForAllValues of nothing is true"
     deny = [
         {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
         {"Effect": "Deny", "Action": "ec2:CreateTags", "Resource": "*",
          "Condition": {"StringNotEquals": {"ec2:CreateAction": "CopyImage"}}},
     ]
-    assert not is_allowed(deny, Request("ec2:CreateTags", [Resource("x", {})])), "negated operator, missing key: true"
-    assert is_allowed(deny, Request("ec2:CreateTags", [Resource("x", {"ec2:CreateAction": "CopyImage"})]))
+    assert not is_allowed_as_given(deny, Request("ec2:CreateTags", [Resource("x", {})])), "negated operator, missing key: true"
+    assert is_allowed_as_given(deny, Request("ec2:CreateTags", [Resource("x", {"ec2:CreateAction": "CopyImage"})]))
     null = [{"Effect": "Allow", "Action": "ec2:CopyImage", "Resource": "*", "Condition": {"Null": {"ec2:ImageID": "true"}}}]
-    assert is_allowed(null, Request("ec2:CopyImage", [Resource("x", {})]))
-    assert not is_allowed(null, Request("ec2:CopyImage", [Resource("x", {"ec2:ImageID": "ami-1"})]))
+    assert is_allowed_as_given(null, Request("ec2:CopyImage", [Resource("x", {})]))
+    assert not is_allowed_as_given(null, Request("ec2:CopyImage", [Resource("x", {"ec2:ImageID": "ami-1"})]))
     with pytest.raises(ValueError):
-        is_allowed([{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"NumericEquals": {"k": "1"}}}],
+        is_allowed_as_given([{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"NumericEquals": {"k": "1"}}}],
                    Request("ec2:CopyImage", [Resource("x", {"k": "1"})]))
 
 
 def test_evaluator_follows_iam_on_letter_case():
     def allows(condition: dict, context: dict) -> bool:
         statement = {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*", "Condition": condition}
-        return is_allowed([statement], Request("ec2:CreateTags", [Resource("x", context)]))
+        return is_allowed_as_given([statement], Request("ec2:CreateTags", [Resource("x", context)]))
 
     # Values: case-sensitive unless IgnoreCase.
     assert not allows({"StringEquals": {"k": "Public"}}, {"k": "public"})
@@ -375,22 +503,25 @@ def test_evaluator_follows_iam_on_letter_case():
     assert not allows({"ForAnyValue:StringEqualsIgnoreCase": {"aws:TagKeys": "p:source"}}, {})
 
 
-# -- parliament (make lint) ---------------------------------------------------------
+# -- parliament and the SAR check (make lint) ----------------------------------------
 
 
-def test_parliament_finds_nothing_in_the_role_and_would_flag_a_bad_key(template):
+def test_parliament_finds_nothing_in_the_role_but_the_one_accepted_and_would_flag_a_bad_key(template):
     import copy
-    import json
 
     from parliament import analyze_policy_string
 
-    from lint_iam import role_policies
+    from lint_iam import ACCEPTED, findings, role_policies
 
     policies = role_policies(template)
     assert len(policies) == 2
+    accepted_total = []
     for name, doc in policies:
-        findings = analyze_policy_string(json.dumps(doc)).findings
-        assert findings == [], (name, [(f.issue, f.detail) for f in findings])
+        failing, accepted = findings(doc)
+        assert failing == [], (name, [(f.issue, f.detail) for f in failing])
+        accepted_total += accepted
+    # Exactly the accepted finding (CopyFromOwnImages names no snapshot), once.
+    assert [(f.issue, f.detail) for f in accepted_total] == ACCEPTED
     # The same lint on a role with a misspelt condition key and an image
     # action scoped to snapshots: both are reported.
     name, doc = policies[0]
@@ -401,3 +532,45 @@ def test_parliament_finds_nothing_in_the_role_and_would_flag_a_bad_key(template)
     )
     issues = {f.issue for f in analyze_policy_string(json.dumps(broken)).findings}
     assert {"UNKNOWN_CONDITION_FOR_ACTION", "RESOURCE_MISMATCH"} <= issues, issues
+
+
+@pytest.mark.parametrize("overrides", [{}, {"TargetRegions": TARGETS}], ids=["defaults", "with targets"])
+def test_sar_check_finds_nothing_in_the_role(template, overrides):
+    from lint_iam import deployed
+
+    assert unsupplied_conditions(deployed(statements(template, **overrides))) == []
+
+
+# The CopyImage statements of the template before issue 17 (resolved with
+# the defaults): on AWS neither allowed anything. parliament passed them (it
+# takes aws:ResourceTag for a global key); the SAR check must not.
+BEFORE_ISSUE_17 = json.loads("""[
+  {"Sid": "CopyOwnSnapshots", "Effect": "Allow", "Action": "ec2:CopyImage",
+   "Resource": ["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"],
+   "Condition": {"StringEquals": {"ec2:Owner": "123456789012"}, "Null": {"ec2:SnapshotID": "false"}}},
+  {"Sid": "CopyOwnImagesTaggedForPublishing", "Effect": "Allow", "Action": "ec2:CopyImage",
+   "Resource": ["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"],
+   "Condition": {"StringEquals": {"ec2:Owner": "123456789012", "aws:ResourceTag/publish": "public"},
+                 "Null": {"ec2:ImageID": "false"}}}
+]""")
+
+
+def test_sar_check_fails_on_the_copy_statements_before_issue_17():
+    assert unsupplied_conditions(BEFORE_ISSUE_17) == [
+        "CopyOwnSnapshots: ec2:CopyImage on snapshot: StringEquals ec2:Owner is not a key AWS supplies",
+        "CopyOwnImagesTaggedForPublishing: ec2:CopyImage on snapshot: StringEquals ec2:Owner is not a key AWS supplies",
+        "CopyOwnImagesTaggedForPublishing: ec2:CopyImage on image: StringEquals aws:ResourceTag/publish is not a key AWS supplies",
+        "CopyOwnImagesTaggedForPublishing: ec2:CopyImage on snapshot: StringEquals aws:ResourceTag/publish is not a key AWS supplies",
+    ]
+    # And, evaluated on what AWS supplies, they allowed no copy at all, even
+    # of the account's tagged AMI.
+    for reading in READINGS:
+        assert not is_allowed(BEFORE_ISSUE_17, copy_image(reading, TAGGED))
+
+
+def test_sar_check_lets_null_and_if_exists_through_and_flags_a_dead_deny():
+    statement = {"Sid": "S", "Effect": "Deny", "Action": "ec2:CopyImage", "Resource": "arn:aws:ec2:*::image/*"}
+    assert unsupplied_conditions([{**statement, "Condition": {"Null": {"ec2:Public": "true"}}}]) == []
+    assert unsupplied_conditions([{**statement, "Condition": {"StringEqualsIfExists": {"ec2:Public": "true"}}}]) == []
+    assert unsupplied_conditions([{**statement, "Condition": {"Bool": {"ec2:Public": "true"}}}]) == [
+        "S: ec2:CopyImage on image: Bool ec2:Public is not a key AWS supplies"]
