@@ -249,7 +249,7 @@ async fn start(
     let source_key = config.status_tag(StatusTag::Source);
     let generation_key = config.status_tag(StatusTag::Generation);
     let source_ref = format!("{}/{}", image.region, image.id);
-    let tags = copy_tags(config, image, &source_key, &source_ref);
+    let tags = marker_tags(config, image, &source_key, &source_ref);
     let dead_ids: Vec<&ImageId> = dead.iter().map(|d| &d.id).collect();
     // A copy may have been started before (the source carries the
     // function's status): the id EC2 answers may then be an old, dead one.
@@ -391,11 +391,15 @@ fn generation_of(image: &Image, config: &Config) -> u32 {
         .unwrap_or(0)
 }
 
-/// The source's own tags (not the function's status tags, nor AWS's
-/// reserved ones), plus the provenance tag that stops the copy from fanning
-/// out again and names the source it follows, and the source's creation
-/// date (the release's, by which rotation orders a family's copies).
-fn copy_tags(
+/// The tags the function gives a copy at its creation: the provenance tag
+/// that stops the copy from fanning out again and names the source it
+/// follows (the role's CopyCreatesMarkedImage asks for it), and the
+/// source's creation date (the release's, by which rotation orders a
+/// family's copies). The source's own tags, the publish tag among them,
+/// come from EC2 (CopyImageTags): the role may never write the publish or
+/// family key (template.yaml, DenyPublishAndFamilyTagKeys), so a copy is
+/// tagged for publishing only if its source is.
+fn marker_tags(
     config: &Config,
     source: &Image,
     source_key: &str,
@@ -407,15 +411,7 @@ fn copy_tags(
             crate::model::format_time(created),
         )
     });
-    source
-        .tags
-        .iter()
-        .filter(|(k, _)| !k.starts_with(&config.status_tag_prefix) && !k.starts_with("aws:"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .chain(std::iter::once((
-            source_key.to_owned(),
-            source_ref.to_owned(),
-        )))
+    std::iter::once((source_key.to_owned(), source_ref.to_owned()))
         .chain(created)
         .collect()
 }

@@ -150,6 +150,10 @@ impl Ec2Error {
                 "too many copies in progress into {region} ({}): the next sweep starts this one",
                 self.message
             ),
+            ("CopyImage", "UnauthorizedOperation" | "AccessDenied") => format!(
+                "IAM refused CopyImage of {} into {region}: the role's CopyFromOwnImages or CopyCreatesMarkedImage does not allow it, or DenyPublishAndFamilyTagKeys refused the tags it copies (README, First deploy, says how to tell)",
+                self.image_id.as_ref().map_or("the AMI", ImageId::as_str)
+            ),
             (_, "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException") => format!(
                 "the function's role may not call {} in {region}: check its policy (README, IAM permissions)",
                 self.operation
@@ -631,10 +635,12 @@ pub async fn copy_image(client: &Client, request: CopyRequest<'_>) -> Result<Ima
         .name(source.name.clone().unwrap_or_else(|| source.id.to_string()))
         .set_description(source.description.clone())
         .client_token(request.client_token)
-        .copy_image_tags(false)
+        // The source's user tags, the publish tag among them, come from EC2:
+        // the role may never put the publish or family key in a request
+        // (template.yaml, DenyPublishAndFamilyTagKeys).
+        .copy_image_tags(true)
         // The new snapshots carry the same tags as the new AMI: the
-        // provenance tag is what the role's CopyImage statement for created
-        // resources asks for.
+        // provenance tag is what the role's CopyCreatesMarkedImage asks for.
         .set_tag_specifications(Some(
             [ResourceType::Image, ResourceType::Snapshot]
                 .into_iter()

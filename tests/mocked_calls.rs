@@ -551,8 +551,13 @@ fn copy_ok(target: &'static str) -> Rule {
                 && r.source_image_id() == Some(SOURCE_ID)
                 && r.name() == Some("demo-image")
                 && r.client_token() == Some(&format!("{HOME}/{SOURCE_ID}/{target}/0"))
+                // The source's tags come from EC2 (CopyImageTags); the
+                // request names only the function's markers, never the
+                // publish key (the role denies it).
+                && r.copy_image_tags() == Some(true)
                 && tags.get("publish:source") == Some(&source_ref().as_str())
-                && tags.get("publish") == Some(&"public")
+                && tags.keys().all(|k| k.starts_with("publish:"))
+                && !tags.contains_key("publish")
                 && !tags.contains_key("publish:status")
                 // The new snapshots carry the provenance tag too (the role's
                 // CopyImage statement for created resources asks for it).
@@ -815,6 +820,43 @@ async fn one_region_out_of_copy_capacity_is_rejected_there_while_three_others_co
         Some(Status::Copying),
         "the sweep takes it up again"
     );
+}
+
+/// An account whose IAM evaluates CopyImage otherwise than the role was
+/// written for (README, "First deploy"): the region's copy is rejected with
+/// the statements to look at, not retried, and the other regions copy.
+#[tokio::test]
+async fn a_copy_iam_refuses_names_the_role_statements_to_check() {
+    let targets = targets_without_copies_failing_in("eu-west-1", "UnauthorizedOperation");
+    let (bpa, modify, tag) = (
+        bpa("unblocked", ManagedBy::Account),
+        make_public_ok(),
+        create_tags_expecting(&[("publish:status", "copying")]),
+    );
+    let p = source_publisher(eligible().build(), &targets, &[&bpa, &modify, &tag]);
+
+    let outcome = run(&p, direct())
+        .await
+        .expect("a refusal a retry can't fix is an outcome, not an error");
+
+    let refused = outcome.images[0]
+        .copies
+        .iter()
+        .find(|c| c.region.as_str() == "eu-west-1")
+        .unwrap();
+    assert_eq!(refused.action, Some(Action::Rejected));
+    let reason = &refused.reasons[0];
+    for statement in [
+        "CopyFromOwnImages",
+        "CopyCreatesMarkedImage",
+        "DenyPublishAndFamilyTagKeys",
+    ] {
+        assert!(reason.contains(statement), "{statement} named: {reason}");
+    }
+    assert!(reason.contains(SOURCE_ID), "{reason}");
+    for t in targets.iter().filter(|t| t.name != "eu-west-1") {
+        assert_eq!(t.copy.num_calls(), 1, "{} still copied", t.name);
+    }
 }
 
 /// A stack in a copy's region, handling the copy's own `available` event:
