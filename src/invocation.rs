@@ -118,7 +118,10 @@ fn no_client(region: &RegionName) -> Ec2Error {
 /// the public AMI quota's books, and in a sweep the copies found up front.
 pub(crate) struct Invocation<'a> {
     pub function: &'a FunctionState,
+    /// When the invocation started, by the function's clock.
     pub now: OffsetDateTime,
+    /// The same moment on the monotonic clock (see [`Invocation::clock`]).
+    started: Instant,
     deadline: Option<Instant>,
     runs: HashMap<RegionName, RegionRun<'a>>,
     pub quotas: Quotas,
@@ -168,6 +171,7 @@ impl<'a> Invocation<'a> {
         Self {
             function,
             now,
+            started: Instant::now(),
             deadline,
             runs,
             quotas: Quotas::default(),
@@ -224,6 +228,13 @@ impl<'a> Invocation<'a> {
         let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner()).clone();
         steps.sort();
         steps
+    }
+
+    /// The function's clock now: its time at the start plus the time since.
+    /// For a time EC2 compares with its own "now" (a deprecation "now" must
+    /// not be in the past by the time the call is made).
+    pub fn clock(&self) -> OffsetDateTime {
+        self.now + self.started.elapsed()
     }
 
     pub fn config(&self) -> &'a Config {

@@ -234,7 +234,7 @@ async fn retire(
         }
     }
     if config.deprecate_retired
-        && let Some(at) = deprecate_now(inv.now)
+        && let Some(at) = deprecate_now(inv.clock())
         && victim.deprecation_time.is_none_or(|d| d > at)
     {
         let step = Step::Deprecate {
@@ -293,11 +293,17 @@ pub(crate) async fn unprotect(
     }
 }
 
-/// "Now" as a deprecation time EC2 takes: the next whole minute (EC2 keeps
-/// minutes and refuses a time in the past).
+/// "Now" as a deprecation time EC2 takes: the first whole minute at least
+/// 30 s ahead (EC2 keeps minutes and refuses a time in the past, and the
+/// call may wait its turn in EC2's bucket first).
 fn deprecate_now(now: OffsetDateTime) -> Option<OffsetDateTime> {
-    let next = now.checked_add(Duration::minutes(1))?;
-    next.replace_second(0).ok()?.replace_nanosecond(0).ok()
+    let soonest = now.checked_add(Duration::seconds(30))?;
+    let minute = soonest.replace_second(0).ok()?.replace_nanosecond(0).ok()?;
+    if minute == soonest {
+        Some(minute)
+    } else {
+        minute.checked_add(Duration::minutes(1))
+    }
 }
 
 #[cfg(test)]
@@ -408,9 +414,17 @@ mod tests {
     }
 
     #[test]
-    fn deprecating_now_is_the_next_whole_minute() {
+    fn deprecating_now_is_the_first_whole_minute_at_least_30_s_ahead() {
         assert_eq!(
             deprecate_now(datetime!(2026-11-28 12:00:30 UTC)),
+            Some(datetime!(2026-11-28 12:01 UTC))
+        );
+        assert_eq!(
+            deprecate_now(datetime!(2026-11-28 12:00:31 UTC)),
+            Some(datetime!(2026-11-28 12:02 UTC))
+        );
+        assert_eq!(
+            deprecate_now(datetime!(2026-11-28 12:00:00 UTC)),
             Some(datetime!(2026-11-28 12:01 UTC))
         );
     }
