@@ -1,0 +1,142 @@
+//! Public only while the owner asks: untagging (by event, by sweep alone),
+//! UNPUBLISH_ON_UNTAG, the unpublish request's hold.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_its_owner_untagged_alone_is_taken_down_by_the_source_regions_sweep() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    let copy = copies_of(&emu, "eu-west-1", &source).remove(0);
+    let copy_id = copy["image_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(copy["public"], true);
+
+    // The owner removes the publish tag from the eu-west-1 copy only; no
+    // stack runs there, so only the source region's sweep can notice.
+    owner_deletes_tag(&emu, "eu-west-1", &copy_id, "publish").await;
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    let copy = emu.image("eu-west-1", &copy_id);
+    assert_eq!(copy["public"], false);
+    assert_eq!(tag(&copy, "publish:status"), Some("withdrawn"));
+    assert_eq!(emu.image(HOME, &source)["public"], true);
+    let west = copies_of(&emu, "us-west-2", &source).remove(0);
+    assert_eq!(west["public"], true, "the other copy is left as it is");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn untagging_takes_down_the_source_and_its_copies_by_event() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    owner_deletes_tag(&emu, HOME, &source, "publish").await;
+
+    home.handle(&tag_change_event(&source, HOME, &["publish"]))
+        .await
+        .unwrap();
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(image["public"], false);
+    assert_eq!(tag(&image, "publish:status"), Some("withdrawn"));
+    assert!(
+        tag(&image, "publish:reason")
+            .is_some_and(|r| r.starts_with("the tag publish was removed, so it is private")),
+        "{image}"
+    );
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+    // A replay changes nothing further.
+    emu.clear_calls();
+    home.handle(&tag_change_event(&source, HOME, &["publish"]))
+        .await
+        .unwrap();
+    let writes: Vec<(String, String)> = emu
+        .calls()
+        .into_iter()
+        .filter(|(a, _)| !a.starts_with("Describe"))
+        .collect();
+    assert_eq!(writes, [], "a replay only looks");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn untagging_takes_down_the_source_and_its_copies_by_sweep_alone() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    owner_deletes_tag(&emu, HOME, &source, "publish").await;
+
+    // The tag-change event was lost: the hourly sweep notices.
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(
+        (image["public"].as_bool(), tag(&image, "publish:status")),
+        (Some(false), Some("withdrawn"))
+    );
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+    // Tagged again by its owner: published again, copies with it.
+    owner_sets_tag(&emu, HOME, &source, "publish", "public").await;
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(emu.image(HOME, &source)["public"], true);
+    assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_unpublish_on_untag_false_the_ami_is_left_public_and_says_so() {
+    let emu = Emulator::start();
+    let vars = [
+        ("TARGET_REGIONS", TWO_TARGETS),
+        ("UNPUBLISH_ON_UNTAG", "false"),
+    ];
+    let (source, home) = published_with_copies(&emu, &vars).await;
+    owner_deletes_tag(&emu, HOME, &source, "publish").await;
+
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(image["public"], true);
+    let reason = tag(&image, "publish:reason").unwrap_or_default();
+    assert!(
+        reason.contains("the publish tag was removed; left public"),
+        "{reason}"
+    );
+    assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpublish_request_holds_until_the_owner_releases_it() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+
+    home.handle(&json!({"image_id": source, "action": "unpublish"}))
+        .await
+        .unwrap();
+
+    let held = emu.image(HOME, &source);
+    assert_eq!(
+        (held["public"].as_bool(), tag(&held, "publish:status")),
+        (Some(false), Some("held"))
+    );
+    assert_eq!(
+        tag(&held, "publish"),
+        Some("public"),
+        "its tags are the owner's"
+    );
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+    // Still tagged, yet neither its events nor the sweep publish it again.
+    home.handle(&ami_state_event(&source, HOME, "available"))
+        .await
+        .unwrap();
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(emu.image(HOME, &source)["public"], false);
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+
+    // The owner releases it by deleting the status tag: published again.
+    owner_deletes_tag(&emu, HOME, &source, "publish:status").await;
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(emu.image(HOME, &source)["public"], true);
+    assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
+    let deregistered = emu
+        .calls()
+        .iter()
+        .filter(|(a, _)| a == "DeregisterImage")
+        .count();
+    assert_eq!(deregistered, 0, "never deregisters anything");
+}
