@@ -8,6 +8,8 @@
 use std::fmt::Write as _;
 
 use crate::config::{Config, ConfigError};
+use crate::ec2::NO_CREDENTIALS;
+use crate::error::Error;
 use crate::model::{ImageId, RegionName};
 use crate::report::{Action, CopyOutcome, ImageOutcome, Outcome};
 
@@ -146,7 +148,10 @@ fn would(action: Action) -> &'static str {
 /// The preview as a table a person reads: per AMI what the function would
 /// do and why, its copies and retirements; then every step it would take;
 /// then the public AMI quota of each region it looked at.
-pub fn render(config: &Config, outcomes: &[Outcome]) -> String {
+/// The table of a preview. `failed`: some of it could not be read (its
+/// errors are on stderr, see [`explain`]); the table then claims nothing
+/// about what it did not read.
+pub fn render(config: &Config, outcomes: &[Outcome], failed: bool) -> String {
     let mut out = String::new();
     let targets: Vec<&str> = config
         .target_regions
@@ -169,7 +174,12 @@ pub fn render(config: &Config, outcomes: &[Outcome]) -> String {
     );
     let images: Vec<&ImageOutcome> = outcomes.iter().flat_map(|o| &o.images).collect();
     let _ = writeln!(out);
-    if images.is_empty() {
+    if images.is_empty() && failed {
+        let _ = writeln!(
+            out,
+            "Could not read the AMIs (the error says why): nothing is known of them."
+        );
+    } else if images.is_empty() {
         let _ = writeln!(out, "Nothing to do: every AMI is as its tags ask.");
     } else {
         let _ = writeln!(out, "{:<22} {:<14} {:<16} why", "AMI", "region", "would");
@@ -182,10 +192,13 @@ pub fn render(config: &Config, outcomes: &[Outcome]) -> String {
         .flat_map(|o| &o.steps)
         .map(|s| format!("  {:<14} {s}", s.region().as_str()))
         .collect();
-    let _ = writeln!(out);
-    if steps.is_empty() {
+    if steps.is_empty() && failed {
+        // Nothing read, nothing to say of what would be written.
+    } else if steps.is_empty() {
+        let _ = writeln!(out);
         let _ = writeln!(out, "Steps: none (nothing would be written).");
     } else {
+        let _ = writeln!(out);
         let _ = writeln!(out, "Steps it would take ({}):", steps.len());
         for step in steps {
             let _ = writeln!(out, "{step}");
@@ -218,6 +231,41 @@ pub fn render(config: &Config, outcomes: &[Outcome]) -> String {
         let _ = writeln!(out, "\n{deferred} AMI(s) left for later (out of time).");
     }
     out
+}
+
+/// A preview's error for a person: one line per failure, what could not be
+/// read, where, and what to do about it.
+pub fn explain(error: &Error) -> Vec<String> {
+    let failures = match error {
+        Error::Incomplete { failures } => failures.clone(),
+        Error::Sweep { error, .. } => vec![error.to_string()],
+        other => return vec![other.to_string()],
+    };
+    failures
+        .into_iter()
+        .map(|failure| match what_to_do(&failure) {
+            Some(todo) => format!("could not read: {failure}; {todo}"),
+            None => format!("could not read: {failure}"),
+        })
+        .collect()
+}
+
+/// What a person can do about a failed read, by its error code.
+fn what_to_do(failure: &str) -> Option<&'static str> {
+    let has = |code: &str| failure.contains(&format!(": {code}: "));
+    if has(NO_CREDENTIALS) {
+        Some(
+            "give credentials as the AWS CLI takes them: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, --profile NAME (or AWS_PROFILE), or `aws sso login`",
+        )
+    } else if has("UnauthorizedOperation") || has("AccessDenied") || has("AuthFailure") {
+        Some(
+            "your credentials may not make that call: a preview needs the reads of the function's role (README, IAM permissions: ReadImagesAndRegionSettings, ReadQuotas)",
+        )
+    } else if has("DispatchFailure") || has("TimeoutError") || has("ResponseError") {
+        Some("EC2 did not answer: check the network, the region, and AWS_ENDPOINT_URL if it is set")
+    } else {
+        None
+    }
 }
 
 fn row(out: &mut String, image: &ImageOutcome) {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::primitives::DateTime;
 use aws_sdk_ec2::types::{
@@ -58,6 +59,41 @@ pub struct Ec2Error {
     pub transient: bool,
 }
 
+/// The code of a request the SDK could not sign: no credentials anywhere
+/// it looks.
+pub const NO_CREDENTIALS: &str = "NoCredentials";
+
+/// The first error of `T` in `error`'s chain of sources.
+fn source_of<'e, T: std::error::Error + 'static>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// An error and its sources, on one line: the first line of each, without
+/// the SDK's debug dump of nested structs (a person reads this, in a status
+/// tag, a log line or the `plan` command's error).
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        let line = text.lines().next().unwrap_or_default().trim().to_owned();
+        if !line.is_empty() && parts.last() != Some(&line) {
+            parts.push(line);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// Error codes AWS services answer when a retry may succeed (throttling and
 /// server-side trouble), as the SDKs' standard retry classifies them.
 const TRANSIENT_CODES: [&str; 14] = [
@@ -95,7 +131,13 @@ impl Ec2Error {
             SdkError::ResponseError(_) => Some("ResponseError"),
             _ => None,
         };
-        let code = error.code().or(kind).unwrap_or("Unknown").to_owned();
+        let no_credentials = source_of::<CredentialsError>(&error).is_some();
+        let code = if no_credentials {
+            NO_CREDENTIALS
+        } else {
+            error.code().or(kind).unwrap_or("Unknown")
+        }
+        .to_owned();
         let server_error = error
             .raw_response()
             .is_some_and(|r| r.status().is_server_error());
@@ -104,10 +146,13 @@ impl Ec2Error {
             Some(_) => true,
             None => server_error || TRANSIENT_CODES.contains(&code.as_str()),
         };
-        let message = error
-            .message()
-            .map(str::to_owned)
-            .unwrap_or_else(|| aws_sdk_ec2::error::DisplayErrorContext(&error).to_string());
+        let message = match error.message() {
+            Some(message) => message.to_owned(),
+            None if no_credentials => {
+                "no AWS credentials were found (environment, profile, SSO, web identity, container or instance metadata)".to_owned()
+            }
+            None => causes(&error),
+        };
         Self {
             operation,
             region: region.clone(),

@@ -397,8 +397,12 @@ where
 }
 
 /// The payload as it is when it is JSON, else wrapped for [`parse`].
+/// "JSON" is what the runtime can read into the handler's `Value`: text
+/// that only looks like JSON (a number out of `f64`'s range, a lone
+/// surrogate escape, bytes that are not UTF-8 inside a string) passes a
+/// syntax check but not that, and would be the runtime's own error.
 fn wrap_if_not_json(body: &[u8]) -> Vec<u8> {
-    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+    if serde_json::from_slice::<Value>(body).is_ok() {
         return body.to_vec();
     }
     let excerpt: String = String::from_utf8_lossy(body).chars().take(100).collect();
@@ -596,7 +600,18 @@ mod tests {
 
     #[test]
     fn a_payload_that_is_not_json_is_an_invalid_event_naming_it() {
-        for body in [&b"not json at all"[..], b"{\"image_id\": ", b"\xff\xfe"] {
+        // The last five look like JSON to a syntax check and are not JSON
+        // the runtime can read into a `Value` (found by fuzzing the entry).
+        for body in [
+            &b"not json at all"[..],
+            b"{\"image_id\": ",
+            b"\xff\xfe",
+            b"1e999",
+            b"[1e400]",
+            br#""\ud800""#,
+            b"\"\xff\"",
+            b"{\"image_id\": \"ami-\xc3\"}",
+        ] {
             let wrapped: Value = serde_json::from_slice(&wrap_if_not_json(body)).unwrap();
             let err = parse_json(wrapped).unwrap_err();
             assert!(

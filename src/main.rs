@@ -101,7 +101,9 @@ async fn command(args: &[String]) -> ExitCode {
         match publisher.handle(&payload).await {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
-                eprintln!("ami-publisher: {e}");
+                for line in cli::explain(&e) {
+                    eprintln!("ami-publisher: {line}");
+                }
                 failed = true;
             }
         }
@@ -112,7 +114,7 @@ async fn command(args: &[String]) -> ExitCode {
             serde_json::to_string_pretty(&outcomes).unwrap_or_default()
         ));
     } else {
-        say(&cli::render(&config, &outcomes));
+        say(&cli::render(&config, &outcomes, failed));
     }
     if failed {
         ExitCode::FAILURE

@@ -190,9 +190,18 @@ def test_invalid_event_gets_an_error_naming_what_was_wrong(lam, emu, event, erro
     assert diff_snapshots(before, state_snapshot(emu)) == []
 
 
-def test_a_payload_that_is_not_json_is_an_invalid_event(lam, emu, tmp_path):
+# Not JSON, and (the last three, found by fuzzing the entry) text that looks
+# like JSON but that the runtime can't read into a JSON value: each answered
+# by the function as InvalidEvent, never by the runtime's own errorType.
+@pytest.mark.parametrize("body", [
+    b"publish ami-0a1b2c3d4e5f60001 please",
+    b"1e999",
+    b'"\\ud800"',
+    b'{"image_id": "ami-\xc3"}',
+], ids=["text", "number-out-of-range", "lone-surrogate", "not-utf8-in-a-string"])
+def test_a_payload_that_is_not_json_is_an_invalid_event(lam, emu, tmp_path, body):
     payload = tmp_path / "not-json.txt"
-    payload.write_text("publish ami-0a1b2c3d4e5f60001 please")
+    payload.write_bytes(body)
     emu.clear_calls()
     inv = lam.invoke(payload, label="not JSON")
     assert not inv.ok, f"expected an error, got {inv.result}"

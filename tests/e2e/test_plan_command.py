@@ -95,3 +95,64 @@ def test_plan_with_bad_usage_or_configuration_says_what_is_wrong(emu):
     assert config.returncode == 2 and "KEEP_PUBLIC_PER_FAMILY" in config.stderr
     helped = subprocess.run([str(BINARY), "--help"], env=base_env(), capture_output=True, text=True, timeout=30)
     assert helped.returncode == 0 and "ami-publisher plan --region REGION AMI_ID..." in helped.stdout
+
+
+def free_closed_port() -> str:
+    """A loopback address nothing listens on: the endpoint refuses."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def plan_env(emu: Emulator, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BINARY), "plan", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def assert_claims_nothing(done: subprocess.CompletedProcess) -> list[str]:
+    """A preview that could not read: exit 1, one line per failure for a
+    person (no SDK debug dump), and no claim about the AMIs."""
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Nothing to do" not in done.stdout and "Steps: none" not in done.stdout, done.stdout
+    assert "Could not read the AMIs" in done.stdout, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert lines and all(line.startswith("ami-publisher: could not read: ") for line in lines), done.stderr
+    for dump in ("DispatchFailure {", "ConnectorError {", "CredentialsNotLoaded(", "Some("):
+        assert dump not in done.stderr, done.stderr
+    return lines
+
+
+@pytest.mark.parametrize("args", [["--sweep"], ["ami-0123456789abcdef0"]], ids=["sweep", "one-ami"])
+def test_plan_without_credentials_says_how_to_give_them(emu, args):
+    env = base_env()
+    del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    env.update(AWS_ENDPOINT_URL=emu.url)
+    emu.clear_calls()
+
+    [line] = assert_claims_nothing(plan_env(emu, "--region", HOME, *args, env=env))
+
+    assert "NoCredentials" in line and "us-east-1" in line, line
+    assert "AWS_ACCESS_KEY_ID" in line and "--profile" in line, line
+    assert emu.control("GET", "/_emulator/calls?service=all")["calls"] == [], "nothing unsigned was sent"
+
+
+def test_plan_against_an_endpoint_that_refuses_says_ec2_did_not_answer(emu):
+    env = base_env()
+    env.update(AWS_ENDPOINT_URL=free_closed_port())
+
+    [line] = assert_claims_nothing(plan_env(emu, "--region", HOME, "--sweep", env=env))
+
+    assert "DescribeImages in us-east-1" in line and "Connection refused" in line, line
+    assert "EC2 did not answer" in line, line
+
+
+def test_plan_refused_by_iam_names_the_action_and_the_permissions(emu):
+    emu.seed_image(region=HOME, name="a", tags={"publish": "public"})
+    emu.control("POST", "/_emulator/faults", {"action": "DescribeImages", "error_code": "UnauthorizedOperation",
+                                              "message": "You are not authorized to perform this operation.",
+                                              "count": 10, "http_status": 403})
+
+    [line] = assert_claims_nothing(plan(emu, "--region", HOME, "--sweep"))
+
+    assert "DescribeImages in us-east-1 failed: UnauthorizedOperation" in line, line
+    assert "ReadImagesAndRegionSettings" in line, line
