@@ -27,6 +27,10 @@ pub enum Reason {
     /// The configured deprecation date has passed already (EC2 refuses a
     /// deprecation time in the past).
     PastDeprecation { at: OffsetDateTime },
+    /// Its deprecation time has passed: a deprecated AMI is not made public
+    /// (AWS removes public sharing from outdated AMIs: EC2 User Guide, "Make
+    /// an AMI public").
+    Deprecated { at: OffsetDateTime },
     /// A deprecation policy is set but EC2 gave no creation date to count from.
     UnknownCreationDate,
     /// The provenance tag of a copy is not `REGION/ami-...`: the function did
@@ -106,6 +110,11 @@ impl fmt::Display for Reason {
             Self::PastDeprecation { at } => write!(
                 f,
                 "its deprecation date by policy, {}, has passed",
+                crate::model::format_time(*at)
+            ),
+            Self::Deprecated { at } => write!(
+                f,
+                "it was deprecated at {}: a deprecated AMI is not made public; set a later deprecation time (EnableImageDeprecation) or publish a newer build",
                 crate::model::format_time(*at)
             ),
             Self::UnknownCreationDate => {

@@ -263,6 +263,11 @@ pub enum Status {
     /// Made private by rotation: newer public AMIs of its family replaced
     /// it; stays private until the owner deletes this status tag.
     Retired,
+    /// Published by the function, and now private past its deprecation
+    /// time: AWS removes public sharing from outdated AMIs (EC2 User Guide,
+    /// "Make an AMI public"), as Image Builder's lifecycle or its owner may;
+    /// the function does not make it public again.
+    Expired,
 }
 
 impl Status {
@@ -276,6 +281,7 @@ impl Status {
             Self::Withdrawn => "withdrawn",
             Self::Held => "held",
             Self::Retired => "retired",
+            Self::Expired => "expired",
         }
     }
 
@@ -289,6 +295,7 @@ impl Status {
             Self::Withdrawn,
             Self::Held,
             Self::Retired,
+            Self::Expired,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)

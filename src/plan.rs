@@ -68,14 +68,19 @@ pub enum WithdrawReason {
         source: SourceRef,
         problem: SourceProblem,
     },
+    /// Published by the function, now private past its deprecation time:
+    /// not made public again (its copies follow).
+    Expired { at: OffsetDateTime },
 }
 
 impl Withdrawal {
     /// `held` after an unpublish request (it stays private whatever its
-    /// tags), `withdrawn` otherwise (tagging it again publishes it again).
+    /// tags), `expired` past its deprecation time, `withdrawn` otherwise
+    /// (tagging it again publishes it again).
     pub fn status(&self) -> Status {
         match self.why {
             WithdrawReason::Requested => Status::Held,
+            WithdrawReason::Expired { .. } => Status::Expired,
             _ => Status::Withdrawn,
         }
     }
@@ -121,6 +126,31 @@ pub fn made_public_by_function(image: &Image, config: &Config) -> bool {
             status_of(image, config),
             Some(Status::Public | Status::Copying | Status::Error)
         )
+}
+
+/// Whether an unpublish request may act on the AMI: public by the
+/// function's doing (or held already), or private with a status of the
+/// function's (a hold on what it took down, or has not published yet).
+/// Never a public AMI the function did not make public, nor an AMI it never
+/// reported on: an unpublish request is no way to take down anything else.
+pub fn published_by_function(image: &Image, config: &Config) -> bool {
+    let status = status_of(image, config);
+    if image.public {
+        made_public_by_function(image, config) || status == Some(Status::Held)
+    } else {
+        status.is_some()
+    }
+}
+
+/// When a tagged AMI the function published became outdated: private now,
+/// its status still the function's public one, its deprecation time past.
+fn expired(image: &Image, status: Option<Status>, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let was_public = matches!(
+        status,
+        Some(Status::Public | Status::Copying | Status::Error | Status::Expired)
+    );
+    let at = image.deprecation_time.filter(|at| *at <= now)?;
+    (was_public && !image.public && image.owned).then_some(at)
 }
 
 /// Whether the function should turn the AMI's deregistration protection on:
@@ -214,7 +244,10 @@ pub fn source_needed(image: &Image, config: &Config, intent: Intent) -> Option<S
 /// would change nothing.
 pub fn is_settled(image: &Image, config: &Config) -> bool {
     let status = status_of(image, config);
-    if matches!(status, Some(Status::Held | Status::Retired)) {
+    if matches!(
+        status,
+        Some(Status::Held | Status::Retired | Status::Expired)
+    ) {
         // A held AMI's copies are the sweep's to check (CopyIndex::settles).
         return !image.public;
     }
@@ -233,6 +266,15 @@ pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDate
         if !image.owned {
             return Decision::Skip {
                 reason: "not owned by this account: only its owner can make it private".into(),
+            };
+        }
+        if intent == Intent::Unpublish && !published_by_function(image, config) {
+            return Decision::Skip {
+                reason: format!(
+                    "unpublish refused: the function did not publish it (it has no {} of the function's, or it is public by another hand); to keep it from being published remove the tag {}, to make it private remove the launch permission of group all yourself",
+                    config.status_tag(StatusTag::Status),
+                    config.publish_tag_key
+                ),
             };
         }
         let why = match (intent, source_of(image, config)) {
@@ -273,6 +315,14 @@ pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDate
     }
     if !is_tagged(image, config) {
         return untagged(image, status, config);
+    }
+    if let Some(at) = expired(image, status, now) {
+        // Not fought: the function never makes it public again.
+        return Decision::Withdraw(Withdrawal {
+            why: WithdrawReason::Expired { at },
+            make_private: false,
+            copies_in: copy_targets(image, config),
+        });
     }
     if is_copy(image, config) {
         return decide_copy(facts, config, now);
@@ -399,7 +449,11 @@ fn decide_copy(facts: Facts<'_>, config: &Config, now: OffsetDateTime) -> Decisi
             new_copies: false,
         });
     }
-    match settle(eligibility::check(image, facts.bpa)) {
+    let mut reasons = eligibility::check(image, facts.bpa);
+    if let Some(at) = image.deprecation_time.filter(|at| *at <= now) {
+        reasons.push(Reason::Deprecated { at });
+    }
+    match settle(reasons) {
         Some(decision) => decision,
         None => Decision::Publish(Steps {
             deprecate_at,
@@ -512,8 +566,12 @@ fn deprecation_change(
     config: &Config,
     now: OffsetDateTime,
 ) -> Result<Option<OffsetDateTime>, Reason> {
+    let deprecated = image.deprecation_time.filter(|at| *at <= now);
     let Some(days) = config.deprecate_after_days else {
-        return Ok(None);
+        return match deprecated {
+            Some(at) => Err(Reason::Deprecated { at }),
+            None => Ok(None),
+        };
     };
     let created = image.creation_date.ok_or(Reason::UnknownCreationDate)?;
     let target = created
@@ -521,6 +579,9 @@ fn deprecation_change(
         .and_then(floor_to_minute)
         .ok_or(Reason::UnknownCreationDate)?;
     let existing = image.deprecation_time.filter(|e| *e <= target);
+    if let Some(at) = existing.and(deprecated) {
+        return Err(Reason::Deprecated { at });
+    }
     let effective = existing.unwrap_or(target);
     if effective <= now {
         // EC2 refuses a deprecation time in the past; publishing an AMI the
@@ -861,7 +922,7 @@ mod tests {
         assert_eq!(
             decide_image(&image, &c),
             Decision::Reject {
-                reasons: vec![Reason::PastDeprecation {
+                reasons: vec![Reason::Deprecated {
                     at: datetime!(2026-10-11 00:00 UTC)
                 }]
             }
@@ -1142,9 +1203,115 @@ mod tests {
     }
 
     #[test]
+    fn an_unpublish_request_for_an_ami_the_function_did_not_publish_is_refused() {
+        let c = config(&[("TARGET_REGIONS", "us-west-2")]);
+        let public_by_hand = Image {
+            public: true,
+            tags: [("team".to_owned(), "x".to_owned())].into(),
+            ..eligible_image()
+        };
+        let rejected_but_public = Image {
+            public: true,
+            ..with_tags(eligible_image(), &[("publish:status", "rejected")])
+        };
+        // Tagged, never reported on: nothing of the function's to take down.
+        let never_seen = eligible_image();
+        for image in [public_by_hand, rejected_but_public, never_seen] {
+            let facts = Facts {
+                image: &image,
+                bpa: None,
+                source: SourceFacts::NotNeeded,
+            };
+            let Decision::Skip { reason } = decide(facts, Intent::Unpublish, &c, NOW) else {
+                panic!("{image:?} must not be taken down")
+            };
+            assert!(
+                reason.starts_with("unpublish refused: the function did not publish it"),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_private_ami_past_its_deprecation_time_is_never_made_public() {
+        let deprecated = Image {
+            deprecation_time: Some(datetime!(2026-11-28 11:59 UTC)),
+            ..eligible_image()
+        };
+        for c in [config(&[]), config(&[("DEPRECATE_AFTER_DAYS", "700")])] {
+            assert_eq!(
+                decide_image(&deprecated, &c),
+                Decision::Reject {
+                    reasons: vec![Reason::Deprecated {
+                        at: datetime!(2026-11-28 11:59 UTC)
+                    }]
+                },
+                "with and without DEPRECATE_AFTER_DAYS"
+            );
+        }
+        let later = Image {
+            deprecation_time: Some(datetime!(2026-11-28 12:01 UTC)),
+            ..eligible_image()
+        };
+        assert!(matches!(
+            decide_image(&later, &config(&[])),
+            Decision::Publish(Steps {
+                make_public: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_ami_published_then_made_private_past_its_deprecation_is_expired_not_published_again() {
+        let c = config(&[("TARGET_REGIONS", "us-west-2")]);
+        for status in ["public", "copying", "error"] {
+            let outdated = Image {
+                public: false,
+                deprecation_time: Some(datetime!(2026-11-01 00:00 UTC)),
+                ..with_tags(eligible_image(), &[("publish:status", status)])
+            };
+            let Decision::Withdraw(w) = decide_image(&outdated, &c) else {
+                panic!("{status}: not made public again")
+            };
+            assert_eq!(
+                w.why,
+                WithdrawReason::Expired {
+                    at: datetime!(2026-11-01 00:00 UTC)
+                }
+            );
+            assert_eq!(w.status(), Status::Expired);
+            assert!(!w.make_private);
+            assert_eq!(w.copies_in, vec![region("us-west-2")], "its copies follow");
+            let expired = with_tags(outdated, &[("publish:status", "expired")]);
+            assert!(is_settled(&expired, &c), "the sweep leaves it alone");
+            assert!(matches!(
+                decide_image(&expired, &c),
+                Decision::Withdraw(Withdrawal {
+                    why: WithdrawReason::Expired { .. },
+                    ..
+                })
+            ));
+        }
+        // Made private by hand before its deprecation time: drift, repaired.
+        let private_by_hand = Image {
+            public: false,
+            ..public_source()
+        };
+        assert!(matches!(
+            decide_image(&private_by_hand, &c),
+            Decision::Publish(Steps {
+                make_public: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn an_unpublish_request_holds_the_ami_and_its_copies_whatever_the_tags() {
         let c = config(&[("TARGET_REGIONS", "us-west-2")]);
-        for image in [public_source(), untag(public_source()), eligible_image()] {
+        let rejected = with_tags(eligible_image(), &[("publish:status", "rejected")]);
+        for image in [public_source(), untag(public_source()), rejected] {
             let facts = Facts {
                 image: &image,
                 bpa: None,

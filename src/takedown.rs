@@ -130,6 +130,10 @@ fn withdrawn_status(
         WithdrawReason::Source { source, problem } => {
             format!("its source {source} {problem}, so it is private")
         }
+        WithdrawReason::Expired { at } => format!(
+            "its deprecation time {} has passed and it is no longer public (AWS removes public sharing from outdated AMIs; an Image Builder lifecycle policy or its owner may have made it private): not made public again",
+            crate::model::format_time(*at)
+        ),
     };
     let private_copies: Vec<&str> = outcome
         .copies

@@ -166,3 +166,52 @@ async fn second_run_of_the_same_event_changes_nothing() {
     assert_eq!(actions, ["DescribeImages"], "a replay only looks");
     assert_eq!(emu.image(HOME, &id), after_first);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ami_deprecated_in_the_past_stays_private() {
+    let emu = Emulator::start();
+    // EC2 refuses a deprecation time in the past, so the AMI is seeded as
+    // time would leave it: deprecated a day ago.
+    let past = (time::OffsetDateTime::now_utc() - time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let id = seed_tagged(&emu, HOME, json!({"deprecation_time": past}));
+    assert_stays_private(&emu, &id, "a deprecated AMI is not made public").await;
+}
+
+/// AWS removes public sharing from a public AMI past its deprecation time
+/// that was not launched for 6 months (EC2 User Guide, "Make an AMI
+/// public"); so may an Image Builder lifecycle policy or its owner. Seeded
+/// as that leaves it: still tagged, the function's status `public`, private,
+/// deprecated a day ago.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ami_aws_unshared_past_its_deprecation_is_expired_not_published_again() {
+    let emu = Emulator::start();
+    let past = (time::OffsetDateTime::now_utc() - time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let id = emu.seed(json!({
+        "region": HOME, "name": "outdated", "deprecation_time": past,
+        "tags": {"publish": "public", "publish:status": "public", "publish:reason": "public in us-east-1"},
+    }));
+    let publisher = emu.publisher(HOME, &[]).await;
+
+    for payload in [
+        sweep_event(HOME),
+        tag_change_event(&id, HOME, &["publish"]),
+        sweep_event(HOME),
+    ] {
+        publisher.handle(&payload).await.unwrap();
+        let image = emu.image(HOME, &id);
+        assert_eq!(image["public"], false, "never made public again");
+        assert_eq!(tag(&image, "publish:status"), Some("expired"));
+        let reason = tag(&image, "publish:reason").unwrap_or_default();
+        assert!(reason.contains("not made public again"), "{reason}");
+    }
+    let modify_calls = emu
+        .calls()
+        .iter()
+        .filter(|(a, _)| a == "ModifyImageAttribute")
+        .count();
+    assert_eq!(modify_calls, 0);
+}

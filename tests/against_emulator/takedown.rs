@@ -140,3 +140,32 @@ async fn an_unpublish_request_holds_until_the_owner_releases_it() {
         .count();
     assert_eq!(deregistered, 0, "never deregisters anything");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpublish_request_for_a_public_ami_the_function_did_not_publish_is_refused() {
+    let emu = Emulator::start();
+    let foreign =
+        emu.seed(json!({"region": HOME, "name": "team-x", "public": true, "tags": {"team": "x"}}));
+    let home = emu.publisher(HOME, &[]).await;
+
+    let outcome = home
+        .handle(&json!({"image_id": foreign, "action": "unpublish"}))
+        .await
+        .expect("a refusal is an outcome");
+
+    let reason = outcome.images[0].reasons.join("; ");
+    assert!(
+        reason.starts_with("unpublish refused: the function did not publish it"),
+        "{reason}"
+    );
+    let image = emu.image(HOME, &foreign);
+    assert_eq!(image["public"], true, "left as its owner made it");
+    assert_eq!(tag(&image, "publish:status"), None, "nothing written");
+    let writes: Vec<String> = emu
+        .calls()
+        .into_iter()
+        .map(|(action, _)| action)
+        .filter(|a| !a.starts_with("Describe") && !a.starts_with("Get"))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new());
+}
