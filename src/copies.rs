@@ -219,7 +219,6 @@ async fn start(
     copy: &mut CopyOutcome,
     dead: &[Image],
 ) -> Result<(), Ec2Error> {
-    let config = inv.config();
     let target = &run.region;
     let image = &source.image;
     if image.instance_store {
@@ -246,6 +245,24 @@ async fn start(
         reject(copy, no_headroom);
         return Ok(());
     }
+    request_copy(inv, run, client, image, copy, dead).await
+}
+
+/// Asks EC2 for the copy under the token of the source's generation of
+/// copies; a dead copy EC2 answers with is replaced under a new token (at
+/// most [`MAX_REPLACEMENTS`] times), each new generation recorded on the
+/// source first. The public slot taken for the copy is given back unless a
+/// copy was started.
+async fn request_copy(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    client: &ec2::Client,
+    image: &Image,
+    copy: &mut CopyOutcome,
+    dead: &[Image],
+) -> Result<(), Ec2Error> {
+    let config = inv.config();
+    let target = &run.region;
     let source_key = config.status_tag(StatusTag::Source);
     let generation_key = config.status_tag(StatusTag::Generation);
     let source_ref = format!("{}/{}", image.region, image.id);

@@ -263,32 +263,7 @@ pub fn is_settled(image: &Image, config: &Config) -> bool {
 pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDateTime) -> Decision {
     let image = facts.image;
     if intent != Intent::Reconcile {
-        if !image.owned {
-            return Decision::Skip {
-                reason: "not owned by this account: only its owner can make it private".into(),
-            };
-        }
-        if intent == Intent::Unpublish && !published_by_function(image, config) {
-            return Decision::Skip {
-                reason: format!(
-                    "unpublish refused: the function did not publish it (it has no {} of the function's, or it is public by another hand); to keep it from being published remove the tag {}, to make it private remove the launch permission of group all yourself",
-                    config.status_tag(StatusTag::Status),
-                    config.publish_tag_key
-                ),
-            };
-        }
-        let why = match (intent, source_of(image, config)) {
-            (Intent::FollowUnpublish, Some(source)) => WithdrawReason::Source {
-                source,
-                problem: SourceProblem::Held,
-            },
-            _ => WithdrawReason::Requested,
-        };
-        return Decision::Withdraw(Withdrawal {
-            why,
-            make_private: image.public,
-            copies_in: copy_targets(image, config),
-        });
+        return unpublish(image, intent, config);
     }
     if is_terminal(&image.state) {
         return Decision::Skip {
@@ -360,6 +335,38 @@ pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDate
             new_copies: true,
         }),
     }
+}
+
+/// An unpublish request (or a copy's share of its source's): the AMI and
+/// its copies private now, whatever their tags, if the function published
+/// them.
+fn unpublish(image: &Image, intent: Intent, config: &Config) -> Decision {
+    if !image.owned {
+        return Decision::Skip {
+            reason: "not owned by this account: only its owner can make it private".into(),
+        };
+    }
+    if intent == Intent::Unpublish && !published_by_function(image, config) {
+        return Decision::Skip {
+            reason: format!(
+                "unpublish refused: the function did not publish it (it has no {} of the function's, or it is public by another hand); to keep it from being published remove the tag {}, to make it private remove the launch permission of group all yourself",
+                config.status_tag(StatusTag::Status),
+                config.publish_tag_key
+            ),
+        };
+    }
+    let why = match (intent, source_of(image, config)) {
+        (Intent::FollowUnpublish, Some(source)) => WithdrawReason::Source {
+            source,
+            problem: SourceProblem::Held,
+        },
+        _ => WithdrawReason::Requested,
+    };
+    Decision::Withdraw(Withdrawal {
+        why,
+        make_private: image.public,
+        copies_in: copy_targets(image, config),
+    })
 }
 
 /// `Wait` when being pending is the only reason, `Reject` when there is any

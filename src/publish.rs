@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+use time::OffsetDateTime;
+
 use tracing::info;
 
 use crate::config::{Config, StatusTag};
@@ -54,16 +56,7 @@ pub(crate) async fn publish(
     };
     let mut after = image.clone();
     if let Some(at) = steps.deprecate_at {
-        let step = Step::Deprecate {
-            region: run.region.clone(),
-            image_id: image.id.clone(),
-            at,
-        };
-        let call = ec2::enable_deprecation(&client, &run.region, &image.id, at);
-        match inv.write(step, call).await {
-            Ok(_) => after.deprecation_time = Some(at),
-            Err(e) => record(&mut outcome, e),
-        }
+        deprecate(inv, run, &client, at, &mut after, &mut outcome).await;
     }
     let mut family = None;
     // The deprecation date goes on first: once public, an AMI's
@@ -114,35 +107,10 @@ pub(crate) async fn publish(
     if outcome.is_clean() && plan::needs_protection(&after, inv.config()) {
         protect(inv, run, &client, &mut after, &mut outcome).await;
     }
-    // A public AMI left in `error` may have a rotation to finish (a
-    // retirement failed): its family is read now.
-    let rotation_unfinished =
-        image.public && plan::status_of(image, inv.config()) == Some(Status::Error);
-    if rotation_unfinished && family.is_none() && outcome.is_clean() {
-        match rotation::Family::read(inv, run, &after).await {
-            Ok(read) => family = read,
-            Err(e) => record(&mut outcome, e),
-        }
-        if family
-            .as_ref()
-            .and_then(|f| f.member(&image.id))
-            .is_some_and(|me| !me.public)
-        {
-            // A newer release of its family retired it while this run
-            // waited for the family's turn: that is its state now.
-            outcome.action = Action::Skipped;
-            outcome
-                .reasons
-                .push("retired meanwhile by a newer release of its family".into());
-            return Some(outcome);
-        }
-    }
-    if (outcome.action == Action::Published || rotation_unfinished)
-        && let Some(family) = &family
+    if let Rotated::RetiredMeanwhile =
+        rotate_family(inv, run, image, &after, family, &mut outcome).await
     {
-        let already: Vec<ImageId> = outcome.retired.iter().map(|r| r.image_id.clone()).collect();
-        let retired = rotation::rotate(inv, run, &after, family, &already).await;
-        outcome.retired.extend(retired);
+        return Some(outcome);
     }
     // The family's turn lasts until the status tags are written (the
     // next release of the family must see this one as the function's).
@@ -166,6 +134,77 @@ pub(crate) async fn publish(
     }
     let (status, reason) = status_after_publish(inv.config(), image, &mut outcome, ends_public);
     Some(inv.finish(run, image, outcome, status, reason).await)
+}
+
+/// Sets the AMI's deprecation time (before it is public: once public, it
+/// can only move earlier).
+async fn deprecate(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    client: &ec2::Client,
+    at: OffsetDateTime,
+    after: &mut Image,
+    outcome: &mut ImageOutcome,
+) {
+    let step = Step::Deprecate {
+        region: run.region.clone(),
+        image_id: after.id.clone(),
+        at,
+    };
+    let call = ec2::enable_deprecation(client, &run.region, &after.id, at);
+    match inv.write(step, call).await {
+        Ok(_) => after.deprecation_time = Some(at),
+        Err(e) => record(outcome, e),
+    }
+}
+
+/// How the family's rotation after a publish ended.
+enum Rotated {
+    Done,
+    /// A newer release of its family retired the AMI while this run waited
+    /// for the family's turn: that is its state now.
+    RetiredMeanwhile,
+}
+
+/// Retires what the AMI's family no longer keeps once it is public; a
+/// public AMI left in `error` may have a rotation to finish (a retirement
+/// failed), for which its family is read now. `family`: as read before the
+/// AMI was made public, if it was.
+async fn rotate_family(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    image: &Image,
+    after: &Image,
+    mut family: Option<rotation::Family>,
+    outcome: &mut ImageOutcome,
+) -> Rotated {
+    let rotation_unfinished =
+        image.public && plan::status_of(image, inv.config()) == Some(Status::Error);
+    if rotation_unfinished && family.is_none() && outcome.is_clean() {
+        match rotation::Family::read(inv, run, after).await {
+            Ok(read) => family = read,
+            Err(e) => record(outcome, e),
+        }
+        if family
+            .as_ref()
+            .and_then(|f| f.member(&image.id))
+            .is_some_and(|me| !me.public)
+        {
+            outcome.action = Action::Skipped;
+            outcome
+                .reasons
+                .push("retired meanwhile by a newer release of its family".into());
+            return Rotated::RetiredMeanwhile;
+        }
+    }
+    if (outcome.action == Action::Published || rotation_unfinished)
+        && let Some(family) = &family
+    {
+        let already: Vec<ImageId> = outcome.retired.iter().map(|r| r.image_id.clone()).collect();
+        let retired = rotation::rotate(inv, run, after, family, &already).await;
+        outcome.retired.extend(retired);
+    }
+    Rotated::Done
 }
 
 /// Takes a public slot in the region's quota (retiring the family's
