@@ -108,7 +108,7 @@ pub(crate) async fn publish(
         protect(inv, run, &client, &mut after, &mut outcome).await;
     }
     if let Rotated::RetiredMeanwhile =
-        rotate_family(inv, run, image, &after, family, &mut outcome).await
+        rotate_family(inv, run, image, &after, &mut family, &mut outcome).await
     {
         return Some(outcome);
     }
@@ -169,20 +169,21 @@ enum Rotated {
 /// Retires what the AMI's family no longer keeps once it is public; a
 /// public AMI left in `error` may have a rotation to finish (a retirement
 /// failed), for which its family is read now. `family`: as read before the
-/// AMI was made public, if it was.
+/// AMI was made public, if it was; it stays the caller's, since the
+/// family's turn lasts until the status tags are written.
 async fn rotate_family(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
     image: &Image,
     after: &Image,
-    mut family: Option<rotation::Family>,
+    family: &mut Option<rotation::Family>,
     outcome: &mut ImageOutcome,
 ) -> Rotated {
     let rotation_unfinished =
         image.public && plan::status_of(image, inv.config()) == Some(Status::Error);
     if rotation_unfinished && family.is_none() && outcome.is_clean() {
         match rotation::Family::read(inv, run, after).await {
-            Ok(read) => family = read,
+            Ok(read) => *family = read,
             Err(e) => record(outcome, e),
         }
         if family
@@ -198,7 +199,7 @@ async fn rotate_family(
         }
     }
     if (outcome.action == Action::Published || rotation_unfinished)
-        && let Some(family) = &family
+        && let Some(family) = family.as_ref()
     {
         let already: Vec<ImageId> = outcome.retired.iter().map(|r| r.image_id.clone()).collect();
         let retired = rotation::rotate(inv, run, after, family, &already).await;
