@@ -1,5 +1,6 @@
 //! The AWS clients the function calls, per region, each built on first use
-//! (and only once): EC2, and Service Quotas for the public AMI quota. Every
+//! (and only once): EC2, Service Quotas for the public AMI quota, and
+//! DynamoDB for the ledger. Every
 //! call is bounded by the same limits (an attempt timeout, an operation
 //! timeout, a number of attempts), so that an invocation can tell how long
 //! the work it starts may take before its deadline.
@@ -75,6 +76,7 @@ pub struct Clients {
     limits: CallLimits,
     ec2: Mutex<HashMap<RegionName, ec2::Client>>,
     quotas: Mutex<HashMap<RegionName, aws_sdk_servicequotas::Client>>,
+    dynamodb: Mutex<HashMap<RegionName, aws_sdk_dynamodb::Client>>,
 }
 
 impl Clients {
@@ -112,6 +114,17 @@ impl Clients {
     ) -> Self {
         Self {
             quotas: Mutex::new(clients.into_iter().collect()),
+            ..self
+        }
+    }
+
+    /// DynamoDB clients given by hand (tests).
+    pub fn with_dynamodb_clients(
+        self,
+        clients: impl IntoIterator<Item = (RegionName, aws_sdk_dynamodb::Client)>,
+    ) -> Self {
+        Self {
+            dynamodb: Mutex::new(clients.into_iter().collect()),
             ..self
         }
     }
@@ -155,6 +168,20 @@ impl Clients {
                 .retry_config(self.limits.retry(sdk))
                 .build();
             Some(aws_sdk_servicequotas::Client::from_conf(conf))
+        })
+    }
+
+    /// The region's DynamoDB client (the ledger's table lives in the
+    /// function's region).
+    pub fn dynamodb(&self, region: &RegionName) -> Option<aws_sdk_dynamodb::Client> {
+        built(&self.dynamodb, region, || {
+            let sdk = self.sdk.as_ref()?;
+            let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+                .region(aws_config::Region::new(region.as_str().to_owned()))
+                .timeout_config(self.limits.timeouts())
+                .retry_config(self.limits.retry(sdk))
+                .build();
+            Some(aws_sdk_dynamodb::Client::from_conf(conf))
         })
     }
 }

@@ -45,6 +45,9 @@ pub struct Config {
     /// Keep each region's EC2 calls within EC2's documented request buckets
     /// (pace.rs); off only for an account whose limits were raised.
     pub pace_ec2_calls: bool,
+    /// The ledger's DynamoDB table, in the function's region (the template
+    /// sets it); `None`: no ledger, the AMIs' tags are all it remembers.
+    pub ledger_table: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -122,6 +125,7 @@ impl Config {
         let deprecate_retired = var("DEPRECATE_RETIRED").boolean(false)?;
         let protect_public = var("PROTECT_PUBLIC").boolean(true)?;
         let pace_ec2_calls = var("PACE_EC2_CALLS").boolean(true)?;
+        let ledger_table = var("LEDGER_TABLE").table_name()?;
 
         Ok(Self {
             home_region,
@@ -137,6 +141,7 @@ impl Config {
             deprecate_retired,
             protect_public,
             pace_ec2_calls,
+            ledger_table,
         })
     }
 
@@ -290,6 +295,25 @@ impl Var {
         Ok(self.text().to_owned())
     }
 
+    /// A DynamoDB table name (3 to 255 of `a-z A-Z 0-9 _ - .`, DynamoDB's
+    /// naming rules); unset or empty means `None`.
+    fn table_name(&self) -> Result<Option<String>, ConfigError> {
+        let name = self.text().trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        let valid = (3..=255).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            return Err(
+                self.invalid("a DynamoDB table name: 3 to 255 letters, digits, _ - or .".into())
+            );
+        }
+        Ok(Some(name.to_owned()))
+    }
+
     /// `true` or `false` (any case); unset or empty means `default`.
     fn boolean(&self, default: bool) -> Result<bool, ConfigError> {
         match self.text().trim().to_ascii_lowercase().as_str() {
@@ -422,6 +446,21 @@ mod tests {
         assert_eq!(
             error_for(&[("PACE_EC2_CALLS", "off")]).variable,
             "PACE_EC2_CALLS"
+        );
+        for bad in ["ab", "my table", "ledger/1"] {
+            assert_eq!(error_for(&[("LEDGER_TABLE", bad)]).variable, "LEDGER_TABLE");
+        }
+    }
+
+    #[test]
+    fn the_ledger_table_is_optional() {
+        assert_eq!(config(&[]).unwrap().ledger_table, None);
+        assert_eq!(
+            config(&[("LEDGER_TABLE", "ami-publisher-ledger")])
+                .unwrap()
+                .ledger_table
+                .as_deref(),
+            Some("ami-publisher-ledger")
         );
     }
 

@@ -23,6 +23,7 @@ use crate::config::{Config, StatusTag};
 use crate::copy_index::CopyIndex;
 use crate::ec2::{self, Ec2Error};
 use crate::error::Error;
+use crate::ledger::Ledger;
 use crate::model::{BlockPublicAccess, Image, ImageId, Intent, RegionName, Status};
 use crate::quota::{QuotaCache, Quotas};
 use crate::report::{Action, ImageOutcome, tag_value};
@@ -109,7 +110,7 @@ fn no_client(region: &RegionName) -> Ec2Error {
         region,
         None,
         "NoClient",
-        format!("no EC2 client for {region}"),
+        format!("no client for {region}"),
     )
 }
 
@@ -268,6 +269,39 @@ impl<'a> Invocation<'a> {
             .take(&self.function.clients, &self.function.quota_cache, region)
             .await?;
         Ok(taken.map_err(|no| no.reason()))
+    }
+
+    /// Whether this invocation only previews: every write reported, none made.
+    pub fn preview(&self) -> bool {
+        self.preview
+    }
+
+    /// `calls` when the ledger is written to (one is configured and this is
+    /// no preview), for the time a step needs; 0 otherwise.
+    pub fn ledger_calls(&self, calls: u32) -> u32 {
+        if self.config().ledger_table.is_some() && !self.preview {
+            calls
+        } else {
+            0
+        }
+    }
+
+    /// The ledger, when one is configured (`LEDGER_TABLE`).
+    pub fn ledger(&self) -> Result<Option<Ledger>, Ec2Error> {
+        let Some(table) = &self.config().ledger_table else {
+            return Ok(None);
+        };
+        let region = &self.config().home_region;
+        let client = self
+            .function
+            .clients
+            .dynamodb(region)
+            .ok_or_else(|| no_client(region))?;
+        Ok(Some(Ledger {
+            client,
+            table: table.clone(),
+            region: region.clone(),
+        }))
     }
 
     /// The AMI as the account sees it now, in any region (a copy's source

@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod http_client;
 mod invocation;
+pub mod ledger;
 pub mod model;
 pub mod pace;
 pub mod plan;

@@ -17,6 +17,7 @@ use crate::config::{Config, StatusTag};
 use crate::copies;
 use crate::ec2::{self, Ec2Error};
 use crate::invocation::{CALLS_FOR_A_WRITE, Invocation, Observed, RegionRun, deferred, record};
+use crate::ledger::{self, State, Written};
 use crate::model::{Image, ImageId, Intent, RegionName, Status, format_time};
 use crate::plan::{self, Steps};
 use crate::report::{Action, ImageOutcome};
@@ -24,7 +25,8 @@ use crate::rotation;
 use crate::steps::Step;
 
 /// Carries out a publish; `None` when the facts are too old to make the
-/// AMI public on.
+/// AMI public on, or when another run recorded a change in the ledger
+/// while this one made it public: read them again and decide again.
 pub(crate) async fn publish(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
@@ -47,7 +49,11 @@ pub(crate) async fn publish(
         Action::AlreadyPublic,
     );
     let writes = steps.deprecate_at.is_some() || steps.make_public;
-    if writes && !inv.has_time_for(CALLS_FOR_A_WRITE + u32::from(steps.make_public) * 3) {
+    // Making it public: the quota's reads, `all`, protection, and the
+    // ledger's intent and result.
+    let public_calls = 3 + inv.ledger_calls(2);
+    if writes && !inv.has_time_for(CALLS_FOR_A_WRITE + u32::from(steps.make_public) * public_calls)
+    {
         return Some(deferred(&image.id, &image.region));
     }
     let client = match run.client() {
@@ -59,6 +65,7 @@ pub(crate) async fn publish(
         deprecate(inv, run, &client, at, &mut after, &mut outcome).await;
     }
     let mut family = None;
+    let mut intent = None;
     // The deprecation date goes on first: once public, an AMI's
     // deprecation date can only move earlier.
     if steps.make_public && outcome.is_clean() {
@@ -81,10 +88,11 @@ pub(crate) async fn publish(
                 family = read;
                 outcome.retired.extend(room_made);
                 match made {
-                    Ok(()) => {
+                    Ok(recorded) => {
                         info!(image_id = %image.id, region = %image.region, "made public");
                         outcome.action = Action::Published;
                         after.public = true;
+                        intent = recorded;
                     }
                     Err(Refusal::Quota(reason)) => {
                         outcome.action = Action::Rejected;
@@ -131,6 +139,11 @@ pub(crate) async fn publish(
             Intent::Reconcile,
         )
         .await;
+    }
+    if let Some(version) = intent
+        && !record_public(inv, run, image, version, &mut outcome).await
+    {
+        return None;
     }
     let (status, reason) = status_after_publish(inv.config(), image, &mut outcome, ends_public);
     Some(inv.finish(run, image, outcome, status, reason).await)
@@ -219,7 +232,7 @@ async fn make_public(
     image: &Image,
     facts_at: Instant,
     family: Option<&rotation::Family>,
-) -> (Result<(), Refusal>, Option<ImageOutcome>) {
+) -> (Result<Recorded, Refusal>, Option<ImageOutcome>) {
     let mut room_made = None;
     let mut slot = inv.take_public_slot(&run.region).await;
     if matches!(slot, Ok(Err(_)))
@@ -239,6 +252,13 @@ async fn make_public(
     )
 }
 
+/// The ledger's version of the intent recorded before `all` was added
+/// (`None`: no ledger, or a preview).
+type Recorded = Option<u64>;
+
+/// Adds the group `all`, in the slot taken for it, after the intent is
+/// recorded in the ledger (nothing is made public without it); the slot is
+/// given back if either is refused.
 async fn add_all(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
@@ -246,8 +266,15 @@ async fn add_all(
     image: &Image,
     slot: Result<Result<(), String>, Ec2Error>,
     facts_at: Instant,
-) -> Result<(), Refusal> {
+) -> Result<Recorded, Refusal> {
     slot.map_err(Refusal::Call)?.map_err(Refusal::Quota)?;
+    let intent = match record_intent(inv, run, image).await {
+        Ok(intent) => intent,
+        Err(e) => {
+            inv.quotas.give_back(&run.region).await;
+            return Err(Refusal::Call(e));
+        }
+    };
     let step = Step::MakePublic {
         region: run.region.clone(),
         image_id: image.id.clone(),
@@ -261,9 +288,66 @@ async fn add_all(
         inv.quotas.give_back(&run.region).await;
     }
     match made {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(intent),
         Err(e) if e.code == ec2::FACTS_TOO_OLD => Err(Refusal::Stale),
         Err(e) => Err(Refusal::Call(e)),
+    }
+}
+
+/// Records in the ledger that the AMI is about to be made public.
+async fn record_intent(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    image: &Image,
+) -> Result<Recorded, Ec2Error> {
+    if inv.preview() {
+        return Ok(None);
+    }
+    let Some(ledger) = inv.ledger()? else {
+        return Ok(None);
+    };
+    let version = ledger::intend_public(&ledger, &run.region, &image.id, inv.clock()).await?;
+    Ok(Some(version))
+}
+
+/// Records in the ledger that the AMI the run made public is public, on
+/// the condition that nothing was recorded since its intent: `false` when
+/// another run recorded a change meanwhile (a hold, a take-down), so this
+/// run must read the AMI again and decide again.
+async fn record_public(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    image: &Image,
+    version: u64,
+    outcome: &mut ImageOutcome,
+) -> bool {
+    let written = match inv.ledger() {
+        Ok(Some(ledger)) => {
+            let why = format!("public in {}", run.region);
+            ledger::record(
+                &ledger,
+                &run.region,
+                &image.id,
+                State::Public,
+                &why,
+                inv.clock(),
+                Some(version),
+            )
+            .await
+        }
+        Ok(None) => return true,
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(Written::At(_)) => true,
+        Ok(Written::Overtaken) => {
+            info!(image_id = %image.id, region = %run.region, "another run recorded a change in the ledger meanwhile: reading it again");
+            false
+        }
+        Err(e) => {
+            record(outcome, e);
+            true
+        }
     }
 }
 
@@ -271,7 +355,7 @@ async fn add_all(
 /// public, or refused; with the family as read (when it has one and
 /// rotation is on) and the AMI retired to make room, if any.
 struct Tried {
-    made: Result<(), Refusal>,
+    made: Result<Recorded, Refusal>,
     family: Option<rotation::Family>,
     room_made: Option<ImageOutcome>,
 }

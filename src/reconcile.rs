@@ -9,10 +9,13 @@
 use futures::future::LocalBoxFuture;
 use tracing::info;
 
+use crate::config::{Config, StatusTag};
+use crate::ec2::Ec2Error;
 use crate::invocation::{
     CALLS_TO_START_AN_AMI, Invocation, Observed, RegionRun, deferred, failed, not_found,
 };
-use crate::model::{ImageId, Intent, Status};
+use crate::ledger;
+use crate::model::{Image, ImageId, Intent, Status};
 use crate::plan::{self, Decision, Facts, SourceFacts};
 use crate::publish;
 use crate::report::{Action, ImageOutcome};
@@ -41,10 +44,51 @@ pub(crate) async fn reconcile_by_id(
     if !inv.has_time_for(CALLS_TO_START_AN_AMI) {
         return deferred(id, &run.region);
     }
-    match inv.read(&run.region, id).await {
-        Ok(Some(observed)) => reconcile(inv, run, observed, intent, None).await,
-        Ok(None) => not_found(id, &run.region),
-        Err(e) => failed(id, &run.region, e),
+    let mut observed = match inv.read(&run.region, id).await {
+        Ok(Some(observed)) => observed,
+        Ok(None) => return not_found(id, &run.region),
+        Err(e) => return failed(id, &run.region, e),
+    };
+    if intent == Intent::Unpublish && !has_status(&observed.image, inv) {
+        // A run may be making it public right now, its status not written
+        // yet: the ledger knows (its intent is recorded before `all`).
+        if let Err(e) = remember(inv, run, &mut observed).await {
+            return failed(id, &run.region, e);
+        }
+    }
+    reconcile(inv, run, observed, intent, None).await
+}
+
+fn has_status(image: &Image, inv: &Invocation<'_>) -> bool {
+    plan::status_of(image, inv.config()).is_some()
+}
+
+/// Where the AMI carries no status of the function's, what the ledger
+/// remembers stands in for it: `public` when the function made it (or is
+/// making it) public. The status tag is written again by the run.
+pub(crate) async fn remember(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    observed: &mut Observed,
+) -> Result<(), Ec2Error> {
+    let Some(ledger) = inv.ledger()? else {
+        return Ok(());
+    };
+    let state = ledger::state_of(&ledger, &run.region, &observed.image.id).await?;
+    if state.is_some_and(ledger::State::published) {
+        stand_in(&mut observed.image, inv.config());
+    }
+    Ok(())
+}
+
+/// The ledger's memory as the AMI's status (see [`remember`]).
+pub(crate) fn stand_in(image: &mut Image, config: &Config) {
+    let status_key = config.status_tag(StatusTag::Status);
+    if !image.tags.contains_key(&status_key) {
+        info!(image_id = %image.id, region = %image.region, "no status tag: the ledger's memory stands in for it");
+        image
+            .tags
+            .insert(status_key, Status::Public.as_str().to_owned());
     }
 }
 

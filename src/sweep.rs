@@ -5,6 +5,7 @@
 //! deadline; the rest is left to the next sweep. One region's failure to
 //! list its copies never stops the sweep: it is reported once.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use futures::{StreamExt, future, stream};
@@ -12,10 +13,11 @@ use tracing::{info, warn};
 
 use crate::config::StatusTag;
 use crate::copies;
-use crate::ec2;
+use crate::ec2::{self, Ec2Error};
 use crate::error::Error;
 use crate::invocation::{CALLS_TO_START_AN_AMI, Invocation, Observed};
-use crate::model::{Intent, RegionName};
+use crate::ledger;
+use crate::model::{ImageId, Intent, RegionName};
 use crate::plan;
 use crate::reconcile;
 use crate::report::{ImageOutcome, Outcome, RegionFailure};
@@ -51,19 +53,28 @@ pub(crate) async fn sweep(inv: &mut Invocation<'_>, region: &RegionName) -> Resu
         })
         .collect();
     let status_key = config.status_tag(StatusTag::Status);
-    let mut listed = 0;
+    let mut listed = HashSet::new();
     let todo = ec2::list_owned_images_with_tag_keys(
         &client,
         region,
         &[&config.publish_tag_key, &status_key],
         |image| {
-            listed += 1;
+            listed.insert(image.id.clone());
             !(plan::is_settled(image, config) && index.settles(image, config))
         },
     )
     .await
     .map_err(sweep_error)?;
     let listed_at = Instant::now();
+    let mut todo: Vec<Observed> = todo
+        .into_iter()
+        .map(|image| Observed {
+            image,
+            at: listed_at,
+        })
+        .collect();
+    todo.extend(lost_tags(inv, region, &listed).await.map_err(sweep_error)?);
+    let listed = listed.len();
     inv.copy_index = Some(index);
     let inv = &*inv;
     let run = inv.run(region)?;
@@ -71,13 +82,7 @@ pub(crate) async fn sweep(inv: &mut Invocation<'_>, region: &RegionName) -> Resu
     let to_reconcile = todo.len();
     let mut outcomes: Vec<ImageOutcome> = stream::iter(todo)
         .take_while(|_| future::ready(inv.has_time_for(CALLS_TO_START_AN_AMI)))
-        .map(|image| {
-            let observed = Observed {
-                image,
-                at: listed_at,
-            };
-            reconcile::reconcile(inv, run, observed, Intent::Reconcile, None)
-        })
+        .map(|observed| reconcile::reconcile(inv, run, observed, Intent::Reconcile, None))
         .buffer_unordered(config.copy_concurrency)
         .collect()
         .await;
@@ -89,4 +94,34 @@ pub(crate) async fn sweep(inv: &mut Invocation<'_>, region: &RegionName) -> Resu
         warn!(region = %region, deferred = outcome.deferred, "sweep out of time: the rest is left to the next sweep");
     }
     Ok(outcome)
+}
+
+/// The AMIs the ledger says the function made public in `region` that the
+/// tag listing did not find (their tags were deleted: `delete-tags` with no
+/// tag list deletes them all), read by id. Where the function's status tag
+/// is gone, the ledger's memory stands in for it (`public`), so that the
+/// decision takes down what its owner no longer asks for, copies included.
+async fn lost_tags(
+    inv: &Invocation<'_>,
+    region: &RegionName,
+    listed: &HashSet<ImageId>,
+) -> Result<Vec<Observed>, Ec2Error> {
+    let Some(ledger) = inv.ledger()? else {
+        return Ok(Vec::new());
+    };
+    let config = inv.config();
+    let mut lost = Vec::new();
+    for entry in ledger::published_in(&ledger, region).await? {
+        if listed.contains(&entry.image_id) || !inv.has_time_for(CALLS_TO_START_AN_AMI) {
+            continue;
+        }
+        let Some(mut observed) = inv.read(region, &entry.image_id).await? else {
+            continue; // deregistered: nothing public is left of it
+        };
+        if observed.image.owned {
+            reconcile::stand_in(&mut observed.image, config);
+        }
+        lost.push(observed);
+    }
+    Ok(lost)
 }

@@ -12,6 +12,7 @@ use crate::config::{Config, StatusTag};
 use crate::copies;
 use crate::ec2;
 use crate::invocation::{CALLS_FOR_A_WRITE, Invocation, Observed, RegionRun, deferred, record};
+use crate::ledger::{self, State};
 use crate::model::{Image, Intent, RegionName, Status};
 use crate::plan::{self, WithdrawReason, Withdrawal};
 use crate::report::{Action, ImageOutcome};
@@ -34,8 +35,16 @@ pub(crate) async fn withdraw(
         "decision: withdraw"
     );
     let mut outcome = ImageOutcome::new(image.id.clone(), image.region.clone(), Action::Withdrawn);
-    if !inv.has_time_for(CALLS_FOR_A_WRITE + u32::from(!withdrawal.copies_in.is_empty()) * 2) {
+    let calls =
+        CALLS_FOR_A_WRITE + u32::from(!withdrawal.copies_in.is_empty()) * 2 + inv.ledger_calls(1);
+    if !inv.has_time_for(calls) {
         return deferred(&image.id, &image.region);
+    }
+    // Recorded first: a run that is making it public meanwhile then finds
+    // its own result refused by the ledger, and decides again.
+    if withdrawal.make_private || plan::status_of(image, inv.config()) != Some(withdrawal.status())
+    {
+        record_take_down(inv, run, image, &withdrawal, &mut outcome).await;
     }
     let mut after = image.clone();
     if withdrawal.make_private {
@@ -164,4 +173,49 @@ fn withdrawn_status(
         ));
     }
     (withdrawal.status(), reason)
+}
+
+/// Records the take-down in the ledger, whatever was recorded before (a
+/// take-down wins). A failure is the outcome's to report; the take-down
+/// goes on (making private is the safe direction).
+async fn record_take_down(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    image: &Image,
+    withdrawal: &Withdrawal,
+    outcome: &mut ImageOutcome,
+) {
+    if inv.preview() {
+        return;
+    }
+    let state = match withdrawal.status() {
+        Status::Held => State::Held,
+        Status::Expired => State::Expired,
+        _ => State::Withdrawn,
+    };
+    let why = match &withdrawal.why {
+        WithdrawReason::Untagged => "the publish tag was removed".to_owned(),
+        WithdrawReason::Requested => "an unpublish request".to_owned(),
+        WithdrawReason::Source { source, problem } => format!("its source {source} {problem}"),
+        WithdrawReason::Expired { .. } => "private past its deprecation time".to_owned(),
+    };
+    let written = match inv.ledger() {
+        Ok(Some(ledger)) => {
+            ledger::record(
+                &ledger,
+                &run.region,
+                &image.id,
+                state,
+                &why,
+                inv.clock(),
+                None,
+            )
+            .await
+        }
+        Ok(None) => return,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        record(outcome, e);
+    }
 }

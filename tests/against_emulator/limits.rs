@@ -177,6 +177,7 @@ async fn a_sweep_against_a_slow_ec2_answers_before_its_deadline_and_defers_the_r
     let ids: Vec<String> = (0..40)
         .map(|_| seed_tagged(&emu, HOME, json!({})))
         .collect();
+    emu.warm_up(HOME).await;
     emu.post(
         "/_emulator/config",
         json!({"latency_ms": 200, "public_image_quota": 100}),

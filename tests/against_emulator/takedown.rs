@@ -169,3 +169,88 @@ async fn an_unpublish_request_for_a_public_ami_the_function_did_not_publish_is_r
         .collect();
     assert_eq!(writes, Vec::<String>::new());
 }
+
+/// `aws ec2 delete-tags --resources ami-...` with no tag list deletes every
+/// user tag, the function's status tags with them (DeleteTags reference).
+/// The ledger remembers what the function published: the next sweep takes
+/// the source and its copies down, and says so on them again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blanket_untag_is_taken_down_by_the_next_sweep_with_its_copies() {
+    let emu = Emulator::start();
+    let (source, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
+    emu.owner(HOME)
+        .await
+        .delete_tags()
+        .resources(&source)
+        .send()
+        .await
+        .expect("DeleteTags");
+    assert_eq!(
+        emu.image(HOME, &source)["tags"],
+        json!({}),
+        "every tag gone"
+    );
+
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(
+        (image["public"].as_bool(), tag(&image, "publish:status")),
+        (Some(false), Some("withdrawn"))
+    );
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+    // Settled: the next sweep changes nothing.
+    emu.clear_calls();
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(writes(&emu), Vec::<Value>::new());
+}
+
+/// A run made the AMI public and is starting its copies when an unpublish
+/// request holds it. The run's later writes must not undo the hold: its
+/// result is refused by the ledger (the hold was recorded since its
+/// intent), so it reads the AMI again and decides again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hold_while_a_publish_is_in_flight_is_not_overwritten() {
+    let emu = Emulator::start();
+    let source = seed_tagged(&emu, HOME, json!({}));
+    let vars = [("TARGET_REGIONS", "us-west-2")];
+    let first = emu.publisher(HOME, &vars).await;
+    let second = emu.publisher(HOME, &vars).await;
+    emu.hold("CopyImage");
+
+    let available = ami_state_event(&source, HOME, "available");
+    let unpublish = json!({"image_id": source, "action": "unpublish"});
+    let publishing = first.handle(&available);
+    let holding = async {
+        emu.until_held("CopyImage").await;
+        assert_eq!(
+            emu.image(HOME, &source)["public"],
+            true,
+            "made public first"
+        );
+        let held = second.handle(&unpublish).await;
+        emu.release("CopyImage");
+        held
+    };
+    let (_, held) = tokio::join!(publishing, holding);
+    held.expect("the hold");
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(
+        (image["public"].as_bool(), tag(&image, "publish:status")),
+        (Some(false), Some("held")),
+        "the run in flight did not undo the hold"
+    );
+    // And nothing later does: the sweep keeps it private.
+    emu.post("/_emulator/complete-copies", json!({}));
+    first.handle(&sweep_event(HOME)).await.unwrap();
+    let image = emu.image(HOME, &source);
+    assert_eq!(
+        (image["public"].as_bool(), tag(&image, "publish:status")),
+        (Some(false), Some("held"))
+    );
+    for copy in copies_of(&emu, "us-west-2", &source) {
+        assert_eq!(copy["public"], false, "{copy}");
+    }
+}

@@ -16,6 +16,16 @@ use ami_publisher::config::Config;
 use ami_publisher::publisher::Publisher;
 use serde_json::{Value, json};
 
+/// The name of the ledger table the emulator creates in every region, as
+/// template.yaml defines it (tests/emulator/rules/ledger.py).
+pub const LEDGER_TABLE: &str = "ami-publisher-ledger";
+
+/// The configuration every test's function starts from: its region, and the
+/// ledger as the template deploys it (a test's own variables override).
+fn defaults(home_region: &str) -> [(&str, &str); 2] {
+    [("AWS_REGION", home_region), ("LEDGER_TABLE", LEDGER_TABLE)]
+}
+
 pub struct Emulator {
     child: Child,
     pub url: String,
@@ -162,10 +172,40 @@ impl Emulator {
         self.post("/_emulator/calls/clear", json!({}));
     }
 
+    /// The next call of `action` waits in the emulator until [`release`]
+    /// (two runs interleaved at a named call).
+    ///
+    /// [`release`]: Emulator::release
+    pub fn hold(&self, action: &str) {
+        self.post("/_emulator/holds", json!({"action": action, "count": 1}));
+    }
+
+    /// Waits (at most 30 s, then panics) until a call of `action` is held.
+    pub async fn until_held(&self, action: &str) {
+        for _ in 0..600 {
+            let holds = self.get("/_emulator/holds");
+            let waiting = holds["holds"]
+                .as_array()
+                .expect("holds")
+                .iter()
+                .any(|h| h["action"] == action && h["waiting"].as_u64() > Some(0));
+            if waiting {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {action} call was held within 30 s");
+    }
+
+    /// Lets the held call of `action` go on.
+    pub fn release(&self, action: &str) {
+        self.post("/_emulator/holds/release", json!({"action": action}));
+    }
+
     /// A Publisher deployed in `home_region` with extra configuration,
     /// whose EC2 clients call this emulator.
     pub async fn publisher(&self, home_region: &str, vars: &[(&str, &str)]) -> Publisher {
-        let config = Config::from_vars(&[&[("AWS_REGION", home_region)], vars].concat())
+        let config = Config::from_vars(&[&defaults(home_region), vars].concat())
             .expect("valid test configuration");
         let clients = Clients::from_sdk_config(&self.sdk_config(home_region).await);
         Publisher::new(config, clients)
@@ -178,11 +218,29 @@ impl Emulator {
         vars: &[(&str, &str)],
         limits: ami_publisher::clients::CallLimits,
     ) -> Publisher {
-        let config = Config::from_vars(&[&[("AWS_REGION", home_region)], vars].concat())
+        let config = Config::from_vars(&[&defaults(home_region), vars].concat())
             .expect("valid test configuration");
         let clients =
             Clients::from_sdk_config(&self.sdk_config(home_region).await).with_limits(limits);
         Publisher::new(config, clients)
+    }
+
+    /// Answers one EC2 and one DynamoDB request in `region`: moto loads a
+    /// service on its first request (most of a second), which a test that
+    /// measures time against a deadline must not count.
+    pub async fn warm_up(&self, region: &str) {
+        let sdk = self.sdk_config(region).await;
+        aws_sdk_ec2::Client::new(&sdk)
+            .describe_images()
+            .owners("self")
+            .send()
+            .await
+            .expect("DescribeImages");
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .list_tables()
+            .send()
+            .await
+            .expect("ListTables");
     }
 
     /// An EC2 client of the account in `region`: the AMIs' owner acting by

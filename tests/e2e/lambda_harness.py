@@ -73,6 +73,8 @@ FUNCTION_CONFIG = {
     "DEPRECATE_AFTER_DAYS": "365",
     "COPY_CONCURRENCY": "4",
     "KEEP_PUBLIC_PER_FAMILY": "2",
+    # The table the emulator creates as template.yaml defines it.
+    "LEDGER_TABLE": "ami-publisher-ledger",
 }
 FAMILY = "example-base"
 

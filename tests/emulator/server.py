@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 import uuid
 from io import BytesIO
@@ -247,6 +248,9 @@ class EmulatorApp:
         fault = None
         throttled = False
         with self.state.lock:
+            if service == "dynamodb":
+                # The function's ledger table, as template.yaml defines it.
+                self.rules.ledger.ensure_table(region, account)
             if action and service in ("ec2", "ebs"):
                 # EC2 and EBS direct API request throttling (off unless
                 # POST /_emulator/throttling).
@@ -261,6 +265,15 @@ class EmulatorApp:
             latency = float(self.state.config["latency_ms"]) / 1000.0
             if action and not throttled:
                 fault = self._take_fault(action, region)
+            hold = self._take_hold(action, region) if action else None
+        if hold is not None:
+            # POST /_emulator/holds: this call waits until the test releases
+            # it (two runs interleaved deterministically), at most 60 s.
+            released = hold["event"].wait(60)
+            with self.state.lock:
+                hold["waiting"] -= 1
+            if not released:
+                logging.warning("held %s call released by its 60 s timeout", action)
         if latency > 0:
             time.sleep(latency)
         if throttled and service == "ebs":
@@ -308,6 +321,16 @@ class EmulatorApp:
             return fault
         return None
 
+    def _take_hold(self, action: str, region: str) -> dict[str, Any] | None:
+        """The hold this call is caught by, if any (the lock is held)."""
+        for hold in self.state.holds:
+            if hold["action"] == action and hold["region"] in (None, region) and hold["remaining"] > 0:
+                hold["remaining"] -= 1
+                hold["waiting"] += 1
+                hold["caught"] += 1
+                return hold
+        return None
+
     # -- control API ---------------------------------------------------
     def control(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -347,6 +370,9 @@ class EmulatorApp:
             ("POST", "/_emulator/recycle-bin/rules"): self.c_recycle_rule,
             ("GET", "/_emulator/recycle-bin/rules"): self.c_get_recycle_rules,
             ("GET", "/_emulator/calls"): self.c_calls,
+            ("POST", "/_emulator/holds"): self.c_hold,
+            ("GET", "/_emulator/holds"): self.c_get_holds,
+            ("POST", "/_emulator/holds/release"): self.c_release_holds,
             ("POST", "/_emulator/calls/clear"): self.c_clear_calls,
             ("GET", "/_emulator/health"): lambda b, q: {"ok": True},
         }
@@ -634,6 +660,38 @@ class EmulatorApp:
         self.state.calls.clear()
         return {"ok": True}
 
+    def c_hold(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        """The next `count` calls of `action` (in `region`, or any) wait
+        until released: a test interleaves two runs at a named call."""
+        action = body.get("action")
+        if not isinstance(action, str) or not action:
+            raise ControlError(400, "action is required (e.g. CopyImage)")
+        region = body.get("region")
+        if region is not None and not isinstance(region, str):
+            raise ControlError(400, "region must be a string")
+        count = _number(body, "count", integer=True)
+        hold = {"action": action, "region": region, "remaining": 1 if count is None else count,
+                "waiting": 0, "caught": 0, "event": threading.Event()}
+        self.state.holds.append(hold)
+        return {"ok": True}
+
+    def c_get_holds(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"holds": [{k: v for k, v in h.items() if k != "event"} for h in self.state.holds]}
+
+    def c_release_holds(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        """Lets the held calls of `action` (every action when none is named)
+        go on, and drops those holds."""
+        action = body.get("action")
+        kept, released = [], 0
+        for hold in self.state.holds:
+            if action in (None, hold["action"]):
+                hold["event"].set()
+                released += hold["waiting"]
+            else:
+                kept.append(hold)
+        self.state.holds[:] = kept
+        return {"ok": True, "released": released}
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Local EC2 emulator (moto + AWS AMI rules) for ami-publisher")
@@ -673,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     rules.STATE.cli_copy_delay_seconds = float(args.copy_delay_seconds)
     rules.STATE.reset_all()
     rules.install()
+    rules.ledger.definition()  # template.yaml read once, before any request
     app = EmulatorApp(rules, DomainDispatcherApplication(create_backend_app))
     try:
         server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)

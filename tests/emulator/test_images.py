@@ -70,3 +70,17 @@ def test_shared_image_can_be_tagged_by_the_account_it_is_shared_with(emu, ec2):
     with pytest.raises(ClientError) as exc:
         ec2.create_tags(Resources=[private], Tags=[{"Key": "k", "Value": "v"}])
     assert error_of(exc)[0] == "InvalidAMIID.NotFound"
+
+
+def test_delete_tags_without_a_tag_list_deletes_every_user_tag(emu, ec2):
+    # AWS DeleteTags: "If you omit this parameter, we delete all
+    # user-defined tags for the specified resources."
+    image_id = emu.seed_image(region=R1, name="x", tags={"publish": "public", "publish:status": "public", "team": "x"})
+    ec2.delete_tags(Resources=[image_id])
+    assert emu.image(image_id)["tags"] == {}
+
+
+def test_delete_tags_with_a_list_deletes_those_keys_and_only_matching_values(emu, ec2):
+    image_id = emu.seed_image(region=R1, name="x", tags={"a": "1", "b": "2", "c": "3"})
+    ec2.delete_tags(Resources=[image_id], Tags=[{"Key": "a"}, {"Key": "b", "Value": "other"}, {"Key": "c", "Value": "3"}])
+    assert emu.image(image_id)["tags"] == {"b": "2"}

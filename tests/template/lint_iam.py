@@ -26,6 +26,7 @@ from template_helpers import PSEUDO, load_template, parameter_values, resolve  #
 DEPLOYED_ARNS = {
     ("PublisherLogGroup", "Arn"): f"arn:aws:logs:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:log-group:ami-publisher-PublisherLogGroup:*",
     ("FailureQueue", "Arn"): f"arn:aws:sqs:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:ami-publisher-FailureQueue",
+    ("LedgerTable", "Arn"): f"arn:aws:dynamodb:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:table/ami-publisher-LedgerTable",
 }
 
 

@@ -30,6 +30,7 @@ ENV_VARS = {
     "KEEP_PUBLIC_PER_FAMILY",
     "DEPRECATE_RETIRED",
     "PACE_EC2_CALLS",
+    "LEDGER_TABLE",
 }
 
 # Pseudo parameters, as a stack in us-east-1 of the sample account sees them.

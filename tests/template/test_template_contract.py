@@ -38,6 +38,9 @@ OTHER_ACTIONS = {
     "sqs:SendMessage",
     "servicequotas:GetServiceQuota",
     "events:PutEvents",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "dynamodb:GetItem",
 }
 
 
@@ -98,6 +101,7 @@ def test_env_var_defaults(template):
         "KEEP_PUBLIC_PER_FAMILY": "",
         "DEPRECATE_RETIRED": "false",
         "PACE_EC2_CALLS": "true",
+        "LEDGER_TABLE": {"Ref": "LedgerTable"},
     }
 
 

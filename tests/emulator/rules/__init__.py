@@ -18,6 +18,8 @@ read (the tests follow the same split, ``tests/emulator/test_<module>.py``):
   ``deregistration``   deregistration protection, DeregisterImage, Recycle Bin
   ``service_quotas``   GetServiceQuota for the public AMI quota
   ``ebs``              the EBS direct APIs (snapshot blocks), on moto's EBS
+  ``ledger``           the function's ledger table (DynamoDB), as template.yaml
+                       defines it
   ===================  ====================================================
 
 Everything here reaches into moto's internals (``moto.ec2``): moto is pinned
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 # common first: it sets the environment moto.ec2 reads when it is imported.
 from . import common  # noqa: F401  (isort: skip)
-from . import copies, deprecation, deregistration, describe, ebs, images, service_quotas, sharing
+from . import copies, deprecation, deregistration, describe, ebs, images, ledger, service_quotas, sharing
 from .common import DEFAULT_ACCOUNT, parse_iso8601
 from .copies import DEFAULT_COPY_FAILURE, complete_pending, fail_image
 from .deregistration import put_in_recycle_bin, recycle_bin_view
@@ -55,7 +57,7 @@ from .state import BPA_MANAGED_BY, BPA_STATES, STATE
 
 __all__ = [
     "BPA_MANAGED_BY", "BPA_STATES", "DEFAULT_ACCOUNT", "DEFAULT_COPY_FAILURE", "STATE",
-    "all_images", "complete_pending", "fail_image", "image_view", "install", "parse_iso8601",
+    "all_images", "complete_pending", "fail_image", "image_view", "install", "ledger", "parse_iso8601",
     "put_in_recycle_bin", "recycle_bin_view", "region_backend", "reset_everything", "seed_image", "tick",
 ]
 

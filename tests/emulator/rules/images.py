@@ -473,8 +473,37 @@ def create_tags(self: EC2Response) -> ActionResult:
     return EmptyResult()
 
 
+# --------------------------------------------------------------------------
+# DeleteTags
+# --------------------------------------------------------------------------
+
+
+def delete_tags(self: EC2Response) -> ActionResult:
+    # AWS DeleteTags, Tags: "If you omit this parameter, we delete all
+    # user-defined tags for the specified resources. We do not delete
+    # AWS-generated tags (tags that have the aws: prefix)." moto deleted
+    # nothing when the parameter was omitted. A tag given with a value is
+    # deleted only if the value matches; without one, whatever its value.
+    resource_ids = self._get_param("Resources", [])
+    given = self._get_param("Tags", [])
+    self.error_on_dryrun()
+    with STATE.lock:
+        self.ec2_backend.do_resources_exist(resource_ids)
+        for resource_id in resource_ids:
+            tags = self.ec2_backend.tags.get(resource_id, {})
+            if not given:
+                doomed = [k for k in tags if not k.startswith("aws:")]
+            else:
+                doomed = [t["Key"] for t in given
+                          if t["Key"] in tags and t.get("Value") in (None, tags[t["Key"]])]
+            for key in doomed:
+                tags.pop(key, None)
+    return EmptyResult()
+
+
 # The EC2 actions this module answers (methods of moto's EC2Response).
 HANDLERS = {
     "register_image": register_image,
     "create_tags": create_tags,
+    "delete_tags": delete_tags,
 }

@@ -59,6 +59,10 @@ class EmulatorState:
 
     def reset_all(self) -> None:
         with self.lock:
+            # Calls held for a test (POST /_emulator/holds) go on at a reset.
+            for hold in getattr(self, "holds", []):
+                hold["event"].set()
+            self.holds: list[dict[str, Any]] = []
             self.config: dict[str, float] = self.default_config()
             # region -> {"account_state", "policy_state", "managed_by"}
             self.bpa: dict[str, dict[str, str]] = {}
