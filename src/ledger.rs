@@ -149,6 +149,47 @@ pub async fn record(
     now: OffsetDateTime,
     version: Option<u64>,
 ) -> Result<Written, Ec2Error> {
+    let request = update(ledger, region, id, state, reason, now, version);
+    match request.send().await {
+        Ok(output) => {
+            let version = output
+                .attributes()
+                .and_then(|a| a.get("version"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| {
+                    Ec2Error::permanent(
+                        "UpdateItem",
+                        &ledger.region,
+                        Some(id),
+                        "MalformedAnswer",
+                        "the ledger's answer has no version".into(),
+                    )
+                })?;
+            Ok(Written::At(version))
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(Written::Overtaken)
+        }
+        Err(e) => Err(Ec2Error::new("UpdateItem", &ledger.region, Some(id), e)),
+    }
+}
+
+/// The `UpdateItem` of [`record`], built outside the async fn (a debug
+/// build keeps every builder temporary in the poll frame, deep in a run's
+/// stack otherwise).
+fn update(
+    ledger: &Ledger,
+    region: &RegionName,
+    id: &ImageId,
+    state: State,
+    reason: &str,
+    now: OffsetDateTime,
+    version: Option<u64>,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
     let at = format_time(now);
     let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
     let change = AttributeValue::M(
@@ -183,32 +224,7 @@ pub async fn record(
             .condition_expression("#version = :read")
             .expression_attribute_values(":read", AttributeValue::N(version.to_string()));
     }
-    match request.send().await {
-        Ok(output) => {
-            let version = output
-                .attributes()
-                .and_then(|a| a.get("version"))
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| {
-                    Ec2Error::permanent(
-                        "UpdateItem",
-                        &ledger.region,
-                        Some(id),
-                        "MalformedAnswer",
-                        "the ledger's answer has no version".into(),
-                    )
-                })?;
-            Ok(Written::At(version))
-        }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-        {
-            Ok(Written::Overtaken)
-        }
-        Err(e) => Err(Ec2Error::new("UpdateItem", &ledger.region, Some(id), e)),
-    }
+    request
 }
 
 /// What the ledger says of one AMI (`None`: nothing).

@@ -143,7 +143,13 @@ pub(crate) async fn publish(
     if let Some(version) = intent
         && !record_public(inv, run, image, version, &mut outcome).await
     {
-        return None;
+        // Overtaken: a take-down recorded since the intent wins. What this
+        // run made public is made private again if the ledger now says so
+        // (the tags may not: the take-down may have come before `all`);
+        // then the AMI is read again and decided again.
+        if undo_if_taken_down(inv, run, &client, image, &mut outcome).await {
+            return None;
+        }
     }
     let (status, reason) = status_after_publish(inv.config(), image, &mut outcome, ends_public);
     Some(inv.finish(run, image, outcome, status, reason).await)
@@ -308,6 +314,48 @@ async fn record_intent(
     };
     let version = ledger::intend_public(&ledger, &run.region, &image.id, inv.clock()).await?;
     Ok(Some(version))
+}
+
+/// After its result was overtaken in the ledger: makes the AMI private again
+/// when the ledger's state is a take-down. `false` when that failed (the
+/// outcome says why; the AMI stays in `error` for the next run).
+async fn undo_if_taken_down(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    client: &ec2::Client,
+    image: &Image,
+    outcome: &mut ImageOutcome,
+) -> bool {
+    let state = match inv.ledger() {
+        Ok(Some(ledger)) => ledger::state_of(&ledger, &run.region, &image.id).await,
+        Ok(None) => return true,
+        Err(e) => Err(e),
+    };
+    let taken_down = match state {
+        Ok(state) => state.is_some_and(|s| !s.published()),
+        Err(e) => {
+            record(outcome, e);
+            return false;
+        }
+    };
+    if !taken_down {
+        return true;
+    }
+    let step = Step::MakePrivate {
+        region: run.region.clone(),
+        image_id: image.id.clone(),
+    };
+    info!(image_id = %image.id, region = %run.region, "taken down in the ledger while this run made it public: made private again");
+    match inv
+        .write(step, ec2::make_private(client, &run.region, &image.id))
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            record(outcome, e);
+            false
+        }
+    }
 }
 
 /// Records in the ledger that the AMI the run made public is public, on

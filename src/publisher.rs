@@ -167,10 +167,16 @@ impl Publisher {
                 intent,
             } => {
                 let run = inv.run(&region)?;
-                let image = reconcile::reconcile_by_id(&inv, run, &image_id, intent).await;
+                // On the heap: the run of one AMI (its copies' runs inside)
+                // is a large future, too large for a thread's stack in a
+                // debug build.
+                let run = Box::pin(reconcile::reconcile_by_id(
+                    &inv, run, &image_id, cause, intent,
+                ));
+                let image = run.await;
                 Outcome::image(cause, region, image)
             }
-            Trigger::Sweep { region } => sweep::sweep(&mut inv, &region).await?,
+            Trigger::Sweep { region } => Box::pin(sweep::sweep(&mut inv, &region)).await?,
         };
         outcome.quotas = inv.quotas.reports().await;
         outcome.preview = preview;

@@ -11,6 +11,7 @@ use tracing::info;
 
 use crate::config::{Config, StatusTag};
 use crate::ec2::Ec2Error;
+use crate::event::Cause;
 use crate::invocation::{
     CALLS_TO_START_AN_AMI, Invocation, Observed, RegionRun, deferred, failed, not_found,
 };
@@ -39,6 +40,7 @@ pub(crate) async fn reconcile_by_id(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
     id: &ImageId,
+    cause: Cause,
     intent: Intent,
 ) -> ImageOutcome {
     if !inv.has_time_for(CALLS_TO_START_AN_AMI) {
@@ -49,12 +51,18 @@ pub(crate) async fn reconcile_by_id(
         Ok(None) => return not_found(id, &run.region),
         Err(e) => return failed(id, &run.region, e),
     };
-    if intent == Intent::Unpublish && !has_status(&observed.image, inv) {
-        // A run may be making it public right now, its status not written
-        // yet: the ledger knows (its intent is recorded before `all`).
-        if let Err(e) = remember(inv, run, &mut observed).await {
-            return failed(id, &run.region, e);
-        }
+    // A run may be making it public right now, its status not written yet:
+    // the ledger knows (its intent is recorded before `all`). Asked when it
+    // matters and the tags can't tell: an unpublish request, or its owner
+    // removing the publish tag from an AMI without the function's status.
+    let untagged_now =
+        cause == Cause::TagChanged && !plan::is_tagged(&observed.image, inv.config());
+    let asks_ledger = intent == Intent::Unpublish || untagged_now;
+    if asks_ledger
+        && !has_status(&observed.image, inv)
+        && let Err(e) = remember(inv, run, &mut observed).await
+    {
+        return failed(id, &run.region, e);
     }
     reconcile(inv, run, observed, intent, None).await
 }

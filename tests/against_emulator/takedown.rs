@@ -254,3 +254,55 @@ async fn a_hold_while_a_publish_is_in_flight_is_not_overwritten() {
         assert_eq!(copy["public"], false, "{copy}");
     }
 }
+
+/// The owner removes the publish tag while a run is making the AMI public
+/// (its status tags are written only at the end of that run). The untag's
+/// own run finds the run's intent in the ledger and takes the AMI down; the
+/// publishing run's result is then refused, and it does not undo that.
+/// `held_at`: where the publishing run is paused when the untag comes,
+/// after its `all` (CopyImage) or before it (ModifyImageAttribute).
+async fn untag_during_publish(held_at: &str) {
+    let emu = Emulator::start();
+    let source = seed_tagged(&emu, HOME, json!({}));
+    let vars = [("TARGET_REGIONS", "us-west-2")];
+    let publishing_run = emu.publisher(HOME, &vars).await;
+    let untag_run = emu.publisher(HOME, &vars).await;
+    emu.hold(held_at);
+
+    let available = ami_state_event(&source, HOME, "available");
+    let untagged = tag_change_event(&source, HOME, &["publish"]);
+    let publishing = publishing_run.handle(&available);
+    let untagging = async {
+        emu.until_held(held_at).await;
+        owner_deletes_tag(&emu, HOME, &source, "publish").await;
+        let done = untag_run.handle(&untagged).await;
+        emu.release(held_at);
+        done
+    };
+    let (_, done) = tokio::join!(publishing, untagging);
+    done.expect("the untag's run");
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(
+        (image["public"].as_bool(), tag(&image, "publish:status")),
+        (Some(false), Some("withdrawn")),
+        "held at {held_at}"
+    );
+    // Settled for good: the sweep leaves it private.
+    emu.post("/_emulator/complete-copies", json!({}));
+    publishing_run.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(emu.image(HOME, &source)["public"], false);
+    for copy in copies_of(&emu, "us-west-2", &source) {
+        assert_eq!(copy["public"], false, "{copy}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untag_while_a_publish_is_starting_copies_is_taken_down_by_its_own_run() {
+    untag_during_publish("CopyImage").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untag_before_a_publish_adds_all_leaves_the_ami_private() {
+    untag_during_publish("ModifyImageAttribute").await;
+}
