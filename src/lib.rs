@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod copies;
+pub mod disk;
 pub mod ec2;
 pub mod eligibility;
 pub mod event;
