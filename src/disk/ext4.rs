@@ -63,8 +63,45 @@ fn kind(t: FileType) -> FileKind {
     }
 }
 
+/// Block groups an ext file system may have here. ext4-view reserves a
+/// descriptor for each group before it reads them, so a superblock claiming
+/// billions (tiny groups) would be an allocation without bound. EBS's
+/// largest volume, 64 TiB, in the standard 128 MiB groups: 524,288.
+const MAX_GROUPS: u64 = 1 << 19;
+
+/// Refuses a superblock whose group count is over [`MAX_GROUPS`], before
+/// ext4-view allocates for it.
+fn check_groups(device: &dyn BlockDevice) -> Result<(), DiskError> {
+    let mut sb = [0u8; 1024];
+    device.read_at(1024, &mut sb)?;
+    let le32 = |at: usize| {
+        u64::from(u32::from_le_bytes([
+            sb[at],
+            sb[at + 1],
+            sb[at + 2],
+            sb[at + 3],
+        ]))
+    };
+    let hi = if le32(0x60) & 0x80 != 0 {
+        le32(0x150)
+    } else {
+        0
+    };
+    let blocks = (hi << 32) | le32(0x04);
+    let per_group = le32(0x20);
+    // A zero is ext4-view's to report.
+    if per_group != 0 && blocks.saturating_sub(le32(0x14)).div_ceil(per_group) > MAX_GROUPS {
+        return Err(DiskError::corrupt(
+            "ext4",
+            format!("{blocks} blocks in groups of {per_group}: more than {MAX_GROUPS} groups"),
+        ));
+    }
+    Ok(())
+}
+
 impl Ext4Reader {
     pub(crate) fn open(device: Arc<dyn BlockDevice>) -> Result<Self, DiskError> {
+        check_groups(&*device)?;
         let fs = Ext4::load(Box::new(Source(device))).map_err(|e| convert(e, b"/"))?;
         Ok(Ext4Reader { fs })
     }
@@ -123,5 +160,22 @@ impl Reader for Ext4Reader {
         }
         out.truncate(filled);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::MemDevice;
+
+    #[test]
+    fn a_superblock_claiming_millions_of_groups_is_refused_before_allocating() {
+        let mut img = vec![0u8; 4096];
+        let sb = &mut img[1024..2048];
+        sb[0x04..0x08].copy_from_slice(&u32::MAX.to_le_bytes()); // blocks
+        sb[0x20..0x24].copy_from_slice(&1u32.to_le_bytes()); // blocks per group
+        sb[0x38..0x3A].copy_from_slice(&0xEF53u16.to_le_bytes());
+        let err = Ext4Reader::open(Arc::new(MemDevice(img))).err().unwrap();
+        assert!(err.to_string().contains("groups"), "{err}");
     }
 }

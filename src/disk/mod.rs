@@ -10,6 +10,14 @@
 //! (bridging its async fetches with `spawn_blocking` + `Handle::block_on`);
 //! the tests use [`FileDevice`] and [`MemDevice`].
 //!
+//! The readers block on every read, so the whole read of an AMI (read the
+//! volumes, open the root, read the files) belongs inside one
+//! `tokio::task::spawn_blocking` closure. A [`FileSystem`] is not `Send`
+//! (ext4-view holds an `Rc`): it is opened, used and dropped in that closure.
+//! Wrap each volume's device in a [`Meter`] ([`Meter::attach`] for the
+//! AMI's other volumes) so that one [`Budget`] covers them all and
+//! [`Meter::stats`] says what reading cost.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use ami_publisher::disk::{Budget, FileDevice, Meter, read_volume};
