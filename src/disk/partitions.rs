@@ -576,4 +576,75 @@ pub(crate) mod tests {
             PartitionTable::None
         );
     }
+
+    /// Random headers and entries with correct CRCs (so the parsing behind
+    /// the checks is reached), random MBRs and EBR chains: every outcome
+    /// is a table or an error, every partition inside the disk.
+    #[test]
+    fn random_tables_with_valid_crcs_never_panic_or_escape_the_disk() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut read, mut refused) = (0, 0);
+        for i in 0..1000 {
+            let sectors = 64 + (next() % 256) as usize;
+            let mut img = gpt_image(sectors, &[(Guid::EFI_SYSTEM, 40, 50)]);
+            // Scribble over the header fields and entries, then re-seal.
+            for _ in 0..1 + next() % 8 {
+                let at = 512 + 8 + (next() % (34 * 512 - 520)) as usize;
+                img[at] = next() as u8;
+            }
+            if i % 3 == 0 {
+                // Plausible values in the fields that size things.
+                let v = [0u32, 1, 127, 128, 129, 1024, 1025, u32::MAX][(next() % 8) as usize];
+                let field = [80usize, 84, 72, 12][(next() % 4) as usize];
+                img[512 + field..512 + field + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            let count = le32(&img[512..], 80) as usize;
+            let size = le32(&img[512..], 84) as usize;
+            if let Some(len) = count.checked_mul(size).filter(|l| 1024 + l <= img.len()) {
+                let c = crc32(&img[1024..1024 + len]);
+                img[512 + 88..512 + 92].copy_from_slice(&c.to_le_bytes());
+            }
+            let hs = (le32(&img[512..], 12) as usize).clamp(92, 512);
+            img[512 + 16..512 + 20].fill(0);
+            let c = crc32(&img[512..512 + hs]);
+            img[512 + 16..512 + 20].copy_from_slice(&c.to_le_bytes());
+            if i % 2 == 0 {
+                // An MBR instead: random entries, some extended.
+                img[512..520].fill(0);
+                for e in 0..4 {
+                    let at = 446 + 16 * e;
+                    img[at + 4] = [0x83u8, 0x05, 0x0F, 0xEE, 0x82, 0][(next() % 6) as usize];
+                    let lba = (next() % sectors as u64) as u32;
+                    img[at + 8..at + 12].copy_from_slice(&lba.to_le_bytes());
+                    let n = (next() % sectors as u64) as u32;
+                    img[at + 12..at + 16].copy_from_slice(&n.to_le_bytes());
+                }
+                for _ in 0..next() % 40 {
+                    let at = (next() % img.len() as u64) as usize;
+                    img[at] = next() as u8;
+                }
+            }
+            let size = img.len() as u64;
+            match read_partitions(&MemDevice(img)) {
+                Ok((_, parts)) => {
+                    read += 1;
+                    for p in parts {
+                        assert!(p.start + p.len <= size, "iteration {i}: {p:?} past {size}");
+                    }
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        // Both sides reached, or the test proves nothing.
+        assert!(
+            read > 100 && refused > 100,
+            "{read} read, {refused} refused"
+        );
+    }
 }
