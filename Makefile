@@ -67,7 +67,7 @@ test-python: venv test-rust
 
 # A longer pass of the deterministic mutation fuzzer over the real images
 # (make test runs a short one): FUZZ_ITERATIONS mutated images per layout.
-FUZZ_ITERATIONS ?= 20000
+FUZZ_ITERATIONS ?= 5000
 fuzz: images-tools ## fuzz the partition and file-system readers longer than make test does
 	DISK_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) cargo test --test disk_images -- --nocapture fuzz
 

@@ -31,7 +31,7 @@ fn images() -> PathBuf {
             .status()
             .expect("python3 runs tests/images/build.py (the disk images' builder)");
         assert!(status.success(), "tests/images/build.py failed ({status}): see its message above; `make images-tools` installs the tools");
-        dir.join("v1")
+        dir.join("v2")
     })
     .clone()
 }
@@ -621,6 +621,35 @@ fn a_huge_size_field_ends_in_an_error_within_the_budget() {
             assert!(err.report().starts_with("could not read: "), "{err}");
         }
         within(meter.stats(), tight());
+    }
+}
+
+#[test]
+fn names_that_are_not_utf8_are_listed_walked_and_read_as_bytes() {
+    for name in ["hostile-ext4", "hostile-xfs"] {
+        let meter = Meter::new(device(name), tight());
+        let mut fs = root_of(&meter);
+        let listed: Vec<Vec<u8>> = fs
+            .read_dir("/srv")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert!(listed.contains(&b"\xffodd".to_vec()), "{name}: {listed:?}");
+        let mut walked = Vec::new();
+        fs.walk("/srv", 1000, |path, _| {
+            walked.push(path.to_vec());
+            true
+        })
+        .unwrap();
+        assert!(
+            walked.contains(&b"/srv/\xffodd/inner".to_vec()),
+            "{name}: {walked:?}"
+        );
+        assert_eq!(
+            fs.read_file(&b"/srv/\xffodd/inner"[..], SMALL).unwrap(),
+            b"found\n"
+        );
     }
 }
 

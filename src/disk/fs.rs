@@ -143,14 +143,11 @@ impl FileSystem {
     /// `follow_last`), and the metadata of what it names.
     fn resolve(
         &mut self,
-        path: &str,
+        path: &[u8],
         follow_last: bool,
     ) -> Result<(Vec<Vec<u8>>, Metadata), DiskError> {
-        let mut pending: VecDeque<Vec<u8>> = path
-            .as_bytes()
-            .split(|&b| b == b'/')
-            .map(<[u8]>::to_vec)
-            .collect();
+        let mut pending: VecDeque<Vec<u8>> =
+            path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect();
         let mut resolved: Vec<Vec<u8>> = Vec::new();
         // The metadata of `resolved`'s directories, root first, so `..` needs no lookup.
         let root = self.reader.lstat(b"/")?;
@@ -174,13 +171,13 @@ impl FileSystem {
             resolved.push(c);
             let candidate = join(&resolved);
             let meta = match self.reader.lstat(&candidate) {
-                Err(DiskError::NotFound(_)) => return Err(DiskError::NotFound(path.to_string())),
+                Err(DiskError::NotFound(_)) => return Err(DiskError::NotFound(show(path))),
                 other => other?,
             };
             if meta.kind == FileKind::Symlink && (follow_last || !pending.is_empty()) {
                 hops += 1;
                 if hops > MAX_SYMLINK_HOPS {
-                    return Err(DiskError::TooManySymlinks(path.to_string()));
+                    return Err(DiskError::TooManySymlinks(show(path)));
                 }
                 if meta.size > MAX_LINK_LEN {
                     return Err(DiskError::corrupt(
@@ -191,7 +188,7 @@ impl FileSystem {
                 let target = self.reader.read_link(&candidate)?;
                 resolved.pop();
                 if target.is_empty() {
-                    return Err(DiskError::NotFound(path.to_string()));
+                    return Err(DiskError::NotFound(show(path)));
                 }
                 if target[0] == b'/' {
                     // Absolute targets stay inside this file system: it is the root.
@@ -204,7 +201,7 @@ impl FileSystem {
                 if pending.len() > MAX_COMPONENTS {
                     return Err(DiskError::corrupt(
                         "symlink",
-                        format!("{path}: resolves to a path too long"),
+                        format!("{}: resolves to a path too long", show(path)),
                     ));
                 }
                 continue;
@@ -216,43 +213,45 @@ impl FileSystem {
     }
 
     /// Metadata of what `path` names, symlinks followed.
-    pub fn metadata(&mut self, path: &str) -> Result<Metadata, DiskError> {
-        Ok(self.resolve(path, true)?.1)
+    pub fn metadata(&mut self, path: impl AsRef<[u8]>) -> Result<Metadata, DiskError> {
+        Ok(self.resolve(path.as_ref(), true)?.1)
     }
 
     /// Metadata of `path` itself: a symlink at the end is not followed.
-    pub fn symlink_metadata(&mut self, path: &str) -> Result<Metadata, DiskError> {
-        Ok(self.resolve(path, false)?.1)
+    pub fn symlink_metadata(&mut self, path: impl AsRef<[u8]>) -> Result<Metadata, DiskError> {
+        Ok(self.resolve(path.as_ref(), false)?.1)
     }
 
     /// `path` with every symlink resolved.
-    pub fn canonicalize(&mut self, path: &str) -> Result<String, DiskError> {
-        Ok(show(&join(&self.resolve(path, true)?.0)))
+    pub fn canonicalize(&mut self, path: impl AsRef<[u8]>) -> Result<String, DiskError> {
+        Ok(show(&join(&self.resolve(path.as_ref(), true)?.0)))
     }
 
     /// The target of the symlink at `path`, as stored.
-    pub fn read_link(&mut self, path: &str) -> Result<Vec<u8>, DiskError> {
+    pub fn read_link(&mut self, path: impl AsRef<[u8]>) -> Result<Vec<u8>, DiskError> {
+        let path = path.as_ref();
         let (resolved, meta) = self.resolve(path, false)?;
         if meta.kind != FileKind::Symlink {
             return Err(DiskError::Corrupt {
                 what: "symlink",
-                why: format!("{path}: not a symlink"),
+                why: format!("{}: not a symlink", show(path)),
             });
         }
         if meta.size > MAX_LINK_LEN {
             return Err(DiskError::corrupt(
                 "symlink",
-                format!("{path} is {} bytes long", meta.size),
+                format!("{} is {} bytes long", show(path), meta.size),
             ));
         }
         self.reader.read_link(&join(&resolved))
     }
 
     /// The entries of the directory `path` names (`.` and `..` left out).
-    pub fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, DiskError> {
+    pub fn read_dir(&mut self, path: impl AsRef<[u8]>) -> Result<Vec<DirEntry>, DiskError> {
+        let path = path.as_ref();
         let (resolved, meta) = self.resolve(path, true)?;
         if meta.kind != FileKind::Directory {
-            return Err(DiskError::NotADirectory(path.to_string()));
+            return Err(DiskError::NotADirectory(show(path)));
         }
         let mut entries = self.reader.read_dir(&join(&resolved), MAX_DIR_ENTRIES)?;
         entries.retain(|e| e.name != b"." && e.name != b"..");
@@ -261,14 +260,19 @@ impl FileSystem {
 
     /// The content of the regular file `path` names, if it is at most
     /// `max_bytes` long; a larger one is refused before anything is read.
-    pub fn read_file(&mut self, path: &str, max_bytes: u64) -> Result<Vec<u8>, DiskError> {
+    pub fn read_file(
+        &mut self,
+        path: impl AsRef<[u8]>,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, DiskError> {
+        let path = path.as_ref();
         let (resolved, meta) = self.resolve(path, true)?;
         if meta.kind != FileKind::File {
-            return Err(DiskError::NotAFile(path.to_string()));
+            return Err(DiskError::NotAFile(show(path)));
         }
         if meta.size > max_bytes {
             return Err(DiskError::TooLarge {
-                path: path.to_string(),
+                path: show(path),
                 size: meta.size,
                 max: max_bytes,
             });
@@ -277,37 +281,43 @@ impl FileSystem {
     }
 
     /// Visits every entry below the directory `path`, depth first, without
-    /// following symlinks, with its path: at most `max_entries` entries and
-    /// [`MAX_WALK_DEPTH`] levels, or an error (a directory cycle is one).
-    /// The visitor returns whether to descend into a directory.
+    /// following symlinks, with its path as bytes (names need not be UTF-8):
+    /// at most `max_entries` entries and [`MAX_WALK_DEPTH`] levels, or an
+    /// error (a directory cycle is one). The visitor returns whether to
+    /// descend into a directory.
     pub fn walk(
         &mut self,
-        path: &str,
+        path: impl AsRef<[u8]>,
         max_entries: usize,
-        mut visit: impl FnMut(&str, &DirEntry) -> bool,
+        mut visit: impl FnMut(&[u8], &DirEntry) -> bool,
     ) -> Result<usize, DiskError> {
-        let start = self.canonicalize(path)?;
+        let path = path.as_ref();
+        let start = join(&self.resolve(path, true)?.0);
         let mut stack = vec![(start, 0usize)];
         let mut seen = 0usize;
         while let Some((dir, depth)) = stack.pop() {
             if depth >= MAX_WALK_DEPTH {
                 return Err(DiskError::corrupt(
                     "directory tree",
-                    format!("{dir}: deeper than {MAX_WALK_DEPTH} levels (a directory cycle?)"),
+                    format!(
+                        "{}: deeper than {MAX_WALK_DEPTH} levels (a directory cycle?)",
+                        show(&dir)
+                    ),
                 ));
             }
             for entry in self.read_dir(&dir)? {
                 seen += 1;
                 if seen > max_entries {
                     return Err(DiskError::OverBudget(format!(
-                        "{path}: more than {max_entries} entries below it"
+                        "{}: more than {max_entries} entries below it",
+                        show(path)
                     )));
                 }
-                let child = if dir == "/" {
-                    format!("/{}", entry.name_lossy())
-                } else {
-                    format!("{dir}/{}", entry.name_lossy())
-                };
+                let mut child = dir.clone();
+                if child != b"/" {
+                    child.push(b'/');
+                }
+                child.extend_from_slice(&entry.name);
                 if visit(&child, &entry) && entry.kind == FileKind::Directory {
                     stack.push((child, depth + 1));
                 }

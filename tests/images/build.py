@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-VERSION = 1
+VERSION = 2
 MIB = 1024 * 1024
 SECTOR = 512
 TOOLS = {
@@ -214,7 +214,9 @@ def protofile(tree, path):
     lines.append(mode_field(st, "d") + " 0 0")
     walk(tree, 1)
     lines.append("$")
-    with open(path, "w") as f:
+    # Names that are not UTF-8 come back from listdir as surrogates and
+    # go out as the same bytes.
+    with open(path, "w", errors="surrogateescape") as f:
         f.write("\n".join(lines) + "\n")
 
 
@@ -381,6 +383,11 @@ def small_tree(root):
     write(os.path.join(root, "home", "a", ".ssh", "authorized_keys"), "ssh-ed25519 AAAA a@b\n", 0o600)
     write(os.path.join(root, "home", "a", ".bashrc"), "# a\n")
     os.symlink("etc/hostname", os.path.join(root, "lnk"))
+    # A name that is not UTF-8: Linux names are bytes.
+    odd = os.path.join(os.fsencode(root), b"srv", b"\xffodd")
+    os.makedirs(odd)
+    with open(os.path.join(odd, b"inner"), "wb") as f:
+        f.write(b"found\n")
 
 
 def hostile_ext4(path, work):
