@@ -31,7 +31,7 @@ fn images() -> PathBuf {
             .status()
             .expect("python3 runs tests/images/build.py (the disk images' builder)");
         assert!(status.success(), "tests/images/build.py failed ({status}): see its message above; `make images-tools` installs the tools");
-        dir.join("v2")
+        dir.join("v3")
     })
     .clone()
 }

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-VERSION = 2
+VERSION = 3
 MIB = 1024 * 1024
 SECTOR = 512
 TOOLS = {
@@ -181,10 +181,13 @@ def sparse_file(path, size):
         f.truncate(size)
 
 
-def ext_fs(path, size, tree, kind="ext4", label="/"):
+def ext_fs(path, size, tree, kind="ext4", label="/", features=None):
     sparse_file(path, size)
     # lazy_itable_init keeps the image sparse; -F because it is a file.
-    run("mke2fs", "-q", "-F", "-t", kind, "-L", label, "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", "-d", tree, path)
+    args = ["mke2fs", "-q", "-F", "-t", kind, "-L", label, "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"]
+    if features:
+        args += ["-O", features]
+    run(*args, "-d", tree, path)
 
 
 def protofile(tree, path):
@@ -354,9 +357,12 @@ def debian(path, work):
 
 
 def plain_ext4(path, work):
-    # No partition table: the file system is the whole volume.
+    # No partition table: the file system is the whole volume. Without
+    # metadata checksums, as mke2fs made ext4 before 1.43 (Ubuntu 16.04):
+    # the fuzz pass's flipped bits then reach the extent and directory
+    # parsers instead of stopping at a checksum.
     tree = make_tree(work, "root", lambda r: root_tree(r, OS_UBUNTU))
-    ext_fs(path, 1024 * MIB, tree)
+    ext_fs(path, 1024 * MIB, tree, features="^metadata_csum")
 
 
 def mbr(path, work):
