@@ -326,3 +326,133 @@ impl FileSystem {
         Ok(seen)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A file system as a map from symlink-free paths to what they are.
+    struct Map(HashMap<Vec<u8>, (FileKind, Vec<u8>)>, usize);
+
+    impl Map {
+        fn fs(entries: &[(&str, FileKind, &str)]) -> FileSystem {
+            let mut m = HashMap::new();
+            m.insert(b"/".to_vec(), (FileKind::Directory, Vec::new()));
+            for (p, k, data) in entries {
+                m.insert(p.as_bytes().to_vec(), (*k, data.as_bytes().to_vec()));
+            }
+            FileSystem {
+                kind: Content::Ext("ext4"),
+                reader: Box::new(Map(m, 0)),
+            }
+        }
+    }
+
+    impl Reader for Map {
+        fn lstat(&mut self, path: &[u8]) -> Result<Metadata, DiskError> {
+            self.1 += 1;
+            let (kind, data) = self
+                .0
+                .get(path)
+                .ok_or_else(|| DiskError::NotFound(show(path)))?;
+            Ok(Metadata {
+                kind: *kind,
+                mode: 0o644,
+                size: data.len() as u64,
+            })
+        }
+        fn read_link(&mut self, path: &[u8]) -> Result<Vec<u8>, DiskError> {
+            Ok(self.0[path].1.clone())
+        }
+        fn read_dir(&mut self, _: &[u8], _: usize) -> Result<Vec<DirEntry>, DiskError> {
+            Ok(Vec::new())
+        }
+        fn read_file(&mut self, path: &[u8], _: u64) -> Result<Vec<u8>, DiskError> {
+            Ok(self.0[path].1.clone())
+        }
+    }
+
+    use FileKind::{Directory as D, File as F, Symlink as L};
+
+    #[test]
+    fn resolves_dot_dot_to_the_parent_and_above_the_root_to_the_root() {
+        let mut fs = Map::fs(&[("/etc", D, ""), ("/etc/passwd", F, "root")]);
+        assert_eq!(fs.read_file("/../../etc/./passwd", 100).unwrap(), b"root");
+        assert_eq!(
+            fs.canonicalize("/etc/../etc//passwd").unwrap(),
+            "/etc/passwd"
+        );
+        // Relative paths start at the root; each name is looked up before a
+        // `..` leaves it, as in Linux: `missing/..` is not found.
+        assert_eq!(fs.canonicalize("etc/../etc").unwrap(), "/etc");
+        assert!(matches!(
+            fs.metadata("/missing/../etc"),
+            Err(DiskError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn absolute_symlinks_stay_in_this_file_system_and_relative_ones_resolve_from_their_directory() {
+        let mut fs = Map::fs(&[
+            ("/usr", D, ""),
+            ("/usr/lib", D, ""),
+            ("/usr/lib/os-release", F, "ID=test"),
+            ("/etc", D, ""),
+            ("/etc/os-release", L, "../usr/lib/os-release"),
+            ("/etc/abs", L, "/etc/os-release"),
+            ("/lib", L, "usr/lib"),
+        ]);
+        assert_eq!(fs.read_file("/etc/abs", 100).unwrap(), b"ID=test");
+        assert_eq!(
+            fs.canonicalize("/lib/os-release").unwrap(),
+            "/usr/lib/os-release"
+        );
+        assert_eq!(fs.symlink_metadata("/etc/abs").unwrap().kind, L);
+        assert_eq!(fs.read_link("/etc/abs").unwrap(), b"/etc/os-release");
+    }
+
+    #[test]
+    fn symlink_loops_and_chains_stop_at_the_hop_limit() {
+        let mut fs = Map::fs(&[("/a", L, "/b"), ("/b", L, "/a")]);
+        assert!(matches!(
+            fs.metadata("/a"),
+            Err(DiskError::TooManySymlinks(_))
+        ));
+        // 40 hops are allowed, 41 are not.
+        let names: Vec<String> = (0..=41).map(|i| format!("/l{i}")).collect();
+        let mut entries: Vec<(&str, FileKind, &str)> = (0..41)
+            .map(|i| (names[i].as_str(), L, names[i + 1].as_str()))
+            .collect();
+        entries.push(("/l41", F, "end"));
+        let mut fs = Map::fs(&entries);
+        assert!(matches!(
+            fs.metadata("/l0"),
+            Err(DiskError::TooManySymlinks(_))
+        ));
+        assert_eq!(fs.read_file("/l1", 10).unwrap(), b"end");
+    }
+
+    #[test]
+    fn a_symlink_that_grows_the_path_without_end_is_stopped() {
+        // /x -> x/x/x/...: each hop adds components; the queue is bounded.
+        let long = vec!["x"; 3000].join("/");
+        let mut fs = Map::fs(&[("/x", L, long.as_str())]);
+        assert!(fs.metadata("/x/x").is_err());
+    }
+
+    #[test]
+    fn components_under_a_file_are_not_found_as_not_a_directory() {
+        let mut fs = Map::fs(&[("/f", F, "x"), ("/empty", L, "")]);
+        assert!(matches!(
+            fs.metadata("/f/g"),
+            Err(DiskError::NotADirectory(_))
+        ));
+        assert!(matches!(fs.metadata("/empty"), Err(DiskError::NotFound(_))));
+        assert!(matches!(
+            fs.read_file("/f", 0),
+            Err(DiskError::TooLarge { size: 1, .. })
+        ));
+    }
+}

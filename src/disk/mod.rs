@@ -42,8 +42,10 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use budget::{Budget, Meter, ReadStats};
-pub use fs::{DirEntry, FileKind, FileSystem, MAX_SYMLINK_HOPS, Metadata};
-pub use partitions::{Partition, PartitionTable, read_partitions};
+pub use fs::{
+    DirEntry, FileKind, FileSystem, MAX_DIR_ENTRIES, MAX_SYMLINK_HOPS, MAX_WALK_DEPTH, Metadata,
+};
+pub use partitions::{Guid, Partition, PartitionKind, PartitionTable, read_partitions};
 pub use probe::{Content, probe};
 
 /// The unit EBS direct APIs transfer: `GetSnapshotBlock` returns 512 KiB
