@@ -7,6 +7,7 @@ pub mod clients;
 pub mod config;
 pub mod copies;
 mod copy_index;
+pub mod disk;
 pub mod ec2;
 pub mod eligibility;
 pub mod error;
