@@ -46,7 +46,7 @@ pub use fs::{
     DirEntry, FileKind, FileSystem, MAX_DIR_ENTRIES, MAX_SYMLINK_HOPS, MAX_WALK_DEPTH, Metadata,
 };
 pub use partitions::{Guid, Partition, PartitionKind, PartitionTable, read_partitions};
-pub use probe::{Content, probe};
+pub use probe::{Content, PROBE_LEN, probe};
 
 /// The unit EBS direct APIs transfer: `GetSnapshotBlock` returns 512 KiB
 /// blocks (`BlockSize` 524,288 in `ListSnapshotBlocks`). The budget counts

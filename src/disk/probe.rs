@@ -11,7 +11,7 @@ use super::{BlockDevice, DiskError};
 /// Bytes read from the start of a partition to recognise it: up to the
 /// btrfs superblock (64 KiB + 4 KiB), in one read inside one snapshot block
 /// for any partition aligned to 1 MiB.
-const PROBE_LEN: u64 = 68 * 1024;
+pub const PROBE_LEN: u64 = 68 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
