@@ -2,6 +2,7 @@
 """Build the disk images tests/disk_images.rs reads, like real AMIs' volumes.
 
 Usage: build.py CACHE_DIR
+       build.py --bench CACHE_DIR   # make bench's 8 GiB fixtures, >= 20,000 files
 
 Every image is built without root by the real tools (mke2fs -d, mkfs.xfs -p,
 sgdisk, mkfs.vfat) and written as a sparse file under CACHE_DIR/v<VERSION>/.
@@ -44,8 +45,12 @@ FILES_PER_PACKAGE = 16
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: build.py CACHE_DIR")
+    args = sys.argv[1:]
+    bench = args[:1] == ["--bench"]
+    if bench:
+        args = args[1:]
+    if len(args) != 1:
+        sys.exit("usage: build.py [--bench] CACHE_DIR")
     os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
     missing = sorted({pkg for tool, pkg in TOOLS.items() if shutil.which(tool) is None})
     if missing:
@@ -53,9 +58,9 @@ def main():
             "build.py: missing tools from Debian packages %s; run `make images-tools`"
             % " ".join(missing)
         )
-    out = os.path.join(sys.argv[1], "v%d" % VERSION)
+    out = os.path.join(args[0], ("bench-v%d" % BENCH_VERSION) if bench else ("v%d" % VERSION))
     os.makedirs(out, exist_ok=True)
-    for name, build in IMAGES.items():
+    for name, build in (BENCH_IMAGES if bench else IMAGES).items():
         path = os.path.join(out, name + ".img")
         if os.path.exists(path):
             continue
@@ -65,7 +70,7 @@ def main():
             os.rename(tmp, path)
         print("built", path, file=sys.stderr)
     with open(os.path.join(out, "tree.json"), "w") as f:
-        json.dump(tree_facts(), f, indent=1, sort_keys=True)
+        json.dump(tree_facts(BENCH_PACKAGES if bench else USR_PACKAGES), f, indent=1, sort_keys=True)
 
 
 def run(*args):
@@ -75,12 +80,12 @@ def run(*args):
 # ---------------------------------------------------------------- the tree
 
 
-def tree_facts():
+def tree_facts(packages):
     """What the tests expect to find, independent of the layout."""
     return {
         "homes": ["user%02d" % i for i in range(HOMES)],
         "etc_entries_min": ETC_EXTRA,
-        "usr_files": USR_PACKAGES * FILES_PER_PACKAGE,
+        "usr_files": packages * FILES_PER_PACKAGE,
     }
 
 
@@ -97,8 +102,10 @@ def fake_key(rng, kind):
     return "-----BEGIN OPENSSH PRIVATE KEY-----\n%s\n-----END OPENSSH PRIVATE KEY-----\n# %s\n" % ("\n".join(lines), kind)
 
 
-def root_tree(root, os_release):
-    """A merged-/usr Linux root: /bin -> usr/bin, /etc/os-release -> ../usr/lib/os-release."""
+def root_tree(root, os_release, packages=USR_PACKAGES):
+    """A merged-/usr Linux root: /bin -> usr/bin, /etc/os-release -> ../usr/lib/os-release.
+
+    packages: directories of FILES_PER_PACKAGE files under /usr/share/doc."""
     rng = random.Random(19)
     passwd = ["root:x:0:0:root:/root:/bin/bash", "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin"]
     shadow = ["root:*:19000:0:99999:7:::", "daemon:*:19000:0:99999:7:::"]
@@ -133,7 +140,7 @@ def root_tree(root, os_release):
     os.symlink("/etc/os-release", os.path.join(root, "etc", "system-release"))
     os.symlink("loop-b", os.path.join(root, "etc", "loop-a"))
     os.symlink("loop-a", os.path.join(root, "etc", "loop-b"))
-    for p in range(USR_PACKAGES):
+    for p in range(packages):
         for f in range(FILES_PER_PACKAGE):
             write(os.path.join(root, "usr", "share", "doc", "pkg%03d" % p, "file%02d" % f), "pkg %d file %d\n" % (p, f) * (1 + (p * f) % 40))
     for b in ("bash", "sh", "ls", "cat", "sshd"):
@@ -431,6 +438,39 @@ def hostile_xfs(path, work):
         path,
     )
 
+
+# make bench's fixtures (bench/run.py --only ebs): the AL2023-like and
+# Ubuntu-like 8 GiB layouts above with a tree of >= 20,000 files (1,300
+# packages of 16 files, plus the rest of root_tree). Their own directory and
+# version, so the test images stay as they are.
+BENCH_VERSION = 1
+BENCH_PACKAGES = 1300
+
+
+def bench_al2023(path, work):
+    tree = make_tree(work, "root", lambda r: root_tree(r, OS_AL2023, BENCH_PACKAGES))
+    gpt_disk(path, 8 * 1024 * MIB, [
+        (127, 1, 1, BIOS_BOOT, "BIOS-BOOT", lambda p, n: blob(p, n, GRUB_CORE)),
+        (128, 2, 10, EFI, "EFI-SYSTEM", fat_fs),
+        (1, 12, None, LINUX, "Linux", lambda p, n: xfs_fs(p, n, tree)),
+    ], work)
+
+
+def bench_ubuntu(path, work):
+    tree = make_tree(work, "root", lambda r: root_tree(r, OS_UBUNTU, BENCH_PACKAGES))
+    boot = make_tree(work, "boot", boot_tree)
+    gpt_disk(path, 8 * 1024 * MIB, [
+        (14, 1, 4, BIOS_BOOT, "", lambda p, n: blob(p, n, GRUB_CORE)),
+        (15, 5, 106, EFI, "", fat_fs),
+        (16, 111, 913, XBOOTLDR, "", lambda p, n: ext_fs(p, n, boot, label="BOOT")),
+        (1, 1024, None, LINUX, "", lambda p, n: ext_fs(p, n, tree, label="cloudimg-rootfs")),
+    ], work)
+
+
+BENCH_IMAGES = {
+    "al2023": bench_al2023,
+    "ubuntu": bench_ubuntu,
+}
 
 IMAGES = {
     "al2023": al2023,
