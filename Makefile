@@ -21,7 +21,7 @@ export EMULATOR_PYTHON := $(CURDIR)/$(PY)
 # SAM CLI: no telemetry (it would post to an AWS endpoint).
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv build test test-rust test-python lint demo bench deploy clean
+.PHONY: help venv build test test-rust test-python lint demo bench deploy clean images-tools fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -39,13 +39,37 @@ build: venv ## build the Lambda package: target/lambda/ami-publisher/bootstrap (
 
 test: lint test-rust test-python ## run every test (what CI runs)
 
+# The disk-image tests build real file systems without root: e2fsprogs
+# (mke2fs -d), xfsprogs (mkfs.xfs -p), gdisk (sgdisk) and dosfstools (the
+# EFI partition's FAT). Installed from Debian's archive when a tool is
+# missing (the machine is root); `apt-get update` runs only then.
+IMAGE_TOOLS := mke2fs:e2fsprogs mkfs.xfs:xfsprogs sgdisk:gdisk mkfs.vfat:dosfstools
+images-tools: ## install the tools the disk-image tests build images with (apt-get, when missing)
+	@missing=""; for t in $(IMAGE_TOOLS); do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || PATH=$$PATH:/usr/sbin:/sbin command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# Where tests/images/build.py keeps the images it builds (sparse files,
+# rebuilt only when missing); tests/disk_images.rs reads them from here.
+export DISK_IMAGES_DIR ?= $(CURDIR)/target/disk-images
+
 # One cargo profile (dev) for unit, mocked, emulator and end-to-end tests:
 # the binary the end-to-end tests run is the one `cargo test` built.
-test-rust: venv
+test-rust: venv images-tools
 	cargo test --all-targets
 
 test-python: venv test-rust
 	$(PY) -m pytest -q tests/lint tests/emulator tests/template tests/e2e
+
+# A longer pass of the deterministic mutation fuzzer over the real images
+# (make test runs a short one): FUZZ_ITERATIONS mutated images per layout.
+FUZZ_ITERATIONS ?= 5000
+fuzz: images-tools ## fuzz the partition and file-system readers longer than make test does
+	DISK_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) cargo test --test disk_images -- --nocapture fuzz
 
 # `sam validate --lint` runs in tests/template, offline (telemetry and the
 # version check off, every AWS endpoint pointed at a closed local port).

@@ -5,6 +5,7 @@ throttling), fan-out and TLS, each checked against its budget.
 
     .venv/bin/python bench/run.py            # what `make bench` runs
     .venv/bin/python bench/run.py --skip-build --runs 5
+    .venv/bin/python bench/run.py --only ebs # only the EBS reads' section
 
 Builds the release binaries (arm64 with cargo-lambda for the size; x86_64
 with cargo for everything that has to run, since this machine cannot run
@@ -1222,10 +1223,149 @@ def write_results(rows: list[Row], tls_rows: list[TlsRow], bins: Binaries, notes
     return text
 
 
+# ------------------------------------------------------------- EBS reads
+
+EBS_LATENCY_MS = 20
+EBS_MAX_WALL_S = 2.0
+EBS_MAX_RSS_BYTES = 64 * 10**6
+EBS_SECTION = "## EBS reads"
+
+
+def ebs_bench_binary(skip: bool) -> Path:
+    """examples/ebs_read.rs, release profile (the shipped profile)."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    binary = target / "release" / "examples" / "ebs_read"
+    if not skip:
+        run_build("ebs_read-x86_64", ["cargo", "build", "--release", "--example", "ebs_read"], ROOT,
+                  dict(os.environ), {})
+    if not binary.exists():
+        raise BenchError(f"{binary} is missing: build it (without --skip-build)")
+    return binary
+
+
+def ebs_fixtures() -> Path:
+    """The 8 GiB AL2023-like and Ubuntu-like images with >= 20,000 files
+    (tests/images/build.py --bench), built once and kept."""
+    out = Path(os.environ.get("BENCH_IMAGES_DIR") or WORK / "disk-images")
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "images" / "build.py"), "--bench", str(out)])
+    if done.returncode != 0:
+        raise BenchError("tests/images/build.py --bench failed (see above; `make images-tools` installs the tools)")
+    dirs = sorted(out.glob("bench-v*"))
+    if not dirs:
+        raise BenchError(f"no bench images under {out}")
+    return dirs[-1]
+
+
+def count_files(image_dir: Path) -> int:
+    facts = json.loads((image_dir / "tree.json").read_text())
+    # root_tree: /usr/share/doc, 5 files a home (6 every 3rd, 7 every 5th),
+    # /etc's ~270, /root's 3, /usr/bin's 5: the doc files dominate.
+    homes = len(facts["homes"])
+    return facts["usr_files"] + homes * 5 + facts["etc_entries_min"] + 10
+
+
+def run_ebs_read(binary: Path, endpoint: str, image_id: str) -> tuple[dict[str, Any], int, float]:
+    """One process of ebs_read; its JSON line, peak RSS (bytes, wait4's
+    ru_maxrss) and process wall time (ms)."""
+    env = function_env("127.0.0.1:9", endpoint, {})
+    env.pop("AWS_LAMBDA_RUNTIME_API")
+    start = time.monotonic()
+    proc = subprocess.Popen([str(binary), HOME, image_id], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    PROCESSES.append(proc)
+    try:
+        out, err = proc.communicate(timeout=DEFAULT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        stop_process(proc)
+        raise BenchError("ebs_read did not finish")
+    wall = (time.monotonic() - start) * 1000
+    # communicate() reaped it, so the peak RSS is the process's own report
+    # (VmHWM from /proc/self/status, read as it finishes).
+    PROCESSES.remove(proc)
+    if proc.returncode != 0:
+        raise BenchError(f"ebs_read failed ({proc.returncode}): {err.decode(errors='replace')}")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    return result, int(result.get("peak_rss_bytes", 0)), wall
+
+
+def run_ebs(skip_build: bool) -> list[Row]:
+    """The EBS reads: each fixture uploaded to the emulator as coldsnap
+    would, an AMI over it, then ebs_read at 20 ms per AWS call."""
+    from ebs_upload import upload_disk_image  # tests/emulator/ebs_upload.py
+
+    binary = ebs_bench_binary(skip_build)
+    images = ebs_fixtures()
+    files = count_files(images)
+    rows: list[Row] = []
+    with Emulator.start() as emu:
+        for name, label in (("al2023", "AL2023-like, XFS root"), ("ubuntu", "Ubuntu-like, ext4 root")):
+            fresh(emu)
+            snapshot_id = upload_disk_image(emu.client("ebs", HOME), str(images / f"{name}.img"))
+            image_id = emu.seed_image(region=HOME, name=f"bench-{name}", snapshots=[{"snapshot_id": snapshot_id}])
+            emu.config(latency_ms=EBS_LATENCY_MS)
+            emu.clear_calls()
+            wait_quiet(f"the EBS reads ({name})", {})
+            result, rss, _ = run_ebs_read(binary, emu.url, image_id)
+            log = emu.control("GET", "/_emulator/calls?service=ebs")["calls"]
+            gets = [c for c in log if c["action"] == "GetSnapshotBlock"]
+            lists = [c for c in log if c["action"] == "ListSnapshotBlocks"]
+            distinct = {(c["snapshot_id"], c["block_index"]) for c in gets}
+            minimum = result["blocks_touched"] - result["zero_blocks"]
+            head = f"EBS reads, {label}, 8 GiB, ≥ {files:,} files ({result['files_read']} files read)"
+            rows.append(Row(
+                f"{head}: 512 KiB blocks touched (of which zeros, no call) / GetSnapshotBlock calls",
+                f"{result['blocks_touched']} ({result['zero_blocks']}) / {len(gets)} calls, "
+                f"{len(distinct)} distinct blocks",
+                "calls = blocks touched − zeros (no block fetched twice)",
+                len(gets) == minimum == len(distinct)))
+            rows.append(Row(
+                f"{head}: bytes transferred (block data), ListSnapshotBlocks calls",
+                f"{result['bytes_transferred'] / 2**20:.1f} MiB, {len(lists)} list call(s)"))
+            rows.append(Row(
+                f"{head}: wall time at {EBS_LATENCY_MS} ms per EBS call, concurrency {result['concurrency']}",
+                f"{result['wall_ms']:.0f} ms",
+                f"≤ {EBS_MAX_WALL_S:.0f} s", result["wall_ms"] <= EBS_MAX_WALL_S * 1000))
+            rows.append(Row(
+                f"{head}: peak RSS of the reading process (VmHWM; cache bound {result['cache_bytes'] >> 20} MiB)",
+                mb(rss), f"≤ {mb(EBS_MAX_RSS_BYTES)}", 0 < rss <= EBS_MAX_RSS_BYTES))
+    return rows
+
+
+def write_ebs_section(rows: list[Row]) -> str:
+    """Puts the EBS section into bench/results.md in place of the last one
+    (the other sections as the last full run wrote them)."""
+    section = "\n".join([
+        EBS_SECTION,
+        "",
+        "Written by `make bench` after the tables above, or alone by `bench/run.py --only ebs`. "
+        "examples/ebs_read.rs (release profile, the library's defaults) reads the content check's paths "
+        "(/etc/passwd, /etc/shadow, /etc/ssh/*, every home's .ssh and dot files, /root's) from an AMI "
+        "uploaded to the emulator through the EBS direct APIs (tests/emulator/ebs_upload.py), "
+        f"{EBS_LATENCY_MS} ms of latency on every call. Wall time: listing, every fetch and the reading.",
+        "",
+        table(rows),
+        "",
+        f"- Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} on {platform.machine()}, "
+        f"{os.cpu_count()} CPUs.",
+        "",
+    ])
+    path = BENCH / "results.md"
+    text = path.read_text() if path.exists() else ""
+    if EBS_SECTION in text:
+        before, _, after = text.partition(EBS_SECTION)
+        rest = after.split("\n## ", 1)
+        text = before + section + (("\n## " + rest[1]) if len(rest) > 1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+    return section
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--skip-build", action="store_true", help="use the binaries already built")
     p.add_argument("--runs", type=int, default=11, help="runs per cold-start / publish median (default 11)")
+    p.add_argument("--only", choices=["ebs"], help="run only this section (ebs: the EBS reads)")
     args = p.parse_args()
     if not 1 <= args.runs <= 100:
         p.error("--runs must be 1..100")
@@ -1235,6 +1375,22 @@ def main() -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
+    if args.only == "ebs":
+        try:
+            rows = run_ebs(args.skip_build)
+        except BenchError as e:
+            print(f"bench: cannot measure: {e}", file=sys.stderr)
+            return 2
+        finally:
+            for proc in list(PROCESSES):
+                stop_process(proc)
+        print(write_ebs_section(rows))
+        failed = [r.measure for r in rows if r.ok is False]
+        if failed:
+            print(f"bench: FAIL: {'; '.join(failed)}", file=sys.stderr)
+            return 1
+        print("bench: all budgets PASS")
+        return 0
     try:
         bins = build(args.skip_build)
         rows, tls_rows, notes = run_all(bins, args.runs)
@@ -1245,7 +1401,16 @@ def main() -> int:
         for proc in list(PROCESSES):
             stop_process(proc)
     print(write_results(rows, tls_rows, bins, notes, args.runs))
-    failed = [r.measure for r in [*rows, *tls_rows] if r.ok is False]
+    try:
+        ebs_rows = run_ebs(args.skip_build)
+    except BenchError as e:
+        print(f"bench: cannot measure the EBS reads: {e}", file=sys.stderr)
+        return 2
+    finally:
+        for proc in list(PROCESSES):
+            stop_process(proc)
+    print(write_ebs_section(ebs_rows))
+    failed = [r.measure for r in [*rows, *tls_rows, *ebs_rows] if r.ok is False]
     if failed:
         print(f"bench: FAIL: {'; '.join(failed)}", file=sys.stderr)
         return 1

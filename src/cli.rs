@@ -4,6 +4,11 @@
 //! ...), and prints it as a table. It never writes: its publisher previews
 //! every request, whatever it says. Arguments are parsed here, and the
 //! preview rendered here; `main.rs` only chooses between this and Lambda.
+//!
+//! `ami-publisher ls` lists a directory of an AMI's root file system, read
+//! through the EBS direct APIs (src/snapshot.rs) with the same credentials:
+//! what the function sees inside an image. Its arguments, its run and its
+//! listing are here too.
 
 use std::fmt::Write as _;
 
@@ -21,6 +26,7 @@ a person, it previews what the function would do; it never changes anything:
 
     ami-publisher plan --region REGION AMI_ID...   what the function would do with these AMIs
     ami-publisher plan --region REGION --sweep      what the next scheduled sweep would do
+    ami-publisher ls --region REGION AMI_ID PATH    list a directory of the AMI's root file system
     ami-publisher --help                            this text
 
 Options of plan:
@@ -33,13 +39,30 @@ reads on Lambda (PUBLISH_TAG_KEY, TARGET_REGIONS, KEEP_PUBLIC_PER_FAMILY, ...,
 see the README), with the same defaults. Reading needs ec2:Describe*,
 ec2:Get*, ec2:ListImagesInRecycleBin and servicequotas:GetServiceQuota.
 
-Exit status: 0 done, 1 the preview could not read everything, 2 bad usage.";
+`ls` reads the AMI's snapshots through the EBS direct APIs, without
+launching anything; it needs ec2:DescribeImages, ebs:ListSnapshotBlocks and
+ebs:GetSnapshotBlock (--profile too). It prints one entry a line, a directory
+ending in `/`, a symbolic link in `@`.
+
+Exit status: 0 done, 1 the preview (or the listing) could not read
+everything, 2 bad usage.";
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Help,
     Plan(Plan),
+    Ls(Ls),
+}
+
+/// `ls --region R ami-... PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ls {
+    pub region: RegionName,
+    pub profile: Option<String>,
+    pub image: ImageId,
+    /// Bytes, as given (a Linux name need not be UTF-8).
+    pub path: Vec<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +86,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         None => Err("no command given".into()),
         Some("--help" | "-h" | "help") => Ok(Command::Help),
         Some("plan") => parse_plan(args).map(Command::Plan),
+        Some("ls") => parse_ls(args).map(Command::Ls),
         Some(other) => Err(format!("unknown command `{other}`")),
     }
 }
@@ -99,6 +123,105 @@ fn parse_plan<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<Plan, Strin
         json,
         what,
     })
+}
+
+fn parse_ls<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<Ls, String> {
+    let (mut region, mut profile, mut image, mut path) = (None, None, None, None);
+    while let Some(arg) = args.next() {
+        match arg {
+            "--region" => {
+                let value = args.next().ok_or("--region needs a region")?;
+                region = Some(RegionName::parse(value)?);
+            }
+            "--profile" => {
+                profile = Some(args.next().ok_or("--profile needs a name")?.to_owned());
+            }
+            "--help" | "-h" => return Err("".into()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
+            id if image.is_none() => image = Some(ImageId::parse(id)?),
+            p if path.is_none() => {
+                if !p.starts_with('/') {
+                    return Err(format!(
+                        "`{p}` is not an absolute path (it starts at the root: /etc)"
+                    ));
+                }
+                path = Some(p.as_bytes().to_vec());
+            }
+            extra => {
+                return Err(format!(
+                    "ls takes one AMI id and one path; `{extra}` is one too many"
+                ));
+            }
+        }
+    }
+    Ok(Ls {
+        region: region.ok_or("--region is required")?,
+        profile,
+        image: image.ok_or("name an AMI id and a path")?,
+        path: path.ok_or("name the path to list, e.g. /etc")?,
+    })
+}
+
+/// Lists `ls.path` in the AMI's root file system: the AMI described with
+/// EC2 (its snapshots), then read through the EBS direct APIs. The error is
+/// one line for a person: "could not read: ...".
+pub async fn ls(ls: &Ls, clients: &crate::clients::Clients) -> Result<String, String> {
+    use crate::disk::DiskError;
+    let could_not = |why: String| format!("could not read: {why}");
+    let ec2 = clients
+        .ec2(&ls.region)
+        .ok_or_else(|| could_not(format!("no EC2 client for {}", ls.region)))?;
+    let image = crate::ec2::describe_image(&ec2, &ls.region, &ls.image)
+        .await
+        .map_err(|e| {
+            let failure = e.to_string();
+            match what_to_do(&failure) {
+                Some(todo) => could_not(format!("{failure}; {todo}")),
+                None => could_not(failure),
+            }
+        })?
+        .ok_or_else(|| {
+            could_not(format!(
+                "{} is not an AMI this account can see in {}",
+                ls.image, ls.region
+            ))
+        })?;
+    if image.snapshots.is_empty() {
+        return Err(could_not(format!(
+            "{} has no EBS snapshot (an instance-store AMI, or no block device mapping)",
+            ls.image
+        )));
+    }
+    let ebs = clients
+        .ebs(&ls.region)
+        .ok_or_else(|| could_not(format!("no EBS client for {}", ls.region)))?;
+    let path = ls.path.clone();
+    let (entries, _, _) = crate::snapshot::read_root(
+        &ebs,
+        &image.snapshots,
+        crate::snapshot::ReadOptions::default(),
+        move |root| root.read_dir(&path),
+    )
+    .await
+    .map_err(|e: DiskError| e.report())?;
+    Ok(render_listing(entries))
+}
+
+/// One entry a line, sorted by name's bytes, as `ls -F` marks them: `/` a
+/// directory, `@` a symbolic link.
+pub fn render_listing(mut entries: Vec<crate::disk::DirEntry>) -> String {
+    use crate::disk::FileKind;
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = String::new();
+    for entry in entries {
+        let mark = match entry.kind {
+            FileKind::Directory => "/",
+            FileKind::Symlink => "@",
+            FileKind::File | FileKind::Other => "",
+        };
+        let _ = writeln!(out, "{}{mark}", entry.name_lossy());
+    }
+    out
 }
 
 /// The function's configuration for a preview in `region`: the environment
@@ -356,6 +479,52 @@ mod tests {
             (Target::Sweep, Some("prod"))
         );
         assert_eq!(parse(&args("--help")), Ok(Command::Help));
+    }
+
+    #[test]
+    fn ls_takes_a_region_an_ami_and_an_absolute_path() {
+        assert_eq!(
+            parse(&args("ls --region eu-west-1 ami-12345678 /etc/ssh")),
+            Ok(Command::Ls(Ls {
+                region: RegionName::parse("eu-west-1").unwrap(),
+                profile: None,
+                image: ImageId::parse("ami-12345678").unwrap(),
+                path: b"/etc/ssh".to_vec(),
+            }))
+        );
+        for (line, says) in [
+            ("ls ami-12345678 /etc", "--region is required"),
+            ("ls --region us-east-1 /etc", "is not an AMI id"),
+            ("ls --region us-east-1 ami-12345678", "name the path"),
+            (
+                "ls --region us-east-1 ami-12345678 etc",
+                "not an absolute path",
+            ),
+            ("ls --region us-east-1 ami-12345678 / /etc", "one too many"),
+            (
+                "ls --region us-east-1 --recursive ami-12345678 /",
+                "unknown option",
+            ),
+        ] {
+            let err = parse(&args(line)).unwrap_err();
+            assert!(err.contains(says), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_listing_is_sorted_and_marked_like_ls_f() {
+        use crate::disk::{DirEntry, FileKind};
+        let entry = |name: &[u8], kind| DirEntry {
+            name: name.to_vec(),
+            kind,
+        };
+        let text = render_listing(vec![
+            entry(b"ssh", FileKind::Directory),
+            entry(b"passwd", FileKind::File),
+            entry(b"localtime", FileKind::Symlink),
+            entry(b"caf\xe9", FileKind::File),
+        ]);
+        assert_eq!(text, "caf\u{fffd}\nlocaltime@\npasswd\nssh/\n");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The AWS clients the function calls, per region, each built on first use
-//! (and only once): EC2, Service Quotas for the public AMI quota, and
-//! DynamoDB for the ledger. Every
+//! (and only once): EC2, Service Quotas for the public AMI quota, DynamoDB
+//! for the ledger, and EBS (the direct APIs that read a snapshot's blocks,
+//! src/ebs.rs). Every
 //! call is bounded by the same limits (an attempt timeout, an operation
 //! timeout, a number of attempts), so that an invocation can tell how long
 //! the work it starts may take before its deadline.
@@ -77,6 +78,7 @@ pub struct Clients {
     ec2: Mutex<HashMap<RegionName, ec2::Client>>,
     quotas: Mutex<HashMap<RegionName, aws_sdk_servicequotas::Client>>,
     dynamodb: Mutex<HashMap<RegionName, aws_sdk_dynamodb::Client>>,
+    ebs: Mutex<HashMap<RegionName, aws_sdk_ebs::Client>>,
 }
 
 impl Clients {
@@ -182,6 +184,21 @@ impl Clients {
                 .retry_config(self.limits.retry(sdk))
                 .build();
             Some(aws_sdk_dynamodb::Client::from_conf(conf))
+        })
+    }
+
+    /// The region's EBS direct APIs client, with the same limits as every
+    /// EC2 call (its retries cover `RequestThrottledException`); not paced
+    /// by a token bucket: src/ebs.rs says why.
+    pub fn ebs(&self, region: &RegionName) -> Option<aws_sdk_ebs::Client> {
+        built(&self.ebs, region, || {
+            let sdk = self.sdk.as_ref()?;
+            let conf = aws_sdk_ebs::config::Builder::from(sdk)
+                .region(aws_config::Region::new(region.as_str().to_owned()))
+                .timeout_config(self.limits.timeouts())
+                .retry_config(self.limits.retry(sdk))
+                .build();
+            Some(aws_sdk_ebs::Client::from_conf(conf))
         })
     }
 }

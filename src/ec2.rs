@@ -18,7 +18,7 @@ use aws_sdk_ec2::types::{
 use time::OffsetDateTime;
 
 use crate::model::{
-    BlockPublicAccess, BpaManager, Image, ImageId, ImageState, RegionName, parse_time,
+    BlockPublicAccess, BpaManager, EbsSnapshot, Image, ImageId, ImageState, RegionName, parse_time,
 };
 use crate::pace::Pace;
 
@@ -244,6 +244,19 @@ fn image_from_sdk(
         .filter(|m| m.ebs().and_then(|e| e.encrypted()).is_none())
         .map(device)
         .collect();
+    // The root device's snapshot first (reading looks for the root file
+    // system there first), then the others in mapping order.
+    let root = image.root_device_name();
+    let mut snapshots: Vec<EbsSnapshot> = ebs()
+        .filter_map(|m| {
+            let snapshot_id = m.ebs()?.snapshot_id()?.to_owned();
+            Some(EbsSnapshot {
+                device: device(m),
+                snapshot_id,
+            })
+        })
+        .collect();
+    snapshots.sort_by_key(|s| Some(s.device.as_str()) != root);
     let product_codes = image
         .product_codes()
         .iter()
@@ -271,6 +284,7 @@ fn image_from_sdk(
         encrypted_devices,
         unknown_encryption,
         instance_store: image.root_device_type().map(|t| t.as_str()) == Some("instance-store"),
+        snapshots,
         // "enabled-with-cooldown", "enabled-without-cooldown"; "disabled"
         // (and, during a cool-down, "disabled-until ...") otherwise.
         deregistration_protected: image

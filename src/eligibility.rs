@@ -188,6 +188,7 @@ pub(crate) mod tests {
             encrypted_devices: vec![],
             unknown_encryption: vec![],
             instance_store: false,
+            snapshots: vec![],
             deregistration_protected: false,
             product_codes: vec![],
             creation_date: Some(datetime!(2026-11-01 00:00 UTC)),

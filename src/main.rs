@@ -2,7 +2,7 @@
 //! function: reads configuration, builds the AWS config (with the one
 //! shared HTTPS client) and the lazily built regional clients once, and hands invocations to the library. Run
 //! by a person, the `plan` command (src/cli.rs): a preview that never
-//! writes.
+//! writes; and `ls`, a directory of an AMI's root file system.
 
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -70,6 +70,7 @@ async fn command(args: &[String]) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Plan(plan)) => plan,
+        Ok(Command::Ls(ls)) => return list(&ls).await,
         Err(e) => {
             if !e.is_empty() {
                 eprintln!("ami-publisher: {e}\n");
@@ -120,6 +121,28 @@ async fn command(args: &[String]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `ls`: a directory of an AMI's root file system, read with the person's
+/// credentials (the standard chain, or --profile).
+async fn list(ls: &cli::Ls) -> ExitCode {
+    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(ami_publisher::http_client::shared())
+        .region(aws_config::Region::new(ls.region.as_str().to_owned()));
+    if let Some(profile) = &ls.profile {
+        sdk = sdk.profile_name(profile);
+    }
+    let clients = Clients::from_sdk_config(&sdk.load().await);
+    match cli::ls(ls, &clients).await {
+        Ok(listing) => {
+            say(&listing);
+            ExitCode::SUCCESS
+        }
+        Err(line) => {
+            eprintln!("ami-publisher: {line}");
+            ExitCode::FAILURE
+        }
     }
 }
 

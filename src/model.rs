@@ -203,12 +203,23 @@ pub struct Image {
     pub unknown_encryption: Vec<String>,
     /// Backed by instance store (`RootDeviceType` `instance-store`), not EBS.
     pub instance_store: bool,
+    /// The snapshots of the EBS mappings that have one, the root device's
+    /// first, then in mapping order: the volumes reading the image reads.
+    pub snapshots: Vec<EbsSnapshot>,
     /// Deregistration protection is on (with or without a cool-down).
     pub deregistration_protected: bool,
     pub product_codes: Vec<String>,
     pub creation_date: Option<OffsetDateTime>,
     pub deprecation_time: Option<OffsetDateTime>,
     pub tags: BTreeMap<String, String>,
+}
+
+/// One EBS volume of an AMI: the device it is mapped to and the snapshot
+/// it is made from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EbsSnapshot {
+    pub device: String,
+    pub snapshot_id: String,
 }
 
 /// Who set the image block public access state of a region.

@@ -13,6 +13,7 @@ use common::{Emulator, ami_state_event, sweep_event, tag_change_event};
 use serde_json::{Value, json};
 
 mod copies;
+mod ebs;
 mod limits;
 mod publish;
 mod rotation;

@@ -202,6 +202,47 @@ impl Emulator {
         self.post("/_emulator/holds/release", json!({"action": action}));
     }
 
+    /// Uploads the disk image at `path` as a new snapshot in `region`
+    /// through the EBS direct APIs, as coldsnap does (StartSnapshot,
+    /// PutSnapshotBlock per block with its checksum, CompleteSnapshot:
+    /// tests/emulator/ebs_upload.py, with boto3); returns the snapshot id.
+    pub fn upload_image(&self, region: &str, path: &std::path::Path) -> String {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let python = std::env::var_os("EMULATOR_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
+        let script = "import sys, boto3\n\
+            sys.path.insert(0, sys.argv[1])\n\
+            from ebs_upload import upload_disk_image\n\
+            c = boto3.client('ebs', endpoint_url=sys.argv[2], region_name=sys.argv[3], aws_access_key_id='test', aws_secret_access_key='test')\n\
+            print(upload_disk_image(c, sys.argv[4]))\n";
+        let out = Command::new(&python)
+            .args(["-c", script])
+            .arg(root.join("tests/emulator"))
+            .args([&self.url, region])
+            .arg(path)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("could not run the uploader with {}: {e}", python.display())
+            });
+        assert!(
+            out.status.success(),
+            "uploading {} failed ({}): see stderr above",
+            path.display(),
+            out.status
+        );
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(id.starts_with("snap-"), "the uploader printed {id:?}");
+        id
+    }
+
+    /// The function's clients (EC2, EBS, ...), as src/clients.rs builds
+    /// them, talking to this emulator.
+    pub async fn clients(&self, region: &str) -> Clients {
+        Clients::from_sdk_config(&self.sdk_config(region).await)
+    }
+
     /// A Publisher deployed in `home_region` with extra configuration,
     /// whose EC2 clients call this emulator.
     pub async fn publisher(&self, home_region: &str, vars: &[(&str, &str)]) -> Publisher {
@@ -294,4 +335,33 @@ pub fn tag_change_event(image_id: &str, region: &str, changed: &[&str]) -> Value
 
 pub fn sweep_event(region: &str) -> Value {
     json!({"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa","detail-type":"Scheduled Event","source":"aws.events","account":"123456789012","time":"2026-11-28T00:00:00Z","region":region,"resources":[format!("arn:aws:events:{region}:123456789012:rule/ami-publisher-sweep")],"detail":{}})
+}
+
+/// The disk images tests/images/build.py builds (once; then kept), like
+/// real AMIs' volumes: `DISK_IMAGES_DIR`, else the target directory's
+/// `disk-images`. A failed build fails the test that needs them.
+pub fn disk_images() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("DISK_IMAGES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                let target = std::env::var_os("CARGO_TARGET_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| root.join("target"));
+                target.join("disk-images")
+            });
+        let status = Command::new("python3")
+            .arg(root.join("tests/images/build.py"))
+            .arg(&dir)
+            .status()
+            .expect("python3 runs tests/images/build.py (the disk images' builder)");
+        assert!(
+            status.success(),
+            "tests/images/build.py failed ({status}): see its message above; `make images-tools` installs the tools"
+        );
+        dir.join("v3")
+    })
+    .clone()
 }
