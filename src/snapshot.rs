@@ -89,6 +89,10 @@ pub struct FetchStats {
 
 type Key = (u32, u64);
 
+/// A block being fetched or held: filled once, by the first reader to ask,
+/// and shared by every reader that asks meanwhile.
+type Slot = Arc<OnceCell<Arc<Vec<u8>>>>;
+
 /// The blocks fetched for one AMI, shared by its volumes.
 struct Cache {
     max_bytes: usize,
@@ -100,7 +104,7 @@ struct Cache {
 #[derive(Default)]
 struct CacheState {
     /// A slot per block being fetched or held; the tick it was last used.
-    slots: HashMap<Key, (Arc<OnceCell<Arc<Vec<u8>>>>, u64)>,
+    slots: HashMap<Key, (Slot, u64)>,
     tick: u64,
     held: usize,
     /// Every block fetched so far (at most the budget's blocks: the meter
@@ -126,7 +130,7 @@ impl Cache {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn slot(&self, key: Key) -> Arc<OnceCell<Arc<Vec<u8>>>> {
+    fn slot(&self, key: Key) -> Slot {
         let mut state = self.lock();
         state.tick += 1;
         let tick = state.tick;
