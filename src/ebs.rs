@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 pub use aws_sdk_ebs::Client;
 
 use crate::disk::SNAPSHOT_BLOCK_SIZE;
+use crate::ec2::{NO_CREDENTIALS, causes, source_of};
 
 /// `ListSnapshotBlocks`' largest page ("Valid Range: Minimum value of 100.
 /// Maximum value of 10000."): the fewest calls for a listing.
@@ -281,9 +282,9 @@ where
         SdkError::ResponseError(_) => Some("ResponseError"),
         _ => None,
     };
-    let no_credentials = has_source::<CredentialsError>(&error);
+    let no_credentials = source_of::<CredentialsError>(&error).is_some();
     let code = if no_credentials {
-        "NoCredentials"
+        NO_CREDENTIALS
     } else {
         error.code().or(kind).unwrap_or("Unknown")
     };
@@ -298,33 +299,6 @@ where
         code: code.to_owned(),
         message,
     }
-}
-
-fn has_source<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if e.is::<T>() {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// An error and its sources on one line (the first line of each), for a
-/// person to read.
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let text = e.to_string();
-        let line = text.lines().next().unwrap_or_default().trim().to_owned();
-        if !line.is_empty() && parts.last() != Some(&line) {
-            parts.push(line);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub struct Ec2Error {
 pub const NO_CREDENTIALS: &str = "NoCredentials";
 
 /// The first error of `T` in `error`'s chain of sources.
-fn source_of<'e, T: std::error::Error + 'static>(
+pub(crate) fn source_of<'e, T: std::error::Error + 'static>(
     error: &'e (dyn std::error::Error + 'static),
 ) -> Option<&'e T> {
     let mut next = Some(error);
@@ -80,7 +80,7 @@ fn source_of<'e, T: std::error::Error + 'static>(
 /// An error and its sources, on one line: the first line of each, without
 /// the SDK's debug dump of nested structs (a person reads this, in a status
 /// tag, a log line or the `plan` command's error).
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     while let Some(e) = next {
