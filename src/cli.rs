@@ -27,6 +27,7 @@ a person, it previews what the function would do; it never changes anything:
     ami-publisher plan --region REGION AMI_ID...   what the function would do with these AMIs
     ami-publisher plan --region REGION --sweep      what the next scheduled sweep would do
     ami-publisher ls --region REGION AMI_ID PATH    list a directory of the AMI's root file system
+    ami-publisher history --region REGION [AMI_ID]  what the function did to the AMIs, from its ledger
     ami-publisher --help                            this text
 
 Options of plan:
@@ -44,8 +45,13 @@ launching anything; it needs ec2:DescribeImages, ebs:ListSnapshotBlocks and
 ebs:GetSnapshotBlock (--profile too). It prints one entry a line, a directory
 ending in `/`, a symbolic link in `@`.
 
-Exit status: 0 done, 1 the preview (or the listing) could not read
-everything, 2 bad usage.";
+`history` reads the function's ledger (--table NAME, or LEDGER_TABLE: the
+stack's output LedgerTableName) in REGION: every AMI of that region the
+function recorded, or one, with each change, when and why (--json as
+JSON). It needs dynamodb:Query on the table.
+
+Exit status: 0 done, 1 the preview (or the listing, or the history) could
+not read everything, 2 bad usage.";
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +59,19 @@ pub enum Command {
     Help,
     Plan(Plan),
     Ls(Ls),
+    History(History),
+}
+
+/// `history --region R [--table T] [--json] [ami-...]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct History {
+    /// The region whose AMIs to show; the ledger is read there too.
+    pub region: RegionName,
+    pub profile: Option<String>,
+    /// The ledger's table: `--table`, else LEDGER_TABLE.
+    pub table: String,
+    pub image: Option<ImageId>,
+    pub json: bool,
 }
 
 /// `ls --region R ami-... PATH`.
@@ -87,6 +106,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some("--help" | "-h" | "help") => Ok(Command::Help),
         Some("plan") => parse_plan(args).map(Command::Plan),
         Some("ls") => parse_ls(args).map(Command::Ls),
+        Some("history") => {
+            parse_history(args, std::env::var("LEDGER_TABLE").ok()).map(Command::History)
+        }
         Some(other) => Err(format!("unknown command `{other}`")),
     }
 }
@@ -122,6 +144,49 @@ fn parse_plan<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<Plan, Strin
         profile,
         json,
         what,
+    })
+}
+
+fn parse_history<'a>(
+    mut args: impl Iterator<Item = &'a str>,
+    ledger_table: Option<String>,
+) -> Result<History, String> {
+    let (mut region, mut profile, mut table, mut image, mut json) = (
+        None,
+        None,
+        ledger_table.filter(|t| !t.is_empty()),
+        None,
+        false,
+    );
+    while let Some(arg) = args.next() {
+        match arg {
+            "--region" => {
+                let value = args.next().ok_or("--region needs a region")?;
+                region = Some(RegionName::parse(value)?);
+            }
+            "--profile" => {
+                profile = Some(args.next().ok_or("--profile needs a name")?.to_owned());
+            }
+            "--table" => table = Some(args.next().ok_or("--table needs a name")?.to_owned()),
+            "--json" => json = true,
+            "--help" | "-h" => return Err("".into()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
+            id if image.is_none() => image = Some(ImageId::parse(id)?),
+            extra => {
+                return Err(format!(
+                    "history takes at most one AMI id; `{extra}` is one too many"
+                ));
+            }
+        }
+    }
+    Ok(History {
+        region: region.ok_or("--region is required")?,
+        profile,
+        table: table.ok_or(
+            "name the ledger's table: --table NAME or LEDGER_TABLE (the stack's output LedgerTableName)",
+        )?,
+        image,
+        json,
     })
 }
 
@@ -525,6 +590,51 @@ mod tests {
             entry(b"caf\xe9", FileKind::File),
         ]);
         assert_eq!(text, "caf\u{fffd}\nlocaltime@\npasswd\nssh/\n");
+    }
+
+    #[test]
+    fn history_takes_its_table_from_the_flag_or_ledger_table() {
+        let parsed = |line: &str, env: Option<&str>| {
+            let args = args(line);
+            parse_history(
+                args.iter().skip(1).map(String::as_str),
+                env.map(str::to_owned),
+            )
+        };
+        let history = parsed(
+            "history --region us-east-1 ami-12345678 --json",
+            Some("from-env"),
+        )
+        .unwrap();
+        assert_eq!(history.table, "from-env");
+        assert_eq!(
+            history.image.as_ref().map(ImageId::as_str),
+            Some("ami-12345678")
+        );
+        assert!(history.json);
+        let named = parsed("history --region us-east-1 --table mine", Some("from-env")).unwrap();
+        assert_eq!((named.table.as_str(), named.image), ("mine", None));
+        for (line, env, says) in [
+            (
+                "history --region us-east-1",
+                None,
+                "name the ledger's table",
+            ),
+            (
+                "history --region us-east-1",
+                Some(""),
+                "name the ledger's table",
+            ),
+            ("history --table t", None, "--region is required"),
+            (
+                "history --region us-east-1 --table t ami-12345678 ami-87654321",
+                None,
+                "one too many",
+            ),
+        ] {
+            let err = parsed(line, env).unwrap_err();
+            assert!(err.contains(says), "{line}: {err}");
+        }
     }
 
     #[test]

@@ -291,6 +291,87 @@ pub async fn published_in(ledger: &Ledger, region: &RegionName) -> Result<Vec<En
     Ok(entries)
 }
 
+/// One change in an entry's history.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    pub at: String,
+    pub state: String,
+    pub reason: String,
+}
+
+/// An AMI's entry with its history, oldest change first.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Record {
+    pub region: String,
+    pub image_id: String,
+    pub state: String,
+    pub version: u64,
+    pub history: Vec<Change>,
+}
+
+/// The entries of `region` (one AMI's when `image` is given), with their
+/// history: a Query, paginated.
+pub async fn history(
+    ledger: &Ledger,
+    region: &RegionName,
+    image: Option<&ImageId>,
+) -> Result<Vec<Record>, Ec2Error> {
+    let mut query = ledger
+        .client
+        .query()
+        .table_name(&ledger.table)
+        .expression_attribute_names("#region", "region")
+        .expression_attribute_values(":region", AttributeValue::S(region.as_str().into()));
+    query = match image {
+        Some(id) => query
+            .key_condition_expression("#region = :region AND image_id = :id")
+            .expression_attribute_values(":id", AttributeValue::S(id.as_str().into())),
+        None => query.key_condition_expression("#region = :region"),
+    };
+    let mut pages = query.into_paginator().send();
+    let mut records = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Ec2Error::new("Query", &ledger.region, image, e))?;
+        records.extend(page.items().iter().map(record_of));
+    }
+    Ok(records)
+}
+
+fn record_of(item: &std::collections::HashMap<String, AttributeValue>) -> Record {
+    let text = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let history = item
+        .get("history")
+        .and_then(|v| v.as_l().ok())
+        .map(|changes| {
+            changes
+                .iter()
+                .filter_map(|c| c.as_m().ok())
+                .map(|c| Change {
+                    at: text(c, "at"),
+                    state: text(c, "state"),
+                    reason: text(c, "reason"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        region: text(item, "region"),
+        image_id: text(item, "image_id"),
+        state: text(item, "state"),
+        version: item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_default(),
+        history,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

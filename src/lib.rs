@@ -13,6 +13,7 @@ pub mod ec2;
 pub mod eligibility;
 pub mod error;
 pub mod event;
+pub mod history;
 pub mod http_client;
 mod invocation;
 pub mod ledger;

@@ -11,6 +11,7 @@ use ami_publisher::cli::{self, Command};
 use ami_publisher::clients::Clients;
 use ami_publisher::config::Config;
 use ami_publisher::event::NotJsonLayer;
+use ami_publisher::ledger::Ledger;
 use ami_publisher::publisher::Publisher;
 use lambda_runtime::{Error, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
 use serde_json::Value;
@@ -71,6 +72,7 @@ async fn command(args: &[String]) -> ExitCode {
         }
         Ok(Command::Plan(plan)) => plan,
         Ok(Command::Ls(ls)) => return list(&ls).await,
+        Ok(Command::History(history)) => return show_history(&history).await,
         Err(e) => {
             if !e.is_empty() {
                 eprintln!("ami-publisher: {e}\n");
@@ -121,6 +123,39 @@ async fn command(args: &[String]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `history`: what the function did to the AMIs, from its ledger, read
+/// with the person's credentials.
+async fn show_history(history: &cli::History) -> ExitCode {
+    let mut sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(ami_publisher::http_client::shared())
+        .region(aws_config::Region::new(history.region.as_str().to_owned()));
+    if let Some(profile) = &history.profile {
+        sdk = sdk.profile_name(profile);
+    }
+    let ledger = Ledger {
+        client: aws_sdk_dynamodb::Client::new(&sdk.load().await),
+        table: history.table.clone(),
+        region: history.region.clone(),
+    };
+    match ami_publisher::history::read(&ledger, &history.region, history.image.as_ref()).await {
+        Ok(records) if history.json => {
+            say(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&records).unwrap_or_default()
+            ));
+            ExitCode::SUCCESS
+        }
+        Ok(records) => {
+            say(&ami_publisher::history::render(&records));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ami-publisher: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -306,3 +306,40 @@ async fn an_untag_while_a_publish_is_starting_copies_is_taken_down_by_its_own_ru
 async fn an_untag_before_a_publish_adds_all_leaves_the_ami_private() {
     untag_during_publish("ModifyImageAttribute").await;
 }
+
+/// The ledger remembers each change with its reason, oldest first, and
+/// `ami-publisher history` reads it back (src/history.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledger_keeps_the_history_a_person_reads() {
+    let emu = Emulator::start();
+    let source = seed_tagged(&emu, HOME, json!({}));
+    let home = emu.publisher(HOME, &[]).await;
+    home.handle(&ami_state_event(&source, HOME, "available"))
+        .await
+        .unwrap();
+    home.handle(&json!({"image_id": source, "action": "unpublish"}))
+        .await
+        .unwrap();
+
+    let ledger = ami_publisher::ledger::Ledger {
+        client: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&emu.sdk(HOME).await).build(),
+        ),
+        table: common::LEDGER_TABLE.to_owned(),
+        region: ami_publisher::model::RegionName::parse(HOME).unwrap(),
+    };
+    let region = ami_publisher::model::RegionName::parse(HOME).unwrap();
+    let records = ami_publisher::history::read(&ledger, &region, None)
+        .await
+        .unwrap();
+    let [record] = records.as_slice() else {
+        panic!("{records:?}")
+    };
+    assert_eq!(record.image_id, source);
+    assert_eq!(record.state, "held");
+    let states: Vec<&str> = record.history.iter().map(|c| c.state.as_str()).collect();
+    assert_eq!(states, ["publishing", "public", "held"]);
+    assert_eq!(record.version, 3);
+    let text = ami_publisher::history::render(&records);
+    assert!(text.contains("an unpublish request"), "{text}");
+}

@@ -290,6 +290,12 @@ impl Emulator {
         aws_sdk_ec2::Client::new(&self.sdk_config(region).await)
     }
 
+    /// The SDK configuration every client of the tests uses: this emulator,
+    /// dummy credentials, `region`.
+    pub async fn sdk(&self, region: &str) -> aws_config::SdkConfig {
+        self.sdk_config(region).await
+    }
+
     async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
         // The function's own HTTPS client (plain HTTP to the emulator).
         aws_config::defaults(aws_config::BehaviorVersion::latest())
