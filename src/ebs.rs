@@ -16,7 +16,6 @@
 //! says to "always retry") is retried with back-off by the SDK's standard
 //! retry, with the same limits as every EC2 call (src/clients.rs).
 
-use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ebs::error::ProvideErrorMetadata;
 use aws_sdk_ebs::types::ChecksumAlgorithm;
 use sha2::{Digest, Sha256};
@@ -24,7 +23,7 @@ use sha2::{Digest, Sha256};
 pub use aws_sdk_ebs::Client;
 
 use crate::disk::SNAPSHOT_BLOCK_SIZE;
-use crate::ec2::{NO_CREDENTIALS, causes, source_of};
+use crate::ec2::{causes, described};
 
 /// `ListSnapshotBlocks`' largest page ("Valid Range: Minimum value of 100.
 /// Maximum value of 10000."): the fewest calls for a listing.
@@ -274,29 +273,11 @@ fn call_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    use aws_sdk_ebs::error::SdkError;
-    let kind = match &error {
-        SdkError::ConstructionFailure(_) => Some("ConstructionFailure"),
-        SdkError::TimeoutError(_) => Some("TimeoutError"),
-        SdkError::DispatchFailure(_) => Some("DispatchFailure"),
-        SdkError::ResponseError(_) => Some("ResponseError"),
-        _ => None,
-    };
-    let no_credentials = source_of::<CredentialsError>(&error).is_some();
-    let code = if no_credentials {
-        NO_CREDENTIALS
-    } else {
-        error.code().or(kind).unwrap_or("Unknown")
-    };
-    let message = match error.message() {
-        Some(m) => m.to_owned(),
-        None if no_credentials => "no AWS credentials were found".to_owned(),
-        None => causes(&error),
-    };
+    let (_, code, message) = described(&error);
     EbsError::Call {
         operation,
         snapshot_id: snapshot_id.to_owned(),
-        code: code.to_owned(),
+        code,
         message,
     }
 }

@@ -59,6 +59,40 @@ pub struct Ec2Error {
     pub transient: bool,
 }
 
+/// How a failed call of any AWS SDK client is told: the kind of failure
+/// when the request got no answer (`DispatchFailure`, ...), the error code
+/// (`NoCredentials` when there were none to sign with), and a one-line
+/// message.
+pub(crate) fn described<E>(
+    error: &aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
+) -> (Option<&'static str>, String, String)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_ec2::error::SdkError;
+    let kind = match error {
+        SdkError::ConstructionFailure(_) => Some("ConstructionFailure"),
+        SdkError::TimeoutError(_) => Some("TimeoutError"),
+        SdkError::DispatchFailure(_) => Some("DispatchFailure"),
+        SdkError::ResponseError(_) => Some("ResponseError"),
+        _ => None,
+    };
+    let no_credentials = source_of::<CredentialsError>(error).is_some();
+    let code = if no_credentials {
+        NO_CREDENTIALS
+    } else {
+        error.code().or(kind).unwrap_or("Unknown")
+    };
+    let message = match error.message() {
+        Some(message) => message.to_owned(),
+        None if no_credentials => {
+            "no AWS credentials were found (environment, profile, SSO, web identity, container or instance metadata)".to_owned()
+        }
+        None => causes(error),
+    };
+    (kind, code.to_owned(), message)
+}
+
 /// The code of a request the SDK could not sign: no credentials anywhere
 /// it looks.
 pub const NO_CREDENTIALS: &str = "NoCredentials";
@@ -123,21 +157,7 @@ impl Ec2Error {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        use aws_sdk_ec2::error::SdkError;
-        let kind = match &error {
-            SdkError::ConstructionFailure(_) => Some("ConstructionFailure"),
-            SdkError::TimeoutError(_) => Some("TimeoutError"),
-            SdkError::DispatchFailure(_) => Some("DispatchFailure"),
-            SdkError::ResponseError(_) => Some("ResponseError"),
-            _ => None,
-        };
-        let no_credentials = source_of::<CredentialsError>(&error).is_some();
-        let code = if no_credentials {
-            NO_CREDENTIALS
-        } else {
-            error.code().or(kind).unwrap_or("Unknown")
-        }
-        .to_owned();
+        let (kind, code, message) = described(&error);
         let server_error = error
             .raw_response()
             .is_some_and(|r| r.status().is_server_error());
@@ -145,13 +165,6 @@ impl Ec2Error {
             Some("ConstructionFailure") => false,
             Some(_) => true,
             None => server_error || TRANSIENT_CODES.contains(&code.as_str()),
-        };
-        let message = match error.message() {
-            Some(message) => message.to_owned(),
-            None if no_credentials => {
-                "no AWS credentials were found (environment, profile, SSO, web identity, container or instance metadata)".to_owned()
-            }
-            None => causes(&error),
         };
         Self {
             operation,
