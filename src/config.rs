@@ -40,6 +40,9 @@ pub struct Config {
     pub keep_public_per_family: Option<u16>,
     /// Deprecate a retired AMI at once.
     pub deprecate_retired: bool,
+    /// When its owner withdraws or holds a family's public release, make
+    /// public again the newest release rotation retired in its favour.
+    pub restore_on_withdraw: bool,
     /// Protect every AMI the function makes public from deregistration.
     pub protect_public: bool,
     /// Keep each region's EC2 calls within EC2's documented request buckets
@@ -123,6 +126,7 @@ impl Config {
             "a family's last public AMI is never retired",
         )?;
         let deprecate_retired = var("DEPRECATE_RETIRED").boolean(false)?;
+        let restore_on_withdraw = var("RESTORE_ON_WITHDRAW").boolean(true)?;
         let protect_public = var("PROTECT_PUBLIC").boolean(true)?;
         let pace_ec2_calls = var("PACE_EC2_CALLS").boolean(true)?;
         let ledger_table = var("LEDGER_TABLE").table_name()?;
@@ -139,6 +143,7 @@ impl Config {
             family_tag_key,
             keep_public_per_family,
             deprecate_retired,
+            restore_on_withdraw,
             protect_public,
             pace_ec2_calls,
             ledger_table,
@@ -371,6 +376,7 @@ mod tests {
         assert_eq!(c.family_tag_key, "family");
         assert_eq!(c.keep_public_per_family, None);
         assert!(!c.deprecate_retired);
+        assert!(c.restore_on_withdraw);
         assert!(c.protect_public);
         assert!(c.pace_ec2_calls);
     }
@@ -403,6 +409,7 @@ mod tests {
             ("FAMILY_TAG_KEY", "os"),
             ("KEEP_PUBLIC_PER_FAMILY", "3"),
             ("DEPRECATE_RETIRED", "true"),
+            ("RESTORE_ON_WITHDRAW", "false"),
             ("PROTECT_PUBLIC", "false"),
             ("PACE_EC2_CALLS", "false"),
         ])
@@ -418,6 +425,7 @@ mod tests {
         assert_eq!(c.family_tag_key, "os");
         assert_eq!(c.keep_public_per_family, Some(3));
         assert!(c.deprecate_retired);
+        assert!(!c.restore_on_withdraw);
         assert!(!c.protect_public);
         assert!(!c.pace_ec2_calls);
     }

@@ -204,6 +204,7 @@ fn absorb(copy: &mut CopyOutcome, outcome: ImageOutcome) {
     copy.status = outcome.status;
     copy.reasons = outcome.reasons;
     copy.retired = outcome.retired;
+    copy.source_changed = outcome.source_changed;
     if !outcome.errors.is_empty() {
         copy.error = Some(outcome.errors.join("; "));
     }

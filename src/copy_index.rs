@@ -4,14 +4,14 @@
 //! alone. Listing them is [`copies`](crate::copies)' job; this module only
 //! holds and reads what was listed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use tracing::warn;
 
 use crate::config::Config;
 use crate::ec2::Ec2Error;
-use crate::model::{Image, RegionName, Status};
+use crate::model::{Image, ImageId, RegionName, Status};
 use crate::plan;
 
 /// The copies of a sweep's sources, listed once per target region up front
@@ -67,6 +67,32 @@ impl CopyIndex {
     pub(crate) fn copies(&self, region: &RegionName, source_ref: &str) -> Option<Vec<Image>> {
         let by_source = self.by_region.get(region)?;
         Some(by_source.get(source_ref).cloned().unwrap_or_default())
+    }
+
+    /// The public copies of sources in `home` that `listed` does not hold
+    /// (a sweep's listing of `home`: their source lost its tags, or is
+    /// gone), to be reconciled on their own, with their source read.
+    pub(crate) fn orphans(
+        &self,
+        home: &RegionName,
+        listed: &HashSet<ImageId>,
+    ) -> Vec<(RegionName, Image)> {
+        let prefix = format!("{home}/");
+        let mut orphans = Vec::new();
+        for (region, by_source) in &self.by_region {
+            for (source, copies) in by_source {
+                let gone = source
+                    .strip_prefix(&prefix)
+                    .and_then(|id| ImageId::parse(id).ok())
+                    .is_some_and(|id| !listed.contains(&id));
+                if gone {
+                    let public = copies.iter().filter(|c| c.public && c.owned);
+                    orphans.extend(public.map(|c| (region.clone(), c.clone())));
+                }
+            }
+        }
+        orphans.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        orphans
     }
 
     /// Whether a sweep can leave this AMI's copies alone: a public source

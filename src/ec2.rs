@@ -130,7 +130,15 @@ pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Error codes AWS services answer when a retry may succeed (throttling and
 /// server-side trouble), as the SDKs' standard retry classifies them.
-const TRANSIENT_CODES: [&str; 14] = [
+const TRANSIENT_CODES: [&str; 18] = [
+    // DynamoDB's (the ledger): its capacity and request-rate errors, and
+    // a transaction conflict, are retried ("Error handling with DynamoDB":
+    // ProvisionedThroughputExceeded, RequestLimitExceeded, ThrottlingException,
+    // TransactionConflict, InternalServerError).
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceededException",
+    "TransactionConflictException",
+    "InternalServerError",
     "RequestLimitExceeded",
     "Throttling",
     "ThrottlingException",

@@ -304,6 +304,28 @@ impl<'a> Invocation<'a> {
         }))
     }
 
+    /// Records a change that makes or keeps the AMI private (a take-down,
+    /// a retirement) in the ledger, whatever was recorded before: such a
+    /// change wins over a run making it public meanwhile. Nothing in a
+    /// preview, or without a ledger.
+    pub async fn record_private(
+        &self,
+        region: &RegionName,
+        id: &ImageId,
+        state: crate::ledger::State,
+        why: &str,
+    ) -> Result<(), Ec2Error> {
+        if self.preview() {
+            return Ok(());
+        }
+        let Some(ledger) = self.ledger()? else {
+            return Ok(());
+        };
+        crate::ledger::record(&ledger, region, id, state, why, self.clock(), None)
+            .await
+            .map(|_| ())
+    }
+
     /// The AMI as the account sees it now, in any region (a copy's source
     /// may live in a region the function does not act in).
     pub async fn read(

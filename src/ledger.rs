@@ -112,19 +112,10 @@ pub async fn intend_public(
     ledger: &Ledger,
     region: &RegionName,
     id: &ImageId,
+    why: &str,
     now: OffsetDateTime,
 ) -> Result<u64, Ec2Error> {
-    match record(
-        ledger,
-        region,
-        id,
-        State::Publishing,
-        "about to add the group all",
-        now,
-        None,
-    )
-    .await?
-    {
+    match record(ledger, region, id, State::Publishing, why, now, None).await? {
         Written::At(version) => Ok(version),
         // Unconditional: never overtaken.
         Written::Overtaken => Err(Ec2Error::permanent(

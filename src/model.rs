@@ -140,6 +140,11 @@ pub enum Intent {
     /// A copy of an AMI an unpublish request reached: private now, whatever
     /// its tags; afterwards it follows its source again.
     FollowUnpublish,
+    /// Bring a retired AMI (and its copies) to the state its tags ask for,
+    /// its retirement set aside: its family's public release, which
+    /// rotation retired it for, was withdrawn or held
+    /// (`RESTORE_ON_WITHDRAW`).
+    Restore,
 }
 
 /// The AMI states EC2 reports (`DescribeImages` `State`).
@@ -184,7 +189,7 @@ impl ImageState {
 }
 
 /// What `DescribeImages` tells about one AMI, reduced to what publishing needs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image {
     pub id: ImageId,
     pub region: RegionName,

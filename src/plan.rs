@@ -229,7 +229,7 @@ pub fn needs_bpa(image: &Image, config: &Config) -> bool {
 /// The source a decision about this AMI must read first: a tagged copy's
 /// (whether it may be, or stay, public depends on it).
 pub fn source_needed(image: &Image, config: &Config, intent: Intent) -> Option<SourceRef> {
-    let wanted = intent == Intent::Reconcile
+    let wanted = matches!(intent, Intent::Reconcile | Intent::Restore)
         && is_tagged(image, config)
         && !is_terminal(&image.state)
         && status_of(image, config) != Some(Status::Held);
@@ -262,7 +262,7 @@ pub fn is_settled(image: &Image, config: &Config) -> bool {
 
 pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDateTime) -> Decision {
     let image = facts.image;
-    if intent != Intent::Reconcile {
+    if matches!(intent, Intent::Unpublish | Intent::FollowUnpublish) {
         return unpublish(image, intent, config);
     }
     if is_terminal(&image.state) {
@@ -271,7 +271,7 @@ pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDate
         };
     }
     let status = status_of(image, config);
-    if status == Some(Status::Retired) && !image.public {
+    if status == Some(Status::Retired) && !image.public && intent != Intent::Restore {
         return Decision::Skip {
             reason: format!(
                 "retired: newer public AMIs of its family replaced it; delete the tag {} to let it be published again",
@@ -511,6 +511,16 @@ fn copy_without_source(
             .filter(|r| !matches!(r, Reason::NotAvailable { .. })),
     );
     Decision::Reject { reasons }
+}
+
+/// Whether a copy's source, as read, still vouches for its copies (owned,
+/// tagged, public, not held, not deprecated).
+pub fn vouches_for_copies(
+    source: &Image,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Result<(), SourceProblem> {
+    source_problem(source, config, now).map(|_| ())
 }
 
 /// Whether a copy's source vouches for it; if it does, the deprecation time

@@ -24,16 +24,29 @@ use crate::report::{Action, ImageOutcome};
 use crate::rotation;
 use crate::steps::Step;
 
-/// Carries out a publish; `None` when the facts are too old to make the
-/// AMI public on, or when another run recorded a change in the ledger
-/// while this one made it public: read them again and decide again.
+/// Why a publish stopped short of an outcome: the AMI must be read again
+/// and decided again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Again {
+    /// Its facts were too old to make it public on, or another run
+    /// recorded a change in the ledger while this one made it public.
+    Stale,
+    /// A copy's source, read again right before the copy was to be made
+    /// public, no longer vouches for it (untagged, held, made private
+    /// since the facts in hand were read): nothing was made public.
+    SourceChanged,
+}
+
+/// Carries out a publish; [`Again`] when the AMI must be read again and
+/// decided again.
 pub(crate) async fn publish(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
     image: &Image,
     facts_at: Instant,
     steps: Steps,
-) -> Option<ImageOutcome> {
+    intent: Intent,
+) -> Result<ImageOutcome, Again> {
     info!(
         image_id = %image.id,
         region = %image.region,
@@ -54,31 +67,30 @@ pub(crate) async fn publish(
     let public_calls = 3 + inv.ledger_calls(2);
     if writes && !inv.has_time_for(CALLS_FOR_A_WRITE + u32::from(steps.make_public) * public_calls)
     {
-        return Some(deferred(&image.id, &image.region));
+        return Ok(deferred(&image.id, &image.region));
     }
     let client = match run.client() {
         Ok(client) => client,
-        Err(e) => return Some(inv.fail(run, image, e, "no client").await),
+        Err(e) => return Ok(inv.fail(run, image, e, "no client").await),
     };
     let mut after = image.clone();
     if let Some(at) = steps.deprecate_at {
         deprecate(inv, run, &client, at, &mut after, &mut outcome).await;
     }
     let mut family = None;
-    let mut intent = None;
+    let mut recorded = None;
     // The deprecation date goes on first: once public, an AMI's
     // deprecation date can only move earlier.
     if steps.make_public && outcome.is_clean() {
-        match make_public_in_turn(inv, run, &client, image, facts_at).await {
-            Err(NotTried::Stale) => return None,
+        match make_public_in_turn(inv, run, &client, image, facts_at, intent).await {
+            Err(NotTried::Stale) => return Err(Again::Stale),
             Err(NotTried::Superseded(reason)) => {
                 info!(image_id = %image.id, region = %image.region, action = "skipped", reason = %reason, "decision");
                 outcome.action = Action::Skipped;
                 outcome.reasons.push(reason.clone());
-                return Some(
-                    inv.finish(run, image, outcome, Status::Retired, reason)
-                        .await,
-                );
+                return Ok(inv
+                    .finish(run, image, outcome, Status::Retired, reason)
+                    .await);
             }
             Ok(Tried {
                 made,
@@ -88,11 +100,11 @@ pub(crate) async fn publish(
                 family = read;
                 outcome.retired.extend(room_made);
                 match made {
-                    Ok(recorded) => {
+                    Ok(version) => {
                         info!(image_id = %image.id, region = %image.region, "made public");
                         outcome.action = Action::Published;
                         after.public = true;
-                        intent = recorded;
+                        recorded = version;
                     }
                     Err(Refusal::Quota(reason)) => {
                         outcome.action = Action::Rejected;
@@ -105,8 +117,9 @@ pub(crate) async fn publish(
                             "left for the next run: its facts were older than {:?} when its turn came to be made public",
                             inv.function.fresh_facts
                         ));
-                        return Some(outcome);
+                        return Ok(outcome);
                     }
+                    Err(Refusal::SourceChanged) => return Err(Again::SourceChanged),
                     Err(Refusal::Call(e)) => record(&mut outcome, e),
                 }
             }
@@ -118,7 +131,7 @@ pub(crate) async fn publish(
     if let Rotated::RetiredMeanwhile =
         rotate_family(inv, run, image, &after, &mut family, &mut outcome).await
     {
-        return Some(outcome);
+        return Ok(outcome);
     }
     // The family's turn lasts until the status tags are written (the
     // next release of the family must see this one as the function's).
@@ -136,11 +149,19 @@ pub(crate) async fn publish(
             &source,
             &steps.copy_to,
             steps.new_copies,
-            Intent::Reconcile,
+            // A restored source's copies were retired with it.
+            intent,
         )
         .await;
+        if outcome.copies.iter().any(|c| c.source_changed) {
+            // A copy read this AMI again and found it changed (untagged,
+            // held) since the facts this run holds: its status must not be
+            // written from them. Read again, decide again.
+            info!(image_id = %image.id, region = %image.region, "changed since it was read (a copy found it so): reading it again");
+            return Err(Again::Stale);
+        }
     }
-    if let Some(version) = intent
+    if let Some(version) = recorded
         && !record_public(inv, run, image, version, &mut outcome).await
     {
         // Overtaken: a take-down recorded since the intent wins. What this
@@ -148,11 +169,11 @@ pub(crate) async fn publish(
         // (the tags may not: the take-down may have come before `all`);
         // then the AMI is read again and decided again.
         if undo_if_taken_down(inv, run, &client, image, &mut outcome).await {
-            return None;
+            return Err(Again::Stale);
         }
     }
     let (status, reason) = status_after_publish(inv.config(), image, &mut outcome, ends_public);
-    Some(inv.finish(run, image, outcome, status, reason).await)
+    Ok(inv.finish(run, image, outcome, status, reason).await)
 }
 
 /// Sets the AMI's deprecation time (before it is public: once public, it
@@ -238,6 +259,7 @@ async fn make_public(
     image: &Image,
     facts_at: Instant,
     family: Option<&rotation::Family>,
+    intent: Intent,
 ) -> (Result<Recorded, Refusal>, Option<ImageOutcome>) {
     let mut room_made = None;
     let mut slot = inv.take_public_slot(&run.region).await;
@@ -253,7 +275,7 @@ async fn make_public(
         }
     }
     (
-        add_all(inv, run, client, image, slot, facts_at).await,
+        add_all(inv, run, client, image, slot, facts_at, intent).await,
         room_made,
     )
 }
@@ -272,10 +294,15 @@ async fn add_all(
     image: &Image,
     slot: Result<Result<(), String>, Ec2Error>,
     facts_at: Instant,
+    intent: Intent,
 ) -> Result<Recorded, Refusal> {
     slot.map_err(Refusal::Call)?.map_err(Refusal::Quota)?;
-    let intent = match record_intent(inv, run, image).await {
-        Ok(intent) => intent,
+    if let Err(refusal) = source_still_vouches(inv, image).await {
+        inv.quotas.give_back(&run.region).await;
+        return Err(refusal);
+    }
+    let recorded = match record_intent(inv, run, image, intent).await {
+        Ok(recorded) => recorded,
         Err(e) => {
             inv.quotas.give_back(&run.region).await;
             return Err(Refusal::Call(e));
@@ -294,9 +321,32 @@ async fn add_all(
         inv.quotas.give_back(&run.region).await;
     }
     match made {
-        Ok(_) => Ok(intent),
+        Ok(_) => Ok(recorded),
         Err(e) if e.code == ec2::FACTS_TOO_OLD => Err(Refusal::Stale),
         Err(e) => Err(Refusal::Call(e)),
+    }
+}
+
+/// A copy's source, read in its region right before the copy is made
+/// public: the facts the decision had may be a sweep's listing, up to
+/// [`FRESH_FACTS`](crate::invocation::FRESH_FACTS) old, and the owner may
+/// have untagged or held the source since (a copy must never be public
+/// while its source's owner no longer asks). Nothing to read for a source.
+async fn source_still_vouches(inv: &Invocation<'_>, image: &Image) -> Result<(), Refusal> {
+    let config = inv.config();
+    let Some(source) = plan::source_of(image, config) else {
+        return Ok(());
+    };
+    let found = inv
+        .read(&source.region, &source.image_id)
+        .await
+        .map_err(Refusal::Call)?;
+    match found.map(|s| plan::vouches_for_copies(&s.image, config, inv.now)) {
+        Some(Ok(())) => Ok(()),
+        _ => {
+            info!(image_id = %image.id, region = %image.region, source = %source, "its source no longer vouches for it, read right before making it public: deciding again");
+            Err(Refusal::SourceChanged)
+        }
     }
 }
 
@@ -305,6 +355,7 @@ async fn record_intent(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
     image: &Image,
+    intent: Intent,
 ) -> Result<Recorded, Ec2Error> {
     if inv.preview() {
         return Ok(None);
@@ -312,7 +363,13 @@ async fn record_intent(
     let Some(ledger) = inv.ledger()? else {
         return Ok(None);
     };
-    let version = ledger::intend_public(&ledger, &run.region, &image.id, inv.clock()).await?;
+    let why = match intent {
+        Intent::Restore => {
+            "restored: the release of its family that rotation retired it for was withdrawn or held"
+        }
+        _ => "about to add the group all",
+    };
+    let version = ledger::intend_public(&ledger, &run.region, &image.id, why, inv.clock()).await?;
     Ok(Some(version))
 }
 
@@ -410,7 +467,8 @@ struct Tried {
 
 /// Why the make-public part of a publish was not tried.
 enum NotTried {
-    /// Its family's newer releases would retire it at once: why.
+    /// Its family's newer releases (public, or about to be made public)
+    /// would retire it at once: why.
     Superseded(String),
     /// Its facts are too old to make it public on: read them again.
     Stale,
@@ -426,6 +484,7 @@ async fn make_public_in_turn(
     client: &ec2::Client,
     image: &Image,
     facts_at: Instant,
+    intent: Intent,
 ) -> Result<Tried, NotTried> {
     let family = match rotation::Family::read(inv, run, image).await {
         Ok(family) => family,
@@ -452,7 +511,8 @@ async fn make_public_in_turn(
     {
         return Err(NotTried::Superseded(reason));
     }
-    let (made, room_made) = make_public(inv, run, client, image, facts_at, family.as_ref()).await;
+    let (made, room_made) =
+        make_public(inv, run, client, image, facts_at, family.as_ref(), intent).await;
     Ok(Tried {
         made,
         family,
@@ -529,5 +589,7 @@ enum Refusal {
     Quota(String),
     /// Its facts grew too old while it waited for its turn.
     Stale,
+    /// A copy's source no longer vouches for it, read right before.
+    SourceChanged,
     Call(Ec2Error),
 }

@@ -18,8 +18,9 @@ use crate::invocation::{
 use crate::ledger;
 use crate::model::{Image, ImageId, Intent, Status};
 use crate::plan::{self, Decision, Facts, SourceFacts};
-use crate::publish;
+use crate::publish::{self, Again};
 use crate::report::{Action, ImageOutcome};
+use crate::rotation;
 use crate::takedown;
 
 /// [`reconcile`], boxed: the context's [`Reconcile`](crate::invocation::Reconcile)
@@ -51,29 +52,47 @@ pub(crate) async fn reconcile_by_id(
         Ok(None) => return not_found(id, &run.region),
         Err(e) => return failed(id, &run.region, e),
     };
-    // A run may be making it public right now, its status not written yet:
-    // the ledger knows (its intent is recorded before `all`). Asked when it
-    // matters and the tags can't tell: an unpublish request, or its owner
-    // removing the publish tag from an AMI without the function's status.
-    let untagged_now =
-        cause == Cause::TagChanged && !plan::is_tagged(&observed.image, inv.config());
-    let asks_ledger = intent == Intent::Unpublish || untagged_now;
-    if asks_ledger
-        && !has_status(&observed.image, inv)
-        && let Err(e) = remember(inv, run, &mut observed).await
-    {
+    // A run may be making it public right now, its status not written yet;
+    // or its status tag was deleted or forged by hand: the ledger knows
+    // (the intent is recorded before `all`). Asked when it matters and the
+    // tags can't tell: an unpublish request, or its owner removing the
+    // publish tag from an AMI with no status yet (a run may be making it
+    // public) or from a public AMI whose tags don't say the function made
+    // it public. (Not on a replay of a settled take-down: it has its
+    // status, and it is private.)
+    let image = &observed.image;
+    let config = inv.config();
+    let untagged_now = cause == Cause::TagChanged && !plan::is_tagged(image, config);
+    let tags_cant_tell = plan::status_of(image, config).is_none()
+        || (image.public && !plan::made_public_by_function(image, config));
+    let asks_ledger = intent == Intent::Unpublish || (untagged_now && tags_cant_tell);
+    if asks_ledger && let Err(e) = remember(inv, run, &mut observed).await {
         return failed(id, &run.region, e);
     }
-    reconcile(inv, run, observed, intent, None).await
+    reconcile_then_restore(inv, run, observed, intent).await
 }
 
-fn has_status(image: &Image, inv: &Invocation<'_>) -> bool {
-    plan::status_of(image, inv.config()).is_some()
+/// Reconciles an AMI (not a copy: its source's run does that), then, if
+/// its owner pulled it, restores the release of its family rotation
+/// retired for it ([`rotation::restore`]). The restore runs here, after
+/// the take-down's future is done, not inside it: a whole publish nested
+/// in a take-down would be too deep for a thread's stack in a debug build.
+pub(crate) async fn reconcile_then_restore(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    observed: Observed,
+    intent: Intent,
+) -> ImageOutcome {
+    let mut outcome = reconcile(inv, run, observed, intent, None).await;
+    if let Some(pulled) = outcome.pulled.take() {
+        let restored = Box::pin(rotation::restore(inv, run, &pulled)).await;
+        outcome.restored.extend(restored);
+    }
+    outcome
 }
 
-/// Where the AMI carries no status of the function's, what the ledger
-/// remembers stands in for it: `public` when the function made it (or is
-/// making it) public. The status tag is written again by the run.
+/// What the ledger remembers overrules the AMI's status tag (see
+/// [`stand_in`]). The status tag is written again by the run.
 pub(crate) async fn remember(
     inv: &Invocation<'_>,
     run: &RegionRun<'_>,
@@ -89,15 +108,30 @@ pub(crate) async fn remember(
     Ok(())
 }
 
-/// The ledger's memory as the AMI's status (see [`remember`]).
+/// The ledger says the function made the AMI public (or is making it so):
+/// where its status tag says otherwise (deleted, or forged by hand), the
+/// ledger decides, as status `public`; the run writes the status again.
+/// A `held` tag is kept: a hold is recorded in the ledger before it is
+/// tagged, so one the ledger missed (its write failed) is still honoured,
+/// and it only ever keeps an AMI private.
 pub(crate) fn stand_in(image: &mut Image, config: &Config) {
-    let status_key = config.status_tag(StatusTag::Status);
-    if !image.tags.contains_key(&status_key) {
-        info!(image_id = %image.id, region = %image.region, "no status tag: the ledger's memory stands in for it");
-        image
-            .tags
-            .insert(status_key, Status::Public.as_str().to_owned());
+    if !ledger_disagrees(image, config) {
+        return;
     }
+    info!(image_id = %image.id, region = %image.region, status = ?plan::status_of(image, config), "the status tag disagrees with the ledger: the ledger's memory stands in for it");
+    image.tags.insert(
+        config.status_tag(StatusTag::Status),
+        Status::Public.as_str().to_owned(),
+    );
+}
+
+/// Whether the AMI's status tag disagrees with a ledger that says the
+/// function made it public.
+pub(crate) fn ledger_disagrees(image: &Image, config: &Config) -> bool {
+    !matches!(
+        plan::status_of(image, config),
+        Some(Status::Public | Status::Copying | Status::Error | Status::Held)
+    )
 }
 
 /// Brings one AMI to its desired state (a source's copies with it).
@@ -111,10 +145,18 @@ pub(crate) async fn reconcile(
 ) -> ImageOutcome {
     // A second attempt only when the facts went stale before an
     // irreversible step; then everything is read again.
+    let mut source_changed = false;
     for _ in 0..2 {
         match attempt(inv, run, &observed, intent, source).await {
-            Attempt::Done(outcome) => return outcome,
-            Attempt::Stale => {
+            Ok(mut outcome) => {
+                outcome.source_changed = source_changed;
+                return outcome;
+            }
+            Err(again) => {
+                // The source this run was handed no longer vouches for
+                // the copy: the source's own run must not write its
+                // status from what it read before (see `publish`).
+                source_changed |= again == Again::SourceChanged && source.is_some();
                 source = None;
                 match inv.read(&run.region, &observed.image.id).await {
                     Ok(Some(fresh)) => observed = fresh,
@@ -155,7 +197,7 @@ async fn attempt(
             }
             Err(e) => {
                 let why = format!("could not read its source {source}");
-                return Attempt::Done(inv.fail(run, image, e, &why).await);
+                return Ok(inv.fail(run, image, e, &why).await);
             }
         },
     };
@@ -165,7 +207,7 @@ async fn attempt(
             Ok(bpa) => Some(bpa),
             Err(e) => {
                 let why = "could not read the region's image block public access state";
-                return Attempt::Done(inv.fail(run, image, e, why).await);
+                return Ok(inv.fail(run, image, e, why).await);
             }
         }
     } else {
@@ -215,20 +257,19 @@ async fn attempt(
         }
         Decision::Publish(steps) => {
             let oldest = source_at.map_or(observed.at, |s| s.min(observed.at));
-            match publish::publish(inv, run, image, oldest, steps).await {
-                Some(outcome) => outcome,
-                None => return Attempt::Stale,
+            match publish::publish(inv, run, image, oldest, steps, intent).await {
+                Ok(outcome) => outcome,
+                Err(again) => return Err(again),
             }
         }
         Decision::Withdraw(withdrawal) => takedown::withdraw(inv, run, image, withdrawal).await,
     };
-    Attempt::Done(done)
+    Ok(done)
 }
 
-/// How an attempt to reconcile an AMI ended.
-enum Attempt {
-    Done(ImageOutcome),
-    /// Its facts (or its source's) were older than [`FRESH_FACTS`](crate::invocation::FRESH_FACTS) right
-    /// before an irreversible step: read them again and decide again.
-    Stale,
-}
+/// How an attempt to reconcile an AMI ended: its outcome, or [`Again`]
+/// when its facts (or its source's) were older than
+/// [`FRESH_FACTS`](crate::invocation::FRESH_FACTS) right before an
+/// irreversible step, or changed meanwhile: read them again and decide
+/// again.
+type Attempt = Result<ImageOutcome, Again>;

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::event::Cause;
-use crate::model::{ImageId, RegionName, Status};
+use crate::model::{Image, ImageId, RegionName, Status};
 use crate::quota::QuotaReport;
 use crate::steps::Step;
 
@@ -60,6 +60,10 @@ pub struct CopyOutcome {
     /// The older public AMIs of its family in its region it replaced.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<ImageOutcome>,
+    /// Its source had changed since the source's run read it (see
+    /// [`ImageOutcome::source_changed`]).
+    #[serde(skip)]
+    pub source_changed: bool,
 }
 
 impl CopyOutcome {
@@ -75,6 +79,7 @@ impl CopyOutcome {
             reasons: Vec::new(),
             error: None,
             retired: Vec::new(),
+            source_changed: false,
         }
     }
 }
@@ -96,6 +101,10 @@ pub struct ImageOutcome {
     /// The older public AMIs of its family (in its region) it replaced.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<ImageOutcome>,
+    /// The retired release of its family made public again after this one
+    /// was withdrawn or held (`RESTORE_ON_WITHDRAW`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restored: Vec<ImageOutcome>,
     /// Failures a retry may fix (the invocation fails, so Lambda retries).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
@@ -107,6 +116,14 @@ pub struct ImageOutcome {
     /// deregistration protection).
     #[serde(skip)]
     pub tags: Vec<(String, String)>,
+    /// A copy's: its source, read again right before the copy was to be
+    /// made public, had changed since the source's run read it.
+    #[serde(skip)]
+    pub source_changed: bool,
+    /// A public release its owner pulled (withdrew or held), as it was:
+    /// its family may have a retired release to restore.
+    #[serde(skip)]
+    pub pulled: Option<Box<Image>>,
 }
 
 impl ImageOutcome {
@@ -120,8 +137,11 @@ impl ImageOutcome {
             deprecation_time: None,
             copies: Vec::new(),
             retired: Vec::new(),
+            restored: Vec::new(),
             errors: Vec::new(),
             refused: false,
+            source_changed: false,
+            pulled: None,
             tags: Vec::new(),
         }
     }
@@ -143,12 +163,17 @@ impl ImageOutcome {
                 .as_ref()
                 .map(|e| format!("copy of {} to {}: {e}", self.image_id, c.region))
         });
-        let retired = self
-            .retired
+        let others = self.others().flat_map(ImageOutcome::failures);
+        own.chain(copies).chain(others).collect()
+    }
+
+    /// The other AMIs this AMI's run acted on: those it retired (its
+    /// copies' too) and the release it restored.
+    pub fn others(&self) -> impl Iterator<Item = &ImageOutcome> {
+        self.retired
             .iter()
             .chain(self.copies.iter().flat_map(|c| &c.retired))
-            .flat_map(ImageOutcome::failures);
-        own.chain(copies).chain(retired).collect()
+            .chain(&self.restored)
     }
 }
 
@@ -278,12 +303,8 @@ impl Outcome {
             .iter()
             .flat_map(|i| {
                 let copies = i.copies.iter().filter_map(|c| c.action);
-                let retired = i
-                    .retired
-                    .iter()
-                    .chain(i.copies.iter().flat_map(|c| &c.retired))
-                    .map(|r| r.action);
-                std::iter::once(i.action).chain(copies).chain(retired)
+                let others = i.others().map(|r| r.action);
+                std::iter::once(i.action).chain(copies).chain(others)
             })
             .collect();
         actions.sort();
@@ -350,11 +371,7 @@ impl Outcome {
         for image in &self.images {
             count(Some(image.action));
             image.copies.iter().for_each(|c| count(c.action));
-            image
-                .retired
-                .iter()
-                .chain(image.copies.iter().flat_map(|c| &c.retired))
-                .for_each(|r| count(Some(r.action)));
+            image.others().for_each(|r| count(Some(r.action)));
         }
         counts.copies_started = self
             .images

@@ -9,16 +9,27 @@
 //! retired first (only while another of its public AMIs remains), then the
 //! new one is published.
 //!
-//! Which AMIs to retire is a pure function of the family's AMIs
-//! ([`retirements`], [`room_maker`]); the rest carries it out.
+//! When its owner withdraws or holds a family's public release (a broken
+//! build pulled), the newest release rotation retired is made public
+//! again, with its copies (`RESTORE_ON_WITHDRAW`), if it is still tagged,
+//! not deprecated and within the quota: a family is not left with nothing
+//! public because its newest release was pulled. Retirements and
+//! restorations are recorded in the ledger with their reasons.
+//!
+//! Which AMIs to retire, and which to restore, is a pure function of the
+//! family's AMIs ([`retirements`], [`room_maker`], [`restorable`]); the
+//! rest carries it out.
+
+use std::time::Instant;
 
 use time::{Duration, OffsetDateTime};
 use tracing::info;
 
 use crate::config::{Config, StatusTag};
 use crate::ec2;
-use crate::invocation::{CALLS_FOR_A_WRITE, Invocation, RegionRun, record};
-use crate::model::{Image, ImageId, Status};
+use crate::invocation::{CALLS_FOR_A_WRITE, Invocation, Observed, RegionRun, record};
+use crate::ledger::State;
+use crate::model::{Image, ImageId, ImageState, Intent, Status};
 use crate::plan;
 use crate::report::{Action, ImageOutcome};
 use crate::steps::Step;
@@ -65,6 +76,35 @@ pub fn superseded(members: &[Image], coming: &Image, keep: usize, config: &Confi
     newer >= keep.max(1)
 }
 
+/// Whether releases of `coming`'s family newer than it, public or about to
+/// be made public (a sweep that found several new releases at once), number
+/// the `keep` that rotation keeps: then `coming` would be retired by the
+/// same run that made it public, and is not made public. (Should a newer
+/// one then be refused, the family still keeps the public AMIs it had:
+/// rotation retires them only once a newer one is public.)
+pub fn overtaken(members: &[Image], coming: &Image, keep: usize, config: &Config) -> bool {
+    let coming_key = release_key(coming, config);
+    let newer = members
+        .iter()
+        .filter(|m| {
+            m.id != coming.id
+                && (m.public && m.owned || about_to_be_public(m, config))
+                && release_key(m, config) > coming_key
+        })
+        .count();
+    newer >= keep.max(1)
+}
+
+/// A release the function will make public as soon as its turn comes:
+/// tagged, never published or pending, and eligible as far as its own
+/// facts tell.
+fn about_to_be_public(image: &Image, config: &Config) -> bool {
+    !image.public
+        && plan::is_tagged(image, config)
+        && matches!(plan::status_of(image, config), None | Some(Status::Pending))
+        && crate::eligibility::check(image, None).is_empty()
+}
+
 /// The public AMI of a family to retire before `coming` is made public,
 /// when the region's quota has no room: the oldest the function published
 /// that rotation would retire anyway once `coming` is public (never one
@@ -91,6 +131,79 @@ pub fn room_maker<'a>(
         .skip(keep.max(1) - 1)
         .rev()
         .find(|m| plan::made_public_by_function(m, config) && release_key(m, config) < coming_key)
+}
+
+/// The release to make public again once `pulled` (public until its owner
+/// withdrew or held it) is private: the newest of its family that rotation
+/// retired (status `retired`) and released before it, still tagged for
+/// publishing, available, not deprecated by `now`; only while fewer than
+/// `keep` of the family are public.
+pub fn restorable<'a>(
+    members: &'a [Image],
+    pulled: &Image,
+    keep: usize,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Option<&'a Image> {
+    let others = || members.iter().filter(|m| m.id != pulled.id);
+    let public = others().filter(|m| m.public && m.owned).count();
+    if public >= keep.max(1) {
+        return None;
+    }
+    let pulled_key = release_key(pulled, config);
+    others()
+        .filter(|m| {
+            !m.public
+                && m.owned
+                && m.state == ImageState::Available
+                && plan::status_of(m, config) == Some(Status::Retired)
+                && plan::is_tagged(m, config)
+                && m.deprecation_time.is_none_or(|at| at > now)
+                && release_key(m, config) < pulled_key
+        })
+        .max_by(|a, b| release_key(a, config).cmp(&release_key(b, config)))
+}
+
+/// After `pulled`, a public release of a family, was withdrawn or held:
+/// makes public again the release [`restorable`] names, through the same
+/// decision and steps as any publish (eligibility, the quota, its
+/// copies), its retirement set aside. `None`: nothing to restore.
+pub(crate) async fn restore(
+    inv: &Invocation<'_>,
+    run: &RegionRun<'_>,
+    pulled: &Image,
+) -> Option<ImageOutcome> {
+    let config = inv.config();
+    let name = plan::family_of(pulled, config)?;
+    let keep = config.keep_public_per_family?;
+    if !config.restore_on_withdraw || !inv.has_time_for(CALLS_FOR_A_WRITE) {
+        return None;
+    }
+    let listed = match run.client() {
+        Ok(client) => {
+            ec2::list_owned_images_tagged(&client, &run.region, &config.family_tag_key, name).await
+        }
+        Err(e) => Err(e),
+    };
+    let members = match listed {
+        Ok(members) => members,
+        Err(e) => {
+            let mut failed =
+                ImageOutcome::new(pulled.id.clone(), run.region.clone(), Action::Failed);
+            failed.reasons.push(format!(
+                "its family {name} could not be read to restore a retired release"
+            ));
+            record(&mut failed, e);
+            return Some(failed);
+        }
+    };
+    let candidate = restorable(&members, pulled, usize::from(keep), config, inv.now)?;
+    info!(image_id = %candidate.id, region = %run.region, pulled = %pulled.id, family = name, "restoring the newest retired release of the family");
+    let observed = Observed {
+        image: candidate.clone(),
+        at: Instant::now(),
+    };
+    Some(inv.reconcile(run, observed, Intent::Restore, None).await)
 }
 
 /// A family's AMIs in one region, read once before one of them is made
@@ -140,11 +253,13 @@ impl Family {
     }
 
     /// Why `coming` is not made public, if it is older than the newest
-    /// public AMIs its family keeps.
+    /// releases its family keeps, public or about to be made public (see
+    /// [`overtaken`]). One reason for both, whichever of them got its turn
+    /// first, so that a sweep's preview and its run say the same.
     pub(crate) fn supersedes(&self, coming: &Image, config: &Config) -> Option<String> {
-        superseded(&self.members, coming, self.keep, config).then(|| {
+        overtaken(&self.members, coming, self.keep, config).then(|| {
             format!(
-                "not made public: {} newer AMIs of family {} are public in {} (the newest {} are kept)",
+                "not made public: {} newer releases of family {} are public or being made public in {} (the newest {} are kept)",
                 self.keep, self.name, coming.region, self.keep
             )
         })
@@ -257,6 +372,15 @@ async fn retire(
     let reason = format!(
         "retired: {replaced_by} is a newer public AMI of family {family} in {region} (the newest {keep} are kept public)"
     );
+    // Private now, so its entry no longer says the function keeps it
+    // public (the sweep would otherwise take it for public by the
+    // function's doing).
+    if let Err(e) = inv
+        .record_private(region, &victim.id, State::Retired, &reason)
+        .await
+    {
+        record(&mut outcome, e);
+    }
     // Private now: retired, whatever else failed (a deprecation or the
     // protection), so that nothing publishes it again.
     if !outcome.is_clean() {
@@ -427,5 +551,101 @@ mod tests {
             deprecate_now(datetime!(2026-11-28 12:00:00 UTC)),
             Some(datetime!(2026-11-28 12:01 UTC))
         );
+    }
+
+    /// A family of `keep = 1`: day 1 and 2 retired, day 3 pulled (private).
+    fn pulled_family() -> (Vec<Image>, Image) {
+        let mut members: Vec<Image> = (1..=3).map(|d| member(d, d, "retired")).collect();
+        for m in &mut members {
+            m.public = false;
+        }
+        let mut pulled = members.pop().unwrap();
+        pulled
+            .tags
+            .insert("publish:status".into(), "withdrawn".into());
+        members.push(pulled.clone());
+        (members, pulled)
+    }
+
+    fn keep_one() -> Config {
+        Config::from_vars(&[("AWS_REGION", "us-east-1"), ("KEEP_PUBLIC_PER_FAMILY", "1")]).unwrap()
+    }
+
+    const NOW: OffsetDateTime = datetime!(2026-12-01 00:00 UTC);
+
+    #[test]
+    fn the_newest_retired_release_older_than_the_pulled_one_is_restored() {
+        let (members, pulled) = pulled_family();
+        assert_eq!(
+            restorable(&members, &pulled, 1, &keep_one(), NOW).map(|i| i.id.to_string()),
+            Some("ami-0f0f0f0f0f0f00002".into())
+        );
+    }
+
+    #[test]
+    fn nothing_is_restored_while_the_family_keeps_enough_public() {
+        let (mut members, pulled) = pulled_family();
+        members[0].public = true;
+        members[0]
+            .tags
+            .insert("publish:status".into(), "public".into());
+        assert_eq!(restorable(&members, &pulled, 1, &keep_one(), NOW), None);
+        assert_eq!(
+            restorable(&members, &pulled, 2, &keep_one(), NOW).map(|i| i.id.to_string()),
+            Some("ami-0f0f0f0f0f0f00002".into()),
+            "keeping 2, one public leaves room for the retired one"
+        );
+    }
+
+    #[test]
+    fn an_untagged_deprecated_or_newer_retired_release_is_not_restored() {
+        let (members, pulled) = pulled_family();
+        let only = |change: &dyn Fn(&mut Image)| {
+            let mut members = members.clone();
+            change(&mut members[1]);
+            restorable(&members, &pulled, 1, &keep_one(), NOW).map(|i| i.id.to_string())
+        };
+        let day_1 = Some("ami-0f0f0f0f0f0f00001".to_owned());
+        assert_eq!(only(&|m| drop(m.tags.remove("publish"))), day_1, "untagged");
+        assert_eq!(
+            only(&|m| m.deprecation_time = Some(NOW)),
+            day_1,
+            "deprecated by now"
+        );
+        assert_eq!(
+            only(&|m| drop(m.tags.insert("publish:status".into(), "withdrawn".into()))),
+            day_1,
+            "not retired by rotation"
+        );
+        assert_eq!(
+            only(&|m| m.creation_date = Some(datetime!(2026-11-10 00:00 UTC))),
+            day_1,
+            "released after the pulled one"
+        );
+    }
+
+    #[test]
+    fn a_release_newer_ones_about_to_be_public_would_retire_is_overtaken() {
+        let config = keep_one();
+        let mut members: Vec<Image> = (1..=3).map(|d| member(d, d, "public")).collect();
+        for m in &mut members[1..] {
+            m.public = false;
+            m.tags.remove("publish:status");
+        }
+        let middle = members[1].clone();
+        assert!(!superseded(&members, &middle, 1, &config));
+        assert!(overtaken(&members, &middle, 1, &config), "day 3 is coming");
+        assert!(!overtaken(&members, &members[2], 1, &config), "the newest");
+        // A newer release that can't be made public (encrypted) overtakes
+        // nothing, nor does one its owner rejected or held.
+        for change in [
+            |m: &mut Image| m.encrypted_devices = vec!["/dev/xvda".into()],
+            |m: &mut Image| drop(m.tags.insert("publish:status".into(), "held".into())),
+            |m: &mut Image| drop(m.tags.remove("publish")),
+        ] {
+            let mut members = members.clone();
+            change(&mut members[2]);
+            assert!(!overtaken(&members, &middle, 1, &config));
+        }
     }
 }

@@ -52,6 +52,11 @@ pub(crate) async fn sweep(inv: &mut Invocation<'_>, region: &RegionName) -> Resu
             transient: e.transient,
         })
         .collect();
+    // What the function made public here, by its own memory: where an
+    // AMI's tags say otherwise (deleted, or forged), the ledger decides.
+    let published = published_by_ledger(inv, region)
+        .await
+        .map_err(sweep_error)?;
     let status_key = config.status_tag(StatusTag::Status);
     let mut listed = HashSet::new();
     let todo = ec2::list_owned_images_with_tag_keys(
@@ -60,29 +65,58 @@ pub(crate) async fn sweep(inv: &mut Invocation<'_>, region: &RegionName) -> Resu
         &[&config.publish_tag_key, &status_key],
         |image| {
             listed.insert(image.id.clone());
-            !(plan::is_settled(image, config) && index.settles(image, config))
+            let overruled =
+                published.contains(&image.id) && reconcile::ledger_disagrees(image, config);
+            overruled || !(plan::is_settled(image, config) && index.settles(image, config))
         },
     )
     .await
     .map_err(sweep_error)?;
     let listed_at = Instant::now();
-    let mut todo: Vec<Observed> = todo
+    let observed = |image| Observed {
+        image,
+        at: listed_at,
+    };
+    let mut todo: Vec<(RegionName, Observed)> = todo
         .into_iter()
-        .map(|image| Observed {
-            image,
-            at: listed_at,
+        .map(|mut image| {
+            if published.contains(&image.id) {
+                reconcile::stand_in(&mut image, config);
+            }
+            (region.clone(), observed(image))
         })
         .collect();
-    todo.extend(lost_tags(inv, region, &listed).await.map_err(sweep_error)?);
+    let lost = lost_tags(inv, region, &published, &listed)
+        .await
+        .map_err(sweep_error)?;
+    todo.extend(lost.into_iter().map(|o| (region.clone(), o)));
+    // Public copies whose source this sweep neither listed nor remembers
+    // (its tags are gone, or it is): each reconciled on its own, in its
+    // region, its source read there.
+    let known: HashSet<ImageId> = listed.union(&published).cloned().collect();
+    let orphans = index.orphans(region, &known);
+    todo.extend(orphans.into_iter().map(|(r, copy)| (r, observed(copy))));
     let listed = listed.len();
     inv.copy_index = Some(index);
     let inv = &*inv;
-    let run = inv.run(region)?;
     info!(region = %region, listed, to_reconcile = todo.len(), "sweep");
     let to_reconcile = todo.len();
     let mut outcomes: Vec<ImageOutcome> = stream::iter(todo)
         .take_while(|_| future::ready(inv.has_time_for(CALLS_TO_START_AN_AMI)))
-        .map(|observed| reconcile::reconcile(inv, run, observed, Intent::Reconcile, None))
+        .map(|(region, observed)| async move {
+            // Every region of a copy the index lists has its run.
+            match inv.run(&region) {
+                Ok(run) => {
+                    reconcile::reconcile_then_restore(inv, run, observed, Intent::Reconcile).await
+                }
+                Err(e) => {
+                    let mut failed =
+                        ImageOutcome::new(observed.image.id, region, crate::report::Action::Failed);
+                    failed.errors.push(e.to_string());
+                    failed
+                }
+            }
+        })
         .buffer_unordered(config.copy_concurrency)
         .collect()
         .await;
@@ -96,6 +130,19 @@ pub(crate) async fn sweep(inv: &mut Invocation<'_>, region: &RegionName) -> Resu
     Ok(outcome)
 }
 
+/// The AMIs the ledger says the function made (or is making) public in
+/// `region`: one Query, paginated (none without a ledger).
+async fn published_by_ledger(
+    inv: &Invocation<'_>,
+    region: &RegionName,
+) -> Result<HashSet<ImageId>, Ec2Error> {
+    let Some(ledger) = inv.ledger()? else {
+        return Ok(HashSet::new());
+    };
+    let entries = ledger::published_in(&ledger, region).await?;
+    Ok(entries.into_iter().map(|e| e.image_id).collect())
+}
+
 /// The AMIs the ledger says the function made public in `region` that the
 /// tag listing did not find (their tags were deleted: `delete-tags` with no
 /// tag list deletes them all), read by id. Where the function's status tag
@@ -104,18 +151,16 @@ pub(crate) async fn sweep(inv: &mut Invocation<'_>, region: &RegionName) -> Resu
 async fn lost_tags(
     inv: &Invocation<'_>,
     region: &RegionName,
+    published: &HashSet<ImageId>,
     listed: &HashSet<ImageId>,
 ) -> Result<Vec<Observed>, Ec2Error> {
-    let Some(ledger) = inv.ledger()? else {
-        return Ok(Vec::new());
-    };
     let config = inv.config();
     let mut lost = Vec::new();
-    for entry in ledger::published_in(&ledger, region).await? {
-        if listed.contains(&entry.image_id) || !inv.has_time_for(CALLS_TO_START_AN_AMI) {
+    for id in published {
+        if listed.contains(id) || !inv.has_time_for(CALLS_TO_START_AN_AMI) {
             continue;
         }
-        let Some(mut observed) = inv.read(region, &entry.image_id).await? else {
+        let Some(mut observed) = inv.read(region, id).await? else {
             continue; // deregistered: nothing public is left of it
         };
         if observed.image.owned {

@@ -12,7 +12,7 @@ use crate::config::{Config, StatusTag};
 use crate::copies;
 use crate::ec2;
 use crate::invocation::{CALLS_FOR_A_WRITE, Invocation, Observed, RegionRun, deferred, record};
-use crate::ledger::{self, State};
+use crate::ledger::State;
 use crate::model::{Image, Intent, RegionName, Status};
 use crate::plan::{self, WithdrawReason, Withdrawal};
 use crate::report::{Action, ImageOutcome};
@@ -117,7 +117,20 @@ pub(crate) async fn withdraw(
             status = Status::Error;
         }
     }
-    inv.finish(run, image, outcome, status, reason).await
+    let pulled = withdrawal.make_private
+        && !incomplete
+        && matches!(
+            withdrawal.why,
+            WithdrawReason::Untagged | WithdrawReason::Requested
+        );
+    let mut done = inv.finish(run, image, outcome, status, reason).await;
+    if pulled {
+        // Its owner pulled a public release: the one rotation retired in
+        // its favour takes its place again, once this run is done with it
+        // (reconcile::reconcile_then_restore).
+        done.pulled = Some(Box::new(image.clone()));
+    }
+    done
 }
 
 /// The status and reason of an AMI after a take-down. The reason says how
@@ -185,9 +198,6 @@ async fn record_take_down(
     withdrawal: &Withdrawal,
     outcome: &mut ImageOutcome,
 ) {
-    if inv.preview() {
-        return;
-    }
     let state = match withdrawal.status() {
         Status::Held => State::Held,
         Status::Expired => State::Expired,
@@ -199,23 +209,10 @@ async fn record_take_down(
         WithdrawReason::Source { source, problem } => format!("its source {source} {problem}"),
         WithdrawReason::Expired { .. } => "private past its deprecation time".to_owned(),
     };
-    let written = match inv.ledger() {
-        Ok(Some(ledger)) => {
-            ledger::record(
-                &ledger,
-                &run.region,
-                &image.id,
-                state,
-                &why,
-                inv.clock(),
-                None,
-            )
-            .await
-        }
-        Ok(None) => return,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = written {
+    if let Err(e) = inv
+        .record_private(&run.region, &image.id, state, &why)
+        .await
+    {
         record(outcome, e);
     }
 }

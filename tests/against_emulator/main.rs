@@ -127,3 +127,29 @@ fn writes(emu: &Emulator) -> Vec<Value> {
         .filter(|c| !READS.contains(&c["action"].as_str().unwrap_or_default()))
         .collect()
 }
+
+/// The ledger's table in the home region, through the emulator.
+async fn home_ledger(emu: &Emulator) -> ami_publisher::ledger::Ledger {
+    ami_publisher::ledger::Ledger {
+        client: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&emu.sdk(HOME).await).build(),
+        ),
+        table: common::LEDGER_TABLE.to_owned(),
+        region: ami_publisher::model::RegionName::parse(HOME).unwrap(),
+    }
+}
+
+/// What the ledger remembers of `image` in the home region: its changes'
+/// (state, reason), oldest first.
+async fn ledger_changes(emu: &Emulator, image: &str) -> Vec<(String, String)> {
+    let ledger = home_ledger(emu).await;
+    let id = ami_publisher::model::ImageId::parse(image).unwrap();
+    let records = ami_publisher::ledger::history(&ledger, &ledger.region, Some(&id))
+        .await
+        .unwrap();
+    records
+        .into_iter()
+        .flat_map(|r| r.history)
+        .map(|c| (c.state, c.reason))
+        .collect()
+}

@@ -3,11 +3,8 @@
 
 use super::*;
 
-/// `n` AMIs of family "base", created a day apart, tagged for publishing.
-fn seed_family(emu: &Emulator, n: usize) -> Vec<String> {
-    (0..n).map(|day| seed_member(emu, day)).collect()
-}
-
+/// An AMI of family "base", created on day `day` of November, tagged for
+/// publishing.
 fn seed_member(emu: &Emulator, day: usize) -> String {
     seed_tagged(
         emu,
@@ -183,12 +180,17 @@ async fn a_family_at_the_quota_gets_its_new_ami_by_retiring_the_oldest_first() {
     let emu = Emulator::start();
     emu.post("/_emulator/config", json!({"public_image_quota": 3}));
     let vars = [("KEEP_PUBLIC_PER_FAMILY", "3")];
-    let family = seed_family(&emu, 4);
     let home = emu.publisher(HOME, &vars).await;
-    for id in &family[..3] {
+    // One release at a time (tagged together, the older ones would never
+    // be made public: see the sweep of several releases below).
+    let mut family = Vec::new();
+    for day in 0..3 {
+        let id = seed_member(&emu, day);
         home.handle(&json!({"image_id": id})).await.unwrap();
+        family.push(id);
     }
     assert_eq!(public_in(&emu, HOME).len(), 3);
+    family.push(seed_member(&emu, 3));
     emu.clear_calls();
 
     let preview = home
@@ -237,22 +239,45 @@ async fn a_family_at_the_quota_gets_its_new_ami_by_retiring_the_oldest_first() {
     never_over_quota(&emu.call_log(), &[(HOME, 3)], 3);
 }
 
+/// Three newer releases tagged while nothing listened: the sweep works them
+/// at the same time. Only the newest is made public (the run never makes
+/// public a release the same sweep retires), and the sweep's preview lists
+/// exactly the steps the run takes.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_sweep_publishing_two_releases_of_a_family_at_once_keeps_only_the_newest() {
+async fn a_sweep_publishing_several_releases_of_a_family_at_once_keeps_only_the_newest() {
     let emu = Emulator::start();
     let home = emu
         .publisher(HOME, &[("KEEP_PUBLIC_PER_FAMILY", "1")])
         .await;
     let oldest = seed_member(&emu, 0);
     home.handle(&json!({"image_id": oldest})).await.unwrap();
-    // Two newer releases tagged while nothing listened: the sweep works
-    // them at the same time.
-    let middle = seed_member(&emu, 1);
-    let newest = seed_member(&emu, 2);
+    let older = seed_member(&emu, 1);
+    let middle = seed_member(&emu, 2);
+    let newest = seed_member(&emu, 3);
 
+    let preview = home
+        .handle(&json!({"sweep": true, "region": HOME, "dry_run": true}))
+        .await
+        .unwrap();
+    emu.clear_calls();
     let outcome = home.handle(&sweep_event(HOME)).await.unwrap();
 
-    assert_eq!(public_in(&emu, HOME), vec![newest], "{outcome:?}");
+    assert_eq!(public_in(&emu, HOME), vec![newest.clone()], "{outcome:?}");
+    let made_public: Vec<Value> = emu
+        .call_log()
+        .into_iter()
+        .filter(|c| c["launch_permission"] == "add all")
+        .collect();
+    assert_eq!(made_public.len(), 1, "only the newest: {made_public:?}");
+    assert_eq!(
+        same_minute(&outcome.steps),
+        same_minute(&preview.steps),
+        "the preview is what the run does"
+    );
+    assert_eq!(
+        tag(&emu.image(HOME, &older), "publish:status"),
+        Some("retired")
+    );
     for retired in [&oldest, &middle] {
         assert_eq!(
             tag(&emu.image(HOME, retired), "publish:status"),
@@ -347,4 +372,91 @@ async fn a_dry_run_of_a_rotation_with_copies_writes_nothing_and_matches_the_run(
     for expected in ["make-public", "copy", "make-private", "status"] {
         assert!(kinds.contains(&expected.to_owned()), "{kinds:?}");
     }
+}
+
+/// Three releases of a family, one kept public (with its copy): the owner
+/// pulls the newest (a broken build), by untagging it or by an unpublish
+/// request. The release rotation retired for it is public again, with its
+/// copy, recorded in the ledger with why; with `RESTORE_ON_WITHDRAW=false`
+/// the family is left with nothing public.
+async fn pull_the_newest_release(pull: &str, restore: &str) -> (Emulator, Vec<String>) {
+    let emu = Emulator::start();
+    let vars = [
+        ("TARGET_REGIONS", "us-west-2"),
+        ("KEEP_PUBLIC_PER_FAMILY", "1"),
+        ("RESTORE_ON_WITHDRAW", restore),
+    ];
+    let home = emu.publisher(HOME, &vars).await;
+    let mut family = Vec::new();
+    for day in 0..3 {
+        let id = seed_member(&emu, day);
+        home.handle(&ami_state_event(&id, HOME, "available"))
+            .await
+            .unwrap();
+        emu.post("/_emulator/complete-copies", json!({}));
+        home.handle(&sweep_event(HOME)).await.unwrap();
+        family.push(id);
+    }
+    assert_eq!(public_in(&emu, HOME), vec![family[2].clone()]);
+    let newest = &family[2];
+    let done = match pull {
+        "untag" => {
+            owner_deletes_tag(&emu, HOME, newest, "publish").await;
+            home.handle(&tag_change_event(newest, HOME, &["publish"]))
+                .await
+        }
+        _ => {
+            home.handle(&json!({"image_id": newest, "action": "unpublish"}))
+                .await
+        }
+    };
+    done.expect("the pull");
+    assert_eq!(emu.image(HOME, newest)["public"], false, "pulled");
+    (emu, family)
+}
+
+async fn pulling_restores_the_previous_release(pull: &str) {
+    let (emu, family) = pull_the_newest_release(pull, "true").await;
+    let previous = &family[1];
+    assert_eq!(public_in(&emu, HOME), vec![previous.clone()], "{pull}");
+    assert_eq!(
+        tag(&emu.image(HOME, previous), "publish:status"),
+        Some("public")
+    );
+    let copy = copies_of(&emu, "us-west-2", previous).remove(0);
+    assert_eq!(
+        (copy["public"].as_bool(), tag(&copy, "publish:status")),
+        (Some(true), Some("public")),
+        "its copy is restored with it"
+    );
+    assert_eq!(
+        public_in(&emu, "us-west-2"),
+        vec![copy["image_id"].as_str().unwrap().to_owned()],
+        "and only its copy is public there"
+    );
+    // The ledger says it was retired, then restored, and why.
+    let changes = ledger_changes(&emu, previous).await;
+    let states: Vec<&str> = changes.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        states,
+        ["publishing", "public", "retired", "publishing", "public"]
+    );
+    assert!(changes[3].1.starts_with("restored"), "{changes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn untagging_a_familys_public_release_restores_the_one_it_retired() {
+    pulling_restores_the_previous_release("untag").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn holding_a_familys_public_release_restores_the_one_it_retired() {
+    pulling_restores_the_previous_release("unpublish").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_restore_on_withdraw_false_a_pulled_release_leaves_its_family_private() {
+    let (emu, _) = pull_the_newest_release("untag", "false").await;
+    assert_eq!(public_in(&emu, HOME), Vec::<String>::new());
+    assert_eq!(public_in(&emu, "us-west-2"), Vec::<String>::new());
 }

@@ -321,15 +321,8 @@ async fn the_ledger_keeps_the_history_a_person_reads() {
         .await
         .unwrap();
 
-    let ledger = ami_publisher::ledger::Ledger {
-        client: aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&emu.sdk(HOME).await).build(),
-        ),
-        table: common::LEDGER_TABLE.to_owned(),
-        region: ami_publisher::model::RegionName::parse(HOME).unwrap(),
-    };
-    let region = ami_publisher::model::RegionName::parse(HOME).unwrap();
-    let records = ami_publisher::history::read(&ledger, &region, None)
+    let ledger = home_ledger(&emu).await;
+    let records = ami_publisher::history::read(&ledger, &ledger.region, None)
         .await
         .unwrap();
     let [record] = records.as_slice() else {
@@ -342,4 +335,130 @@ async fn the_ledger_keeps_the_history_a_person_reads() {
     assert_eq!(record.version, 3);
     let text = ami_publisher::history::render(&records);
     assert!(text.contains("an unpublish request"), "{text}");
+}
+
+/// A sweep acts on a listing: the source tagged and public, its copy
+/// available and private. While the sweep is about to make the copy public
+/// (held at the copy's deprecation, the step before its `all`), the owner
+/// untags the source and the untag's run takes it down. The copy must stay
+/// private: its source is read again in its region right before the copy is
+/// made public. And the sweep must not write the source's status from its
+/// old listing over `withdrawn`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_on_a_stale_listing_makes_no_copy_of_an_untagged_source_public() {
+    let emu = Emulator::start();
+    let source = seed_tagged(&emu, HOME, json!({}));
+    let vars = [("TARGET_REGIONS", "us-west-2")];
+    let sweeping_run = emu.publisher(HOME, &vars).await;
+    let untag_run = emu.publisher(HOME, &vars).await;
+    sweeping_run
+        .handle(&ami_state_event(&source, HOME, "available"))
+        .await
+        .unwrap();
+    emu.post("/_emulator/complete-copies", json!({}));
+    let copy = copies_of(&emu, "us-west-2", &source);
+    assert_eq!(
+        (copy.len(), copy[0]["public"].as_bool()),
+        (1, Some(false)),
+        "an available, private copy for the sweep to publish"
+    );
+    emu.hold("EnableImageDeprecation");
+
+    let sweep = sweep_event(HOME);
+    let sweeping = sweeping_run.handle(&sweep);
+    let untagging = async {
+        emu.until_held("EnableImageDeprecation").await;
+        owner_deletes_tag(&emu, HOME, &source, "publish").await;
+        let done = untag_run
+            .handle(&tag_change_event(&source, HOME, &["publish"]))
+            .await;
+        emu.release("EnableImageDeprecation");
+        done
+    };
+    let (swept, untagged) = tokio::join!(sweeping, untagging);
+    untagged.expect("the untag's run");
+    swept.expect("the sweep");
+
+    let image = emu.image(HOME, &source);
+    assert_eq!(
+        (image["public"].as_bool(), tag(&image, "publish:status")),
+        (Some(false), Some("withdrawn")),
+        "the source's status is not written from the sweep's listing"
+    );
+    for copy in copies_of(&emu, "us-west-2", &source) {
+        assert_eq!(copy["public"], false, "{copy}");
+    }
+    // Settled: the next sweep leaves both private.
+    sweeping_run.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(emu.image(HOME, &source)["public"], false);
+    for copy in copies_of(&emu, "us-west-2", &source) {
+        assert_eq!(copy["public"], false, "{copy}");
+    }
+}
+
+/// A status tag forged by hand changes nothing the function believes: an
+/// AMI it published, its status overwritten (`rejected`, `withdrawn`:
+/// statuses of an AMI the function never made public) and its publish tag
+/// removed, is taken down by the untag's own run, and one whose tag is
+/// overwritten in a blanket way by the next sweep, copies included; the
+/// tags are repaired.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_status_tag_does_not_keep_an_untagged_ami_public() {
+    let emu = Emulator::start();
+    let (by_event, home) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    let (by_sweep, _) = published_with_copies(&emu, &[("TARGET_REGIONS", TWO_TARGETS)]).await;
+    for (id, forged) in [(&by_event, "rejected"), (&by_sweep, "withdrawn")] {
+        owner_sets_tag(&emu, HOME, id, "publish:status", forged).await;
+        owner_deletes_tag(&emu, HOME, id, "publish").await;
+        assert_eq!(emu.image(HOME, id)["public"], true);
+    }
+
+    home.handle(&tag_change_event(&by_event, HOME, &["publish"]))
+        .await
+        .unwrap();
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    for id in [&by_event, &by_sweep] {
+        let image = emu.image(HOME, id);
+        assert_eq!(
+            (image["public"].as_bool(), tag(&image, "publish:status")),
+            (Some(false), Some("withdrawn")),
+            "{id}"
+        );
+        assert_eq!(
+            copy_states(&emu, id),
+            all_copies(false, "withdrawn"),
+            "{id}"
+        );
+    }
+}
+
+/// The home sweep reconciles every public copy it indexes, also those
+/// whose source it no longer lists: here a source blanket-untagged with no
+/// ledger to remember it (`LEDGER_TABLE` unset). Its copies are taken down;
+/// the source itself, which nothing tells the function it published, is
+/// left as it is (the ledger is what finds it: see the blanket-untag test
+/// above).
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_whose_source_lost_every_tag_are_taken_down_without_a_ledger() {
+    let emu = Emulator::start();
+    let vars = [("TARGET_REGIONS", TWO_TARGETS), ("LEDGER_TABLE", "")];
+    let (source, home) = published_with_copies(&emu, &vars).await;
+    assert_eq!(copy_states(&emu, &source), all_copies(true, "public"));
+    emu.owner(HOME)
+        .await
+        .delete_tags()
+        .resources(&source)
+        .send()
+        .await
+        .expect("DeleteTags");
+
+    home.handle(&sweep_event(HOME)).await.unwrap();
+
+    assert_eq!(copy_states(&emu, &source), all_copies(false, "withdrawn"));
+    assert_eq!(emu.image(HOME, &source)["public"], true);
+    // Settled: the next sweep changes nothing.
+    emu.clear_calls();
+    home.handle(&sweep_event(HOME)).await.unwrap();
+    assert_eq!(writes(&emu), Vec::<Value>::new());
 }
