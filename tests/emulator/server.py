@@ -355,6 +355,8 @@ class EmulatorApp:
             ("GET", "/_emulator/bpa"): self.c_get_bpa,
             ("POST", "/_emulator/faults"): self.c_faults,
             ("GET", "/_emulator/faults"): self.c_get_faults,
+            ("POST", "/_emulator/corrupt-blocks"): self.c_corrupt_blocks,
+            ("GET", "/_emulator/corrupt-blocks"): self.c_get_corrupt_blocks,
             ("POST", "/_emulator/config"): self.c_config,
             ("GET", "/_emulator/config"): self.c_get_config,
             ("POST", "/_emulator/complete-copies"): self.c_complete_copies,
@@ -482,6 +484,27 @@ class EmulatorApp:
 
     def c_get_faults(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         return {"faults": self.state.faults}
+
+    def c_corrupt_blocks(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        """The next `count` GetSnapshotBlock answers for that snapshot (and
+        block, or any of its blocks; in that region, or any) carry data that
+        no longer matches their Checksum (rules/ebs.py, ``corrupted``)."""
+        snapshot_id = body.get("snapshot_id")
+        if not isinstance(snapshot_id, str) or not re.fullmatch(r"snap-[0-9a-f]{8,17}", snapshot_id):
+            raise ControlError(400, "snapshot_id is required (snap-...)")
+        index = _number(body, "block_index", integer=True)
+        count = _number(body, "count", integer=True)
+        region = body.get("region")
+        if region is not None and not isinstance(region, str):
+            raise ControlError(400, "region must be a string")
+        corruption = {"snapshot_id": snapshot_id, "block_index": index, "region": region,
+                      "count": 1 if count is None else count, "remaining": 1 if count is None else count,
+                      "corrupted": 0}
+        self.state.block_corruptions.append(corruption)
+        return {"ok": True, "corruption": corruption}
+
+    def c_get_corrupt_blocks(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"corruptions": self.state.block_corruptions}
 
     def c_config(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         known = {"latency_ms": False, "copy_delay_seconds": False, "public_image_quota": True,
