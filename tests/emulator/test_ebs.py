@@ -350,6 +350,27 @@ def test_latency_applies_to_ebs_actions(emu):
     assert time.monotonic() - started >= 0.25
 
 
+def test_a_held_ebs_call_waits_until_released(emu, many_blocks):
+    # POST /_emulator/holds catches EBS actions as it does EC2's: a test can
+    # interleave a block read with another run's.
+    snap_id, _ = many_blocks
+    ebs = ebs_client(emu)
+    block = ebs.list_snapshot_blocks(SnapshotId=snap_id)["Blocks"][0]
+    emu.control("POST", "/_emulator/holds", {"action": "GetSnapshotBlock", "region": R1, "count": 1})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(ebs.get_snapshot_block, SnapshotId=snap_id, BlockIndex=block["BlockIndex"],
+                           BlockToken=block["BlockToken"])
+        for _ in range(100):
+            if emu.control("GET", "/_emulator/holds")["holds"][0]["waiting"] == 1:
+                break
+            time.sleep(0.05)
+        assert emu.control("GET", "/_emulator/holds")["holds"][0]["waiting"] == 1
+        assert not held.done()
+        ebs.list_snapshot_blocks(SnapshotId=snap_id)  # another action goes on
+        assert emu.control("POST", "/_emulator/holds/release", {"action": "GetSnapshotBlock"})["released"] == 1
+        assert held.result(timeout=10)["DataLength"] == BLOCK
+
+
 def test_ebs_throttling_uses_the_documented_request_rate(emu):
     emu.control("POST", "/_emulator/throttling", {"enabled": True})
     ebs = ebs_client(emu)
