@@ -6,6 +6,8 @@ throttling), fan-out and TLS, each checked against its budget.
     .venv/bin/python bench/run.py            # what `make bench` runs
     .venv/bin/python bench/run.py --skip-build --runs 5
     .venv/bin/python bench/run.py --only ebs # only the EBS reads' section
+    .venv/bin/python bench/run.py --only calls --binary target/debug/ami-publisher
+                                             # only the AWS call counts (any build)
 
 Builds the release binaries (arm64 with cargo-lambda for the size; x86_64
 with cargo for everything that has to run, since this machine cannot run
@@ -67,6 +69,10 @@ TARGETS = [
     "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1",
 ]
 DEPRECATE_AFTER_DAYS = "365"
+# The ledger's table, as the function is deployed (template.yaml sets
+# LEDGER_TABLE): the name the emulator creates it under in every region
+# (tests/emulator/rules/ledger.py, TABLE_NAME).
+LEDGER_TABLE = "ami-publisher-ledger"
 
 # Budgets (the issue's). Sizes in decimal units: 1 MB = 1,000,000 bytes.
 MAX_ARM64_BYTES = 8_000_000
@@ -322,6 +328,8 @@ def function_env(runtime_api: str, endpoint: str, extra: dict[str, str]) -> dict
         # Nowhere else to look: no instance metadata; HOME is an empty
         # directory, so no ~/.aws files (as on Lambda).
         "AWS_EC2_METADATA_DISABLED": "true",
+        # The ledger, as template.yaml deploys it.
+        "LEDGER_TABLE": LEDGER_TABLE,
     }
     env.update(extra)
     return env
@@ -603,8 +611,11 @@ def seed_tagged(emu: Emulator, name: str, **spec: Any) -> str:
 
 def calls(emu: Emulator) -> Counter:
     """Every AWS call the emulator answered since the last clear, by action:
-    EC2's and Service Quotas' (GetServiceQuota, the public AMI quota)."""
-    return Counter(c["action"] for c in emu.control("GET", "/_emulator/calls?service=all")["calls"])
+    EC2's, Service Quotas' (GetServiceQuota, the public AMI quota) and the
+    ledger's (DynamoDB, by the operation its X-Amz-Target names, as
+    ``dynamodb:UpdateItem``)."""
+    return Counter(f"dynamodb:{c['action']}" if c["service"] == "dynamodb" else c["action"]
+                   for c in emu.control("GET", "/_emulator/calls?service=all")["calls"])
 
 
 def throttled(emu: Emulator) -> int:
@@ -642,12 +653,26 @@ def minimum(outcome: str, targets: int = 0, images: int = 1) -> Counter:
     quota_value = Counter({"GetServiceQuota": 1})
     quota_count = Counter({"DescribeImages": 1,           # the account's public AMIs
                            "ListImagesInRecycleBin": 1})  # deregistered, maybe public
+    # The ledger (LEDGER_TABLE, DynamoDB): nothing is made public unless
+    # its intent was recorded first, and the result is recorded on the
+    # condition of the intent's version, so that a hold or a take-down
+    # recorded meanwhile by another run wins (issue #18). Two UpdateItem per
+    # AMI made public, and no read: the intent's write returns the version.
+    ledger_publish = Counter({"dynamodb:UpdateItem": 2})  # `publishing`, then `public` at its version
+    # A take-down or a retirement: one unconditional UpdateItem (it wins
+    # over whatever is recorded), after the AMI is private, so that a run
+    # cut short leaves the ledger true for what it did.
+    ledger_record = Counter({"dynamodb:UpdateItem": 1})
+    # A sweep: one Query (paginated) of its region's entries, the only way
+    # to find what the function published that lost every tag. Needed also
+    # when there is nothing else to do.
+    ledger_query = Counter({"dynamodb:Query": 1})
     make_public = Counter({
         "EnableImageDeprecation": 1,               # DEPRECATE_AFTER_DAYS is set
         "ModifyImageAttribute": 1,                 # launch permission: group all
         "EnableImageDeregistrationProtection": 1,  # PROTECT_PUBLIC (the default)
         "CreateTags": 1,                           # publish:status, publish:reason
-    })
+    }) + ledger_publish
     facts = Counter({"DescribeImages": 1})         # owner, state, devices, codes, tags
     bpa = Counter({"GetImageBlockPublicAccessState": 1})
     start_copy = Counter({"DescribeImages": 1,             # the copy, if one exists
@@ -656,26 +681,30 @@ def minimum(outcome: str, targets: int = 0, images: int = 1) -> Counter:
     if outcome == "publish":
         return facts + bpa + quota_value + quota_count + make_public + per(start_copy, targets)
     if outcome == "replay":
+        # No ledger call: a public AMI with status `public` is settled.
         return facts + per(Counter({"DescribeImages": 1}), targets)  # each copy's state
     if outcome == "ineligible":
+        # No ledger call: nothing made public, nothing to remember.
         return facts + bpa + Counter({"CreateTags": 1})
     if outcome == "sweep":
-        listing = Counter({"DescribeImages": 1 + targets})  # tagged AMIs; copies per target
+        # Tagged AMIs; copies per target; the ledger's entries of the region.
+        listing = Counter({"DescribeImages": 1 + targets}) + ledger_query
         if images == 0:
             return listing
         return listing + bpa + quota_value + quota_count + per(make_public, images)
     if outcome == "copies-sweep":
         # Same process as the publish: the quota's value is cached.
-        return (Counter({"DescribeImages": 1 + targets}) + per(bpa + quota_count + make_public, targets)
+        return (Counter({"DescribeImages": 1 + targets}) + ledger_query
+                + per(bpa + quota_count + make_public, targets)
                 + Counter({"CreateTags": 1}))  # the source's status: every copy public
     if outcome == "take-down":
         per_region = Counter({"ModifyImageAttribute": 1,                   # launch permission: remove all
                               "DisableImageDeregistrationProtection": 1,  # as it was before
-                              "CreateTags": 1})                           # publish:status=withdrawn
+                              "CreateTags": 1}) + ledger_record           # publish:status=withdrawn
         return facts + per(Counter({"DescribeImages": 1}), targets) + per(per_region, targets + 1)
     if outcome == "rotation":
         retire = Counter({"ModifyImageAttribute": 1, "DisableImageDeregistrationProtection": 1,
-                          "CreateTags": 1})
+                          "CreateTags": 1}) + ledger_record  # `retired`, for the rollback to find
         return (facts + Counter({"DescribeImages": 1})  # the family's AMIs
                 + bpa + quota_count + make_public + retire)
     raise ValueError(outcome)
@@ -688,7 +717,10 @@ def fmt_calls(c: Counter) -> str:
              "EnableImageDeprecation": "Deprecate", "ModifyImageAttribute": "Modify",
              "EnableImageDeregistrationProtection": "Protect",
              "DisableImageDeregistrationProtection": "Unprotect",
-             "CreateTags": "Tags", "CopyImage": "Copy"}
+             "CreateTags": "Tags", "CopyImage": "Copy",
+             # The ledger's DynamoDB calls (calls()).
+             "dynamodb:Query": "Ledger.Query", "dynamodb:GetItem": "Ledger.Get",
+             "dynamodb:UpdateItem": "Ledger.Update"}
     order = list(short)
     keys = sorted(c, key=lambda k: order.index(k) if k in order else len(order))
     return " ".join(f"{short.get(k, k)}×{c[k]}" for k in keys if c[k]) or "none"
@@ -824,7 +856,8 @@ def measure_tls(bins: Binaries, emu: Emulator, runs: int, notes: dict[str, Any])
                f"{spread(cold['tls'])}; {cold_ratio:.2f}× warm",
                f"TLS ≤ {MAX_TLS_COLD_RATIO:g}× a warm publish over TLS", cold_ratio <= MAX_TLS_COLD_RATIO),
         TlsRow("of which init: spawn to first /next", spread(init["plain"]), spread(init["tls"])),
-        TlsRow("warm publish, 1 region: the second event of a process (8 AWS calls)", spread(warm["plain"]),
+        TlsRow(f"warm publish, 1 region: the second event of a process ({WARM_PUBLISH_CALLS} AWS calls)",
+               spread(warm["plain"]),
                f"{spread(warm['tls'])}; {warm_ratio:.2f}× plain", f"TLS ≤ {MAX_TLS_WARM_RATIO:g}× plain",
                warm_ratio <= MAX_TLS_WARM_RATIO),
         TlsRow("one EC2 call, warm: a replay (DescribeImages only)", spread(call["plain"]), spread(call["tls"])),
@@ -841,19 +874,23 @@ def measure_tls(bins: Binaries, emu: Emulator, runs: int, notes: dict[str, Any])
     ]
 
 
+# A warm process's publish: the first's calls but the quota's value (cached).
+WARM_PUBLISH_CALLS = sum((minimum("publish") - Counter({"GetServiceQuota": 1})).values())
+
+
 def calls_compared(label: str, got: Counter, want: Counter) -> Row:
     return Row(f"AWS calls: {label}", f"{sum(got.values())} ({fmt_calls(got)})",
                f"= {sum(want.values())} ({fmt_calls(want)})", got == want)
 
 
-def measure_lifecycle(bins: Binaries, emu: Emulator, rows: list[Row]) -> None:
+def measure_lifecycle(binary: Path, emu: Emulator, rows: list[Row]) -> None:
     """The calls of the rest of an AMI's life: its copies published by the
     source region's sweep, its take-down, a family's rotation."""
     # One stack: the source region's sweep publishes the copies once
     # available; then the owner removes the publish tag (take-down).
     fresh(emu)
     ami = seed_tagged(emu, "bench-one-stack")
-    with Session(bins.x86, emu.url, function_config(targets=4), "one-stack") as s:
+    with Session(binary, emu.url, function_config(targets=4), "one-stack") as s:
         s.start()
         expect_ok(s.invoke(direct(ami)), "publish before the copies sweep", "published")
         emu.complete_copies()
@@ -888,7 +925,7 @@ def measure_lifecycle(bins: Binaries, emu: Emulator, rows: list[Row]) -> None:
                            creation_date="2026-11-01T00:00:00Z")
     newer = emu.seed_image(region=HOME, name="bench-family-2", tags=family,
                            creation_date="2026-11-02T00:00:00Z")
-    with Session(bins.x86, emu.url, dict(function_config(), KEEP_PUBLIC_PER_FAMILY="1"), "rotation") as s:
+    with Session(binary, emu.url, dict(function_config(), KEEP_PUBLIC_PER_FAMILY="1"), "rotation") as s:
         s.start()
         expect_ok(s.invoke(direct(older)), "rotation: first of the family", "published")
         emu.clear_calls()
@@ -969,6 +1006,87 @@ def measure_scale(bins: Binaries, emu: Emulator, rows: list[Row], notes: dict[st
                         "0 not published" if budget else "", failed == 0 if budget else None))
 
 
+def measure_calls(binary: Path, emu: Emulator, rows: list[Row], publish_calls: Counter | None = None,
+                  timing: bool = True) -> None:
+    """The AWS calls of each outcome, against their minimum: a publish (the
+    calls of a first run given, else one run here), its replay, with 4
+    target regions, an ineligible AMI, a sweep of 200 and its repeat, and
+    the rest of an AMI's life. `timing`: the sweep's time and memory lines
+    too (not for a build other than the release one)."""
+    def calls_row(label: str, got: Counter, want: Counter) -> None:
+        rows.append(calls_compared(label, got, want))
+
+    if publish_calls is None:
+        fresh(emu)
+        ami = seed_tagged(emu, "bench-publish")
+        with Session(binary, emu.url, function_config(), "publish") as s:
+            s.start()
+            expect_ok(s.invoke(direct(ami)), "publish", "published", 1)
+        publish_calls = calls(emu)
+    calls_row("publish, 1 region", publish_calls, minimum("publish"))
+
+    # Replay of the same event (same process: the event came twice).
+    fresh(emu)
+    ami = seed_tagged(emu, "bench-replay")
+    with Session(binary, emu.url, function_config(), "replay") as s:
+        s.start()
+        expect_ok(s.invoke(direct(ami)), "publish before replay", "published")
+        emu.clear_calls()
+        expect_ok(s.invoke(direct(ami)), "replay", "already-public")
+    calls_row("replay of that event", calls(emu), minimum("replay"))
+
+    # Publish with 4 target regions, then its replay.
+    fresh(emu)
+    ami = seed_tagged(emu, "bench-copies")
+    with Session(binary, emu.url, function_config(targets=4), "publish-4") as s:
+        s.start()
+        first = s.invoke(direct(ami))
+        rss4 = s.peak_rss_bytes()
+        body = expect_ok(first, "publish, 4 targets", "published", 1)
+        started = [c for c in body["images"][0].get("copies", []) if c.get("started")]
+        if len(started) != 4:
+            raise BenchError(f"publish, 4 targets: expected 4 copies started, got {body}")
+        calls_row("publish, 4 target regions", calls(emu), minimum("publish", targets=4))
+        emu.clear_calls()
+        expect_ok(s.invoke(direct(ami)), "replay, 4 targets", "already-public")
+        calls_row("replay, 4 target regions (copies still pending)", calls(emu), minimum("replay", targets=4))
+    if timing:
+        rows.append(Row("one publish, 4 target regions: peak RSS", mb(rss4)))
+
+    # Ineligible: tagged, but its snapshot is encrypted.
+    fresh(emu)
+    ami = seed_tagged(emu, "bench-encrypted", snapshots=[{"encrypted": True}])
+    with Session(binary, emu.url, function_config(), "ineligible") as s:
+        s.start()
+        expect_ok(s.invoke(direct(ami)), "ineligible", "rejected")
+    calls_row("ineligible AMI (encrypted)", calls(emu), minimum("ineligible"))
+
+    # Sweep over 200 tagged AMIs (quota raised so all can be public).
+    fresh(emu, public_image_quota=1000)
+    for i in range(200):
+        seed_tagged(emu, f"bench-sweep-{i:03d}")
+    emu.clear_calls()
+    with Session(binary, emu.url, function_config(), "sweep") as s:
+        s.start()
+        result = s.invoke(sweep_event())
+        sweep_rss = s.peak_rss_bytes()
+    expect_ok(result, "sweep", "published", 200)
+    if timing:
+        rows.append(Row("sweep over 200 tagged AMIs: handler time (paced to EC2's request buckets)",
+                        f"{result.duration_ms:.0f} ms"))
+        rows.append(Row("sweep over 200 tagged AMIs: CPU time of the process, start + sweep (x86_64)",
+                        f"{s.cpu_ms or 0.0:.0f} ms"))
+        rows.append(Row("sweep over 200 tagged AMIs: peak RSS", mb(sweep_rss)))
+    calls_row("sweep over 200 tagged AMIs", calls(emu), minimum("sweep", images=200))
+    emu.clear_calls()
+    with Session(binary, emu.url, function_config(), "sweep-again") as s:
+        s.start()
+        expect_ok(s.invoke(sweep_event()), "second sweep", count=0)
+    calls_row("the same sweep again (nothing left to do)", calls(emu), minimum("sweep", images=0))
+
+    measure_lifecycle(binary, emu, rows)
+
+
 def run_all(bins: Binaries, runs: int) -> tuple[list[Row], list[TlsRow], dict[str, Any]]:
     rows: list[Row] = []
     notes: dict[str, Any] = {}
@@ -1037,71 +1155,9 @@ def run_all(bins: Binaries, runs: int) -> tuple[list[Row], list[TlsRow], dict[st
         rows.append(Row(f"one publish, 1 region: peak RSS (VmHWM, x86_64, max of {runs})", mb(rss),
                         f"≤ {mb(MAX_PUBLISH_RSS_BYTES)}", rss <= MAX_PUBLISH_RSS_BYTES))
 
-        def calls_row(label: str, got: Counter, want: Counter) -> None:
-            rows.append(calls_compared(label, got, want))
-
         if any(c != publish_calls[0] for c in publish_calls):
             raise BenchError(f"publish made different calls on different runs: {publish_calls}")
-        calls_row("publish, 1 region", publish_calls[0], minimum("publish"))
-
-        # Replay of the same event (same process: the event came twice).
-        fresh(emu)
-        ami = seed_tagged(emu, "bench-replay")
-        with Session(bins.x86, emu.url, function_config(), "replay") as s:
-            s.start()
-            expect_ok(s.invoke(direct(ami)), "publish before replay", "published")
-            emu.clear_calls()
-            expect_ok(s.invoke(direct(ami)), "replay", "already-public")
-        calls_row("replay of that event", calls(emu), minimum("replay"))
-
-        # Publish with 4 target regions, then its replay.
-        fresh(emu)
-        ami = seed_tagged(emu, "bench-copies")
-        with Session(bins.x86, emu.url, function_config(targets=4), "publish-4") as s:
-            s.start()
-            first = s.invoke(direct(ami))
-            rss4 = s.peak_rss_bytes()
-            body = expect_ok(first, "publish, 4 targets", "published", 1)
-            started = [c for c in body["images"][0].get("copies", []) if c.get("started")]
-            if len(started) != 4:
-                raise BenchError(f"publish, 4 targets: expected 4 copies started, got {body}")
-            calls_row("publish, 4 target regions", calls(emu), minimum("publish", targets=4))
-            emu.clear_calls()
-            expect_ok(s.invoke(direct(ami)), "replay, 4 targets", "already-public")
-            calls_row("replay, 4 target regions (copies still pending)", calls(emu), minimum("replay", targets=4))
-        rows.append(Row("one publish, 4 target regions: peak RSS", mb(rss4)))
-
-        # Ineligible: tagged, but its snapshot is encrypted.
-        fresh(emu)
-        ami = seed_tagged(emu, "bench-encrypted", snapshots=[{"encrypted": True}])
-        with Session(bins.x86, emu.url, function_config(), "ineligible") as s:
-            s.start()
-            expect_ok(s.invoke(direct(ami)), "ineligible", "rejected")
-        calls_row("ineligible AMI (encrypted)", calls(emu), minimum("ineligible"))
-
-        # Sweep over 200 tagged AMIs (quota raised so all can be public).
-        fresh(emu, public_image_quota=1000)
-        for i in range(200):
-            seed_tagged(emu, f"bench-sweep-{i:03d}")
-        emu.clear_calls()
-        with Session(bins.x86, emu.url, function_config(), "sweep") as s:
-            s.start()
-            result = s.invoke(sweep_event())
-            sweep_rss = s.peak_rss_bytes()
-        expect_ok(result, "sweep", "published", 200)
-        rows.append(Row("sweep over 200 tagged AMIs: handler time (paced to EC2's request buckets)",
-                        f"{result.duration_ms:.0f} ms"))
-        rows.append(Row("sweep over 200 tagged AMIs: CPU time of the process, start + sweep (x86_64)",
-                        f"{s.cpu_ms or 0.0:.0f} ms"))
-        rows.append(Row("sweep over 200 tagged AMIs: peak RSS", mb(sweep_rss)))
-        calls_row("sweep over 200 tagged AMIs", calls(emu), minimum("sweep", images=200))
-        emu.clear_calls()
-        with Session(bins.x86, emu.url, function_config(), "sweep-again") as s:
-            s.start()
-            expect_ok(s.invoke(sweep_event()), "second sweep", count=0)
-        calls_row("the same sweep again (nothing left to do)", calls(emu), minimum("sweep", images=0))
-
-        measure_lifecycle(bins, emu, rows)
+        measure_calls(bins.x86, emu, rows, publish_calls[0], timing=True)
         measure_scale(bins, emu, rows, notes)
 
         # Over TLS, behind the terminator, against plain HTTP through it.
@@ -1361,12 +1417,62 @@ def write_ebs_section(rows: list[Row]) -> str:
     return section
 
 
+def measured(measure: Callable[[], Any], what: str = "") -> Any:
+    """What `measure` returns, or None when it can't measure (said why);
+    every process it started is stopped either way."""
+    try:
+        return measure()
+    except BenchError as e:
+        print(f"bench: cannot measure{what}: {e}", file=sys.stderr)
+        return None
+    finally:
+        for proc in list(PROCESSES):
+            stop_process(proc)
+
+
+def verdict(rows: list[Row]) -> int:
+    """The exit status: 1 when a row FAILs."""
+    failed = [r.measure for r in rows if r.ok is False]
+    if failed:
+        print(f"bench: FAIL: {'; '.join(failed)}", file=sys.stderr)
+        return 1
+    print("bench: all budgets PASS")
+    return 0
+
+
+def run_section(measure: Callable[[], list[Row]], report: Callable[[list[Row]], str]) -> int:
+    """One section alone (`--only`): its rows measured and reported."""
+    rows = measured(measure)
+    if rows is None:
+        return 2
+    print(report(rows))
+    return verdict(rows)
+
+
+def measure_calls_only(binary: Path) -> list[Row]:
+    """`--only calls`: the "AWS calls" rows alone, with any build of the
+    function (no size, time or memory line)."""
+    if not binary.is_file():
+        raise BenchError(f"missing binary {binary}")
+    rows: list[Row] = []
+    with Emulator.start() as emu:
+        measure_calls(binary, emu, rows, timing=False)
+    return rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--skip-build", action="store_true", help="use the binaries already built")
     p.add_argument("--runs", type=int, default=11, help="runs per cold-start / publish median (default 11)")
-    p.add_argument("--only", choices=["ebs"], help="run only this section (ebs: the EBS reads)")
+    p.add_argument("--only", choices=["ebs", "calls"],
+                   help="run only this section (ebs: the EBS reads; calls: the AWS calls per outcome, "
+                        "printed, not written to results.md)")
+    p.add_argument("--binary", type=Path,
+                   help="with --only calls: the function's x86_64 binary to run (any profile: the calls do "
+                        "not depend on it; default: the release build, target/release/ami-publisher)")
     args = p.parse_args()
+    if args.binary is not None and args.only != "calls":
+        p.error("--binary goes with --only calls")
     if not 1 <= args.runs <= 100:
         p.error("--runs must be 1..100")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -1375,47 +1481,23 @@ def main() -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
+    if args.only == "calls":
+        binary = args.binary or ROOT / "target" / "release" / "ami-publisher"
+        return run_section(lambda: measure_calls_only(binary),
+                           lambda rows: f"AWS calls per outcome, {binary}:\n\n{table(rows)}")
     if args.only == "ebs":
-        try:
-            rows = run_ebs(args.skip_build)
-        except BenchError as e:
-            print(f"bench: cannot measure: {e}", file=sys.stderr)
-            return 2
-        finally:
-            for proc in list(PROCESSES):
-                stop_process(proc)
-        print(write_ebs_section(rows))
-        failed = [r.measure for r in rows if r.ok is False]
-        if failed:
-            print(f"bench: FAIL: {'; '.join(failed)}", file=sys.stderr)
-            return 1
-        print("bench: all budgets PASS")
-        return 0
-    try:
-        bins = build(args.skip_build)
-        rows, tls_rows, notes = run_all(bins, args.runs)
-    except BenchError as e:
-        print(f"bench: cannot measure: {e}", file=sys.stderr)
+        return run_section(lambda: run_ebs(args.skip_build), write_ebs_section)
+    bins = measured(lambda: build(args.skip_build))
+    results = bins and measured(lambda: run_all(bins, args.runs))
+    if results is None:
         return 2
-    finally:
-        for proc in list(PROCESSES):
-            stop_process(proc)
+    rows, tls_rows, notes = results
     print(write_results(rows, tls_rows, bins, notes, args.runs))
-    try:
-        ebs_rows = run_ebs(args.skip_build)
-    except BenchError as e:
-        print(f"bench: cannot measure the EBS reads: {e}", file=sys.stderr)
+    ebs_rows = measured(lambda: run_ebs(args.skip_build), " the EBS reads")
+    if ebs_rows is None:
         return 2
-    finally:
-        for proc in list(PROCESSES):
-            stop_process(proc)
     print(write_ebs_section(ebs_rows))
-    failed = [r.measure for r in [*rows, *tls_rows, *ebs_rows] if r.ok is False]
-    if failed:
-        print(f"bench: FAIL: {'; '.join(failed)}", file=sys.stderr)
-        return 1
-    print("bench: all budgets PASS")
-    return 0
+    return verdict([*rows, *tls_rows, *ebs_rows])
 
 
 if __name__ == "__main__":

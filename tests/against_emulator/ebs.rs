@@ -236,3 +236,59 @@ async fn a_snapshot_over_the_budget_is_refused_before_its_blocks_are_read() {
     // Fetching ahead keeps to the budget too.
     assert!(block_calls(&emu).len() <= 2, "{:?}", block_calls(&emu));
 }
+
+#[tokio::test]
+async fn a_block_that_does_not_match_its_checksum_fails_the_read_and_is_never_data() {
+    let emu = Emulator::start();
+    let ebs = ebs_client(&emu).await;
+    let snapshots = ami_over(&emu, &["plain-ext4"]).await;
+    let root = snapshots[0].snapshot_id.clone();
+    // Block 0 holds what every reading starts from (the partition table's
+    // place, the ext4 superblock at 1 KiB). Every answer for it corrupted
+    // (one bit flipped, the checksum EBS sent unchanged), however often
+    // the reader asks.
+    emu.post(
+        "/_emulator/corrupt-blocks",
+        json!({"snapshot_id": root, "block_index": 0, "count": 1000}),
+    );
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = reached.clone();
+    let err = snapshot::read_root(&ebs, &snapshots, ReadOptions::default(), move |fs| {
+        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        fs.read_dir("/home").map(|e| e.len())
+    })
+    .await
+    .expect_err("a block whose data does not match its checksum read as data");
+    let report = err.report();
+    assert!(
+        report.starts_with("could not read: ")
+            && report.contains(&format!("block 0 of {root}"))
+            && report.contains("checksum mismatch"),
+        "{report}"
+    );
+    assert!(
+        !reached.load(std::sync::atomic::Ordering::SeqCst),
+        "a file system was opened over the corrupted block"
+    );
+    // The emulator did corrupt what the reader fetched.
+    let corrupted = emu.get("/_emulator/corrupt-blocks")["corruptions"][0]["corrupted"]
+        .as_u64()
+        .unwrap();
+    assert!(corrupted >= 1);
+    assert_eq!(
+        block_calls(&emu).get(&(root.clone(), 0)).copied(),
+        Some(corrupted),
+        "every fetch of block 0 was answered corrupted"
+    );
+
+    // The same AMI read once the corruption is gone: the failure was the
+    // checksum's, not the image's.
+    emu.post("/_emulator/reset", json!({}));
+    let snapshots = ami_over(&emu, &["plain-ext4"]).await;
+    let (homes, _, _) = snapshot::read_root(&ebs, &snapshots, ReadOptions::default(), |fs| {
+        fs.read_dir("/home").map(|e| e.len())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{}", e.report()));
+    assert_eq!(homes, 40);
+}

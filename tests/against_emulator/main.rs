@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 mod copies;
 mod ebs;
+mod ledger;
 mod limits;
 mod publish;
 mod rotation;

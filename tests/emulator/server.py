@@ -39,6 +39,16 @@ SERVER_ERROR_STATUS = {
     "InternalError": 500,
     "InternalFailure": 500,
 }
+# DynamoDB (Developer Guide, "Error handling with DynamoDB", "Error
+# messages and codes": the exceptions grouped by HTTP status code): the 5xx
+# ones are InternalServerError (500) and ServiceUnavailable (503); every
+# other, ProvisionedThroughputExceededException, ThrottlingException and
+# RequestLimitExceeded included, is 400. Its error document is the JSON 1.0
+# protocol's, the type qualified by the service's namespace:
+# {"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+#  "message": ...}, Content-Type application/x-amz-json-1.0.
+DYNAMODB_ERROR_STATUS = {"InternalServerError": 500, "ServiceUnavailable": 503}
+DYNAMODB_ERROR_NAMESPACE = "com.amazonaws.dynamodb.v20120810#"
 DEFAULT_FAULT_MESSAGES = {
     "RequestLimitExceeded": "Request limit exceeded.",
     "InternalError": "An internal error has occurred",
@@ -48,8 +58,8 @@ DEFAULT_FAULT_MESSAGES = {
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
 DEFAULT_ACCOUNT = "123456789012"
 # Services whose requests use the query protocol (errors as EC2 XML); the
-# others this emulator serves use the JSON protocol (Service Quotas, with
-# X-Amz-Target) or REST-JSON (the EBS direct APIs: the action is the HTTP
+# others this emulator serves use the JSON protocol (Service Quotas and
+# DynamoDB, the action named by X-Amz-Target) or REST-JSON (the EBS direct APIs: the action is the HTTP
 # method and path, and errors carry their type in x-amzn-ErrorType).
 QUERY_SERVICES = {"ec2"}
 REST_JSON_SERVICES = {"ebs"}
@@ -285,7 +295,12 @@ class EmulatorApp:
             fault = {"error_code": "RequestLimitExceeded", "message": "Request limit exceeded."}
         if fault is not None:
             code = fault["error_code"]
-            model_status = rest_error_status(service, code) if service in REST_JSON_SERVICES else None
+            if service in REST_JSON_SERVICES:
+                model_status = rest_error_status(service, code)
+            elif service == "dynamodb":
+                model_status = DYNAMODB_ERROR_STATUS.get(code, 400)
+            else:
+                model_status = None
             status = int(fault.get("http_status") or model_status or SERVER_ERROR_STATUS.get(code, 400))
             message = fault.get("message") or DEFAULT_FAULT_MESSAGES.get(code, f"Injected fault: {code}")
             if service in REST_JSON_SERVICES:
@@ -299,6 +314,9 @@ class EmulatorApp:
             elif service in QUERY_SERVICES or service is None:
                 data = ec2_error_body(code, message)
                 headers = [("Content-Type", "text/xml;charset=UTF-8")]
+            elif service == "dynamodb":
+                data = json_error_body(DYNAMODB_ERROR_NAMESPACE + code, message)
+                headers = [("Content-Type", "application/x-amz-json-1.0")]
             else:
                 data = json_error_body(code, message)
                 headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
@@ -355,6 +373,8 @@ class EmulatorApp:
             ("GET", "/_emulator/bpa"): self.c_get_bpa,
             ("POST", "/_emulator/faults"): self.c_faults,
             ("GET", "/_emulator/faults"): self.c_get_faults,
+            ("POST", "/_emulator/corrupt-blocks"): self.c_corrupt_blocks,
+            ("GET", "/_emulator/corrupt-blocks"): self.c_get_corrupt_blocks,
             ("POST", "/_emulator/config"): self.c_config,
             ("GET", "/_emulator/config"): self.c_get_config,
             ("POST", "/_emulator/complete-copies"): self.c_complete_copies,
@@ -482,6 +502,27 @@ class EmulatorApp:
 
     def c_get_faults(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         return {"faults": self.state.faults}
+
+    def c_corrupt_blocks(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        """The next `count` GetSnapshotBlock answers for that snapshot (and
+        block, or any of its blocks; in that region, or any) carry data that
+        no longer matches their Checksum (rules/ebs.py, ``corrupted``)."""
+        snapshot_id = body.get("snapshot_id")
+        if not isinstance(snapshot_id, str) or not re.fullmatch(r"snap-[0-9a-f]{8,17}", snapshot_id):
+            raise ControlError(400, "snapshot_id is required (snap-...)")
+        index = _number(body, "block_index", integer=True)
+        count = _number(body, "count", integer=True)
+        region = body.get("region")
+        if region is not None and not isinstance(region, str):
+            raise ControlError(400, "region must be a string")
+        corruption = {"snapshot_id": snapshot_id, "block_index": index, "region": region,
+                      "count": 1 if count is None else count, "remaining": 1 if count is None else count,
+                      "corrupted": 0}
+        self.state.block_corruptions.append(corruption)
+        return {"ok": True, "corruption": corruption}
+
+    def c_get_corrupt_blocks(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+        return {"corruptions": self.state.block_corruptions}
 
     def c_config(self, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
         known = {"latency_ms": False, "copy_delay_seconds": False, "public_image_quota": True,

@@ -228,6 +228,49 @@ def test_get_snapshot_block_returns_data_checksum_and_refuses_unknown_blocks_and
     assert (error_of(exc)[0::2], reason_of(exc)) == (("ResourceNotFoundException", 404), "SNAPSHOT_NOT_FOUND")
 
 
+def test_a_corrupted_block_read_no_longer_matches_its_checksum_and_only_as_often_as_asked(emu, many_blocks):
+    snap_id, indexes = many_blocks
+    ebs = ebs_client(emu)
+    tokens = {b["BlockIndex"]: b["BlockToken"] for b in ebs.list_snapshot_blocks(SnapshotId=snap_id)["Blocks"]}
+
+    def read(index):
+        got = ebs.get_snapshot_block(SnapshotId=snap_id, BlockIndex=index, BlockToken=tokens[index])
+        return got["BlockData"].read(), got["Checksum"], got["DataLength"]
+
+    stored = {i: f"#{i}".encode().ljust(BLOCK, b"\0") for i in (10, 17)}
+    emu.control("POST", "/_emulator/corrupt-blocks", {"snapshot_id": snap_id, "block_index": 10, "count": 2})
+    for _ in range(2):
+        data, checksum, length = read(10)
+        # The stored block's checksum and length, other data: one bit off.
+        assert (checksum, length, len(data)) == (sha(stored[10]), BLOCK, BLOCK)
+        assert sha(data) != checksum
+        assert sum(bin(a ^ b).count("1") for a, b in zip(data, stored[10])) == 1
+    assert read(10) == (stored[10], sha(stored[10]), BLOCK)  # count used up
+    assert read(17) == (stored[17], sha(stored[17]), BLOCK)  # another block: untouched
+    listed = emu.control("GET", "/_emulator/corrupt-blocks")["corruptions"]
+    assert [(c["snapshot_id"], c["block_index"], c["remaining"], c["corrupted"]) for c in listed] == [
+        (snap_id, 10, 0, 2)]
+
+    # Any block of the snapshot, scoped to a region; a failed read uses none.
+    emu.control("POST", "/_emulator/corrupt-blocks", {"snapshot_id": snap_id, "region": R2})
+    assert read(17)[0] == stored[17]  # the read is in R1
+    emu.control("POST", "/_emulator/corrupt-blocks", {"snapshot_id": snap_id, "region": R1})
+    with pytest.raises(ClientError):
+        ebs.get_snapshot_block(SnapshotId=snap_id, BlockIndex=17, BlockToken=tokens[10])
+    data, checksum, _ = read(17)
+    assert sha(data) != checksum == sha(stored[17])
+    assert read(17)[0] == stored[17]
+
+    for bad in ({}, {"snapshot_id": "ami-0123456789abcdef0"}, {"snapshot_id": snap_id, "block_index": -1},
+                {"snapshot_id": snap_id, "count": 1.5}):
+        with pytest.raises(Exception) as exc:
+            emu.control("POST", "/_emulator/corrupt-blocks", bad)
+        assert exc.value.status == 400, bad
+    emu.control("POST", "/_emulator/corrupt-blocks", {"snapshot_id": snap_id})
+    emu.reset()
+    assert emu.control("GET", "/_emulator/corrupt-blocks")["corruptions"] == []
+
+
 def test_snapshots_ec2_made_read_as_empty(emu, ec2):
     image_id = emu.seed_image(region=R1, name="seeded", snapshots=[{"size": 8}])
     snap_id = describe(ec2, image_id)["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
@@ -307,6 +350,27 @@ def test_latency_applies_to_ebs_actions(emu):
     assert time.monotonic() - started >= 0.25
 
 
+def test_a_held_ebs_call_waits_until_released(emu, many_blocks):
+    # POST /_emulator/holds catches EBS actions as it does EC2's: a test can
+    # interleave a block read with another run's.
+    snap_id, _ = many_blocks
+    ebs = ebs_client(emu)
+    block = ebs.list_snapshot_blocks(SnapshotId=snap_id)["Blocks"][0]
+    emu.control("POST", "/_emulator/holds", {"action": "GetSnapshotBlock", "region": R1, "count": 1})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(ebs.get_snapshot_block, SnapshotId=snap_id, BlockIndex=block["BlockIndex"],
+                           BlockToken=block["BlockToken"])
+        for _ in range(100):
+            if emu.control("GET", "/_emulator/holds")["holds"][0]["waiting"] == 1:
+                break
+            time.sleep(0.05)
+        assert emu.control("GET", "/_emulator/holds")["holds"][0]["waiting"] == 1
+        assert not held.done()
+        ebs.list_snapshot_blocks(SnapshotId=snap_id)  # another action goes on
+        assert emu.control("POST", "/_emulator/holds/release", {"action": "GetSnapshotBlock"})["released"] == 1
+        assert held.result(timeout=10)["DataLength"] == BLOCK
+
+
 def test_ebs_throttling_uses_the_documented_request_rate(emu):
     emu.control("POST", "/_emulator/throttling", {"enabled": True})
     ebs = ebs_client(emu)
@@ -339,3 +403,6 @@ def test_ebs_throttling_uses_the_documented_request_rate(emu):
     with pytest.raises(ClientError) as exc:  # no token left
         ebs.get_snapshot_block(SnapshotId=snap_ids[0], BlockIndex=0, BlockToken="AAAA")
     assert error_of(exc)[0] == "RequestThrottledException"
+    # Refused calls are in the call log, marked, as EC2's are.
+    refused = [c["action"] for c in emu.control("GET", "/_emulator/calls?service=ebs")["calls"] if c.get("throttled")]
+    assert refused == ["CompleteSnapshot"] * (20 - outcomes.count("ok")) + ["GetSnapshotBlock"]

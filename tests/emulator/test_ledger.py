@@ -71,3 +71,35 @@ def test_a_held_call_waits_until_released_and_others_go_on(emu, ec2):
     thread.join(10)
     assert done.is_set() and released["released"] == 1
     assert emu.control("GET", "/_emulator/holds")["holds"] == []
+
+
+def test_injected_faults_apply_to_dynamodb_actions_named_by_their_target_header(emu):
+    # DynamoDB's JSON protocol names the action in X-Amz-Target
+    # (DynamoDB_20120810.UpdateItem), not in an Action parameter.
+    key = {"region": {"S": R1}, "image_id": {"S": "ami-1"}}
+
+    def update(db):
+        db.update_item(TableName=TABLE, Key=key, UpdateExpression="SET version = :one",
+                       ExpressionAttributeValues={":one": {"N": "1"}})
+
+    once = emu.client("dynamodb", R1, retries={"total_max_attempts": 1, "mode": "standard"})
+    emu.fault("UpdateItem", "InternalServerError", count=1, region=R1)
+    emu.fault("UpdateItem", "ProvisionedThroughputExceededException", count=1, region=R1)
+    for code, status in (("InternalServerError", 500), ("ProvisionedThroughputExceededException", 400)):
+        with pytest.raises(ClientError) as failed:
+            update(once)
+        assert (failed.value.response["Error"]["Code"],
+                failed.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (code, status)
+    assert "Item" not in once.get_item(TableName=TABLE, Key=key)  # nothing reached the table
+
+    # Another action, another region: not caught. Retried by the SDK: through.
+    emu.fault("UpdateItem", "InternalServerError", count=1, region=R2)
+    emu.fault("UpdateItem", "ProvisionedThroughputExceededException", count=2, region=R1)
+    once.get_item(TableName=TABLE, Key=key)
+    update(emu.client("dynamodb", R1, retries={"total_max_attempts": 3, "mode": "standard"}))
+    assert once.get_item(TableName=TABLE, Key=key)["Item"]["version"] == {"N": "1"}
+
+    calls = emu.control("GET", "/_emulator/calls?service=dynamodb")["calls"]
+    assert [c["action"] for c in calls if c["region"] == R1] == [
+        "UpdateItem", "UpdateItem", "GetItem", "GetItem", "UpdateItem", "UpdateItem", "UpdateItem", "GetItem"]
+    assert emu.control("GET", "/_emulator/faults")["faults"][-2]["remaining"] == 1  # R2's, unused

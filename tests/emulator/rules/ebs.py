@@ -14,6 +14,10 @@ A snapshot EC2 knows (seeded, CreateSnapshot, a copy) that was never written
 through these APIs is a completed snapshot with no blocks: every block reads
 as zeros, as a snapshot of an empty volume does.
 
+Also owns the corrupted reads a test asks for (``POST
+/_emulator/corrupt-blocks``): a GetSnapshotBlock answer whose data no
+longer matches its ``Checksum``.
+
 Leaves to others: images over these snapshots (images.py: RegisterImage,
 seed_image with ``snapshot_id``), copying the blocks at CopyImage
 (copies.py calls ``copy_blocks``), throttling and faults (server.py).
@@ -376,11 +380,44 @@ def get_snapshot_block(self: EBSResponse) -> ActionResult:
             # data", from ListSnapshotBlocks or ListChangedBlocks.
             raise _validation("The block token is not valid for this block.", "INVALID_BLOCK_TOKEN")
         data = block.block_data
+        checksum = checksum_of(data)
+        if _take_corruption(self.region, snapshot_id, index):
+            data = corrupted(data)
     # GetSnapshotBlock response: DataLength ("The size of the data in the
     # block"), BlockData, Checksum ("The checksum generated for the block,
-    # which is Base64 encoded"), ChecksumAlgorithm (SHA256).
-    return ActionResult({"DataLength": len(data), "BlockData": data, "Checksum": checksum_of(data),
+    # which is Base64 encoded"), ChecksumAlgorithm (SHA256). A corrupted
+    # answer keeps the stored block's checksum and length: only the data
+    # changed on its way.
+    return ActionResult({"DataLength": len(data), "BlockData": data, "Checksum": checksum,
                          "ChecksumAlgorithm": SHA256})
+
+
+def _take_corruption(region: str, snapshot_id: str, index: int) -> bool:
+    """Whether this answer is one POST /_emulator/corrupt-blocks asked to
+    corrupt (counted down; the lock is held)."""
+    for entry in STATE.block_corruptions:
+        if (entry["remaining"] > 0 and entry["snapshot_id"] == snapshot_id
+                and entry["block_index"] in (None, index) and entry["region"] in (None, region)):
+            entry["remaining"] -= 1
+            entry["corrupted"] += 1
+            return True
+    return False
+
+
+def corrupted(data: bytes) -> bytes:
+    """The block with one bit flipped (its first byte's lowest), as a bit
+    error on the way would leave it: the same length, a SHA-256 that no
+    longer matches the Checksum sent with it. EBS User Guide, "Use EBS
+    direct APIs checksums to validate snapshot data": "The block data that
+    is transmitted is not signed as part of the Signature Version 4 signing
+    process. As a result, checksums are used to validate the integrity of
+    the data ... If the checksum that you generate doesn't match what Amazon
+    EBS provided, you should consider the data not valid and retry your
+    request." Such an answer can't be had from AWS at will: an
+    emulator-only switch."""
+    if not data:
+        return data
+    return bytes([data[0] ^ 0x01]) + data[1:]
 
 
 # --------------------------------------------------------------------------

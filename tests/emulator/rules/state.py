@@ -1,7 +1,8 @@
 """The emulator's own state: everything that is not moto's.
 
 Owns: ``EmulatorState`` and its one instance ``STATE``: configuration (with
-its defaults), image block public access per region, injected faults, the
+its defaults), image block public access per region, injected faults and
+corrupted EBS block reads, the
 call log, CopyImage client tokens, the public image quota per region,
 throttling buckets, marked copy failures, the Recycle Bin and its retention
 rules, and the one re-entrant lock that guards all of it and every moto
@@ -67,6 +68,10 @@ class EmulatorState:
             # region -> {"account_state", "policy_state", "managed_by"}
             self.bpa: dict[str, dict[str, str]] = {}
             self.faults: list[dict[str, Any]] = []
+            # GetSnapshotBlock answers to corrupt (POST /_emulator/corrupt-blocks):
+            # [{"snapshot_id", "block_index" (None: any), "region" (None: any),
+            #   "count", "remaining", "corrupted"}]
+            self.block_corruptions: list[dict[str, Any]] = []
             self.calls: list[dict[str, str]] = []
             # (account, destination region, client token) -> (fingerprint, image id)
             self.copy_tokens: dict[tuple[str, str, str], tuple[str, str]] = {}
