@@ -119,6 +119,14 @@ impl Scan<'_> {
         }
     }
 
+    /// A regular file (symlinks followed) with something in it: enough to
+    /// be a finding for a history, a host key, user data, without reading it.
+    fn non_empty_file(&mut self, path: &[u8]) -> Result<bool, DiskError> {
+        Ok(self
+            .meta(path)?
+            .is_some_and(|m| m.kind == FileKind::File && m.size > 0))
+    }
+
     fn read(&mut self, path: &[u8], max: u64) -> Result<Read, DiskError> {
         match self.fs.read_file(path, max) {
             Ok(bytes) => Ok(Read::Bytes(bytes)),
@@ -156,10 +164,7 @@ impl Scan<'_> {
                 continue;
             }
             let path = join(b"/etc/ssh", name);
-            if let Some(m) = self.meta(&path)?
-                && m.kind == FileKind::File
-                && m.size > 0
-            {
+            if self.non_empty_file(&path)? {
                 self.found(Kind::HostKeys, &path, None);
             }
         }
@@ -190,10 +195,7 @@ impl Scan<'_> {
         let dir = b"/var/lib/cloud/instances";
         for entry in self.list(dir)? {
             let path = join(&join(dir, &entry.name), b"user-data.txt");
-            if let Some(m) = self.meta(&path)?
-                && m.kind == FileKind::File
-                && m.size > 0
-            {
+            if self.non_empty_file(&path)? {
                 self.found(Kind::InstanceData, &path, None);
             }
         }
@@ -251,10 +253,7 @@ impl Scan<'_> {
             // Non-empty is enough: nothing of it needs reading. A history
             // linked to /dev/null (a common way to keep none) is no file.
             let path = join(home, name.as_bytes());
-            if let Some(m) = self.meta(&path)?
-                && m.kind == FileKind::File
-                && m.size > 0
-            {
+            if self.non_empty_file(&path)? {
                 self.found(Kind::Histories, &path, account);
             }
         }
