@@ -234,7 +234,8 @@ pub async fn check_ami(
 /// Every volume, every partition: a Linux file system is checked; boot,
 /// EFI, swap and empty partitions hold none of the listed paths; anything
 /// else (LVM, LUKS, NTFS, btrfs, unknown) makes the AMI unreadable, since
-/// what it holds can't be seen.
+/// what it holds can't be seen, and so does an AMI with no Linux file
+/// system at all.
 fn check_disks(disks: &snapshot::AmiDisks) -> Result<Outcome, DiskError> {
     let volumes = disks.read_volumes()?;
     let mut findings = Vec::new();
@@ -255,7 +256,9 @@ fn check_disks(disks: &snapshot::AmiDisks) -> Result<Outcome, DiskError> {
             )));
         }
         for (part, content) in volume.linux_file_systems() {
-            let mut fs = volume.open(meter, part)?;
+            let mut fs = volume
+                .open(meter, part)
+                .map_err(|e| located(&place, part, e))?;
             let mut found = check_file_system(&mut fs).map_err(|e| located(&place, part, e))?;
             // The first root file system's paths are the AMI's own paths;
             // any other file system's are named with where it is.
@@ -274,6 +277,14 @@ fn check_disks(disks: &snapshot::AmiDisks) -> Result<Outcome, DiskError> {
             findings.extend(found);
             file_systems.push(format!("{place} {}: {content}", part.describe()));
         }
+    }
+    // Volumes of nothing but EFI, swap or zeros: no file system to say
+    // clean of, and an AMI that boots has one, so something was missed.
+    if file_systems.is_empty() {
+        return Err(DiskError::Unsupported(format!(
+            "no Linux file system on the AMI's {} volume(s)",
+            volumes.len()
+        )));
     }
     findings.sort();
     findings.dedup();
@@ -390,8 +401,48 @@ pub fn without_acknowledged(findings: &[Finding], acknowledged: &BTreeSet<Kind>)
 mod tests {
     use super::*;
 
+    use aws_sdk_ebs::operation::list_snapshot_blocks::ListSnapshotBlocksOutput;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
     fn f(kind: Kind, path: &str) -> Finding {
         Finding::new(kind, path.as_bytes(), None)
+    }
+
+    fn snap(device: &str, id: &str) -> EbsSnapshot {
+        EbsSnapshot {
+            device: device.into(),
+            snapshot_id: id.into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn an_ami_of_zeros_or_one_the_ebs_apis_refuse_is_unreadable_not_clean() {
+        // Two 1 GiB volumes with no block written: nothing but zeros.
+        let empty = mock!(Client::list_snapshot_blocks).then_output(|| {
+            ListSnapshotBlocksOutput::builder()
+                .volume_size(1)
+                .block_size(512 * 1024)
+                .build()
+        });
+        let client = mock_client!(aws_sdk_ebs, RuleMode::MatchAny, [&empty]);
+        let snapshots = [
+            snap("/dev/xvda", "snap-0123456789abcdef0"),
+            snap("/dev/sdb", "snap-0123456789abcdef1"),
+        ];
+        let checked = check_ami(&client, &snapshots, ReadOptions::default()).await;
+        assert_eq!(
+            checked.outcome.to_string(),
+            "could not read: no Linux file system on the AMI's 2 volume(s)"
+        );
+        assert_eq!(checked.fetch.fetched, 0);
+
+        let none = check_ami(&client, &[], ReadOptions::default()).await;
+        assert_eq!(
+            none.outcome,
+            Outcome::Unreadable {
+                reason: "the AMI has no EBS snapshot to read".into()
+            }
+        );
     }
 
     #[test]
