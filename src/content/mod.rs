@@ -161,6 +161,21 @@ impl Outcome {
         matches!(self, Outcome::Read { findings, .. } if findings.is_empty())
     }
 
+    /// The outcome without the findings of kinds the owner acknowledged
+    /// ([`parse_acknowledged`]); an unreadable AMI stays unreadable.
+    pub fn acknowledged(self, kinds: &BTreeSet<Kind>) -> Outcome {
+        match self {
+            Outcome::Read {
+                findings,
+                file_systems,
+            } => Outcome::Read {
+                findings: without_acknowledged(&findings, kinds),
+                file_systems,
+            },
+            unreadable => unreadable,
+        }
+    }
+
     pub fn findings(&self) -> &[Finding] {
         match self {
             Outcome::Read { findings, .. } => findings,
@@ -586,5 +601,20 @@ mod tests {
             vec![f(Kind::AuthorizedKeys, "/root/.ssh/authorized_keys")]
         );
         assert_eq!(without_acknowledged(&findings, &BTreeSet::new()), findings);
+        let outcome = Outcome::Read {
+            findings,
+            file_systems: vec![],
+        }
+        .acknowledged(&Kind::ALL.into_iter().collect());
+        assert!(outcome.is_clean());
+        let unreadable = Outcome::Unreadable {
+            reason: "LVM".into(),
+        };
+        assert_eq!(
+            unreadable
+                .clone()
+                .acknowledged(&Kind::ALL.into_iter().collect()),
+            unreadable
+        );
     }
 }

@@ -29,6 +29,12 @@ const MAX_DEPTH: usize = 16;
 /// Files read in all, however the includes fan out.
 const MAX_FILES: usize = 256;
 
+/// glob(3) refuses longer patterns (OpenSSH's glob: MAXPATHLEN).
+const PATH_MAX: usize = 4096;
+/// Steps of glob matching over a whole configuration: real ones take a few
+/// thousand; this is about a second of matching at worst.
+const MAX_GLOB_WORK: u64 = 50_000_000;
+
 const KEYWORDS: [&str; 2] = ["passwordauthentication", "permitrootlogin"];
 
 /// What the walk needs from a file system: a file's bytes (bounded, `None`
@@ -51,6 +57,8 @@ struct Walk<'a, L: Loader> {
     /// Keywords given a global value already (later ones are ignored).
     global: HashSet<&'static str>,
     files: usize,
+    /// Glob matching done so far, in pattern x name steps.
+    glob_work: u64,
     /// The files with a `yes` that counts, in the order found.
     found: Vec<String>,
 }
@@ -62,6 +70,7 @@ pub(crate) fn password_logins<L: Loader>(loader: &mut L) -> Result<Vec<String>, 
         loader,
         global: HashSet::new(),
         files: 0,
+        glob_work: 0,
         found: Vec::new(),
     };
     let mut block = Block::default();
@@ -130,6 +139,12 @@ impl<L: Loader> Walk<'_, L> {
     /// The files an `Include` pattern names, in lexical order: glob(3)
     /// over each component, relative patterns under /etc/ssh.
     fn expand(&mut self, pattern: &[u8]) -> Result<Vec<Vec<u8>>, DiskError> {
+        if pattern.len() >= PATH_MAX {
+            return Err(DiskError::corrupt(
+                "sshd configuration",
+                format!("an Include pattern of {} bytes", pattern.len()),
+            ));
+        }
         let mut paths: Vec<Vec<u8>> = vec![if pattern.starts_with(b"/") {
             Vec::new()
         } else {
@@ -153,9 +168,21 @@ impl<L: Loader> Walk<'_, L> {
                 } else {
                     dir.clone()
                 };
-                let mut names: Vec<Vec<u8>> = self
-                    .loader
-                    .list(&shown)?
+                let listed = self.loader.list(&shown)?;
+                // Matching costs at most pattern x name steps each: counted
+                // before it is done, so hostile patterns over a large
+                // directory end in an error, not in hours of matching.
+                for name in &listed {
+                    let cost = (component.len() as u64 + 1) * (name.len() as u64 + 1);
+                    self.glob_work = self.glob_work.saturating_add(cost);
+                }
+                if self.glob_work > MAX_GLOB_WORK {
+                    return Err(DiskError::corrupt(
+                        "sshd configuration",
+                        "its Include patterns take too long to expand",
+                    ));
+                }
+                let mut names: Vec<Vec<u8>> = listed
                     .into_iter()
                     .filter(|n| glob_match(component, n))
                     .collect();
@@ -482,6 +509,24 @@ mod tests {
         ]));
         let err = password_logins(&mut fan).unwrap_err();
         assert!(err.to_string().contains("more than 256 files"), "{err}");
+    }
+
+    #[test]
+    fn hostile_include_patterns_end_in_an_error_not_hours_of_matching() {
+        let star = "*a".repeat(2000);
+        let mut files = Files(
+            (0..2000)
+                .map(|i| (format!("/d/{}", "a".repeat(200 + i % 50)), String::new()))
+                .chain([(MAIN.to_owned(), format!("Include /d/{star}b\n").repeat(100))])
+                .collect(),
+        );
+        let err = password_logins(&mut files).unwrap_err();
+        assert!(err.to_string().contains("take too long"), "{err}");
+        let mut long = Files(BTreeMap::from([(
+            MAIN.to_owned(),
+            format!("Include /{}\n", "x".repeat(5000)),
+        )]));
+        assert!(password_logins(&mut long).is_err());
     }
 
     #[test]
