@@ -709,6 +709,7 @@ fn planted_findings() -> Vec<Finding> {
         (Histories, "/home/ann/.bash_history", Some("ann")),
         (Histories, "/srv/svc/.psql_history", Some("svc")),
         (Histories, "/home/orphan/.python_history", None),
+        (Histories, "/home/\u{fffd}x/.bash_history", None),
         (Histories, "/root/.bash_history", Some("root")),
         (Credentials, "/home/ann/.aws/credentials", Some("ann")),
         (Credentials, "/home/ann/.docker/config.json", Some("ann")),

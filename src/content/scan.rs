@@ -157,7 +157,8 @@ impl Scan<'_> {
     fn host_keys(&mut self) -> Result<(), DiskError> {
         for entry in self.list(b"/etc/ssh")? {
             let name = &entry.name;
-            let is_key = name.len() > b"ssh_host__key".len()
+            // The glob `ssh_host_*_key`: `*` may be empty.
+            let is_key = name.len() >= b"ssh_host__key".len()
                 && name.starts_with(b"ssh_host_")
                 && name.ends_with(b"_key");
             if !is_key {
@@ -300,14 +301,22 @@ impl Scan<'_> {
                 }
             }
         }
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
         for (home, account) in homes {
             let canonical = match self.fs.canonicalize(&home) {
                 Ok(c) => c,
                 Err(e) if absent(&e) => continue,
                 Err(e) => return Err(e),
             };
-            if !seen.insert(canonical) {
+            // The canonical path is shown lossily: two names that are not
+            // UTF-8 may show alike. Such a home is keyed by its own bytes,
+            // so it is never skipped as another's (at worst read twice).
+            let key = if canonical.contains(char::REPLACEMENT_CHARACTER) {
+                [b"\0".as_slice(), &home].concat()
+            } else {
+                canonical.into_bytes()
+            };
+            if !seen.insert(key) {
                 continue;
             }
             if seen.len() > MAX_HOMES {

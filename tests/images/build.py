@@ -499,6 +499,11 @@ def planted_tree(root):
     write(os.path.join(root, "srv", "svc", ".psql_history"), "ALTER USER svc PASSWORD '%s';\n" % PLANTED, 0o600)
     write(os.path.join(root, "home", "orphan", ".python_history"), "token = '%s'\n" % PLANTED, 0o600)
     write(os.path.join(root, "var", "tmp", "root-history"), "echo %s\n" % PLANTED, 0o600)
+    # Homes whose names are not UTF-8 and show alike: each one is read.
+    for odd in (b"\xffx", b"\xfex", b"\xfdx"):
+        os.makedirs(os.path.join(os.fsencode(root), b"home", odd))
+    with open(os.path.join(os.fsencode(root), b"home", b"\xfex", b".bash_history"), "w") as f:
+        f.write("echo %s\n" % PLANTED)
     os.symlink("/var/tmp/root-history", os.path.join(root, "root", ".bash_history"))
     # credentials: each file of the table, with what makes it one.
     write(os.path.join(root, "home", "ann", ".aws", "credentials"),
