@@ -50,6 +50,9 @@ struct Block {
     in_match: bool,
     /// Keywords already given a value in the current `Match` block.
     seen: HashSet<&'static str>,
+    /// `Match` lines read so far: tells whether an included file started
+    /// blocks of its own.
+    matches: usize,
 }
 
 struct Walk<'a, L: Loader> {
@@ -108,14 +111,20 @@ impl<L: Loader> Walk<'_, L> {
             if keyword == b"match" {
                 block.in_match = true;
                 block.seen.clear();
+                block.matches += 1;
                 continue;
             }
             if keyword == b"include" {
                 for pattern in args {
                     for included in self.expand(&pattern)? {
-                        // The included file's Match blocks end with it.
                         let mut inner = block.clone();
                         self.file(&included, &mut inner, depth + 1)?;
+                        // Without a Match of its own, the included file
+                        // went on with this block (what it set is set);
+                        // its own Match blocks end with it.
+                        if inner.matches == block.matches {
+                            *block = inner;
+                        }
                     }
                 }
                 continue;
@@ -479,6 +488,12 @@ mod tests {
             ),
         ];
         assert_eq!(found(&files), [MAIN]);
+        // A value an include sets in the block is the block's first.
+        let files = [
+            (MAIN, "Match User x\nInclude a.conf\nPermitRootLogin yes\n"),
+            ("/etc/ssh/a.conf", "PermitRootLogin no\n"),
+        ];
+        assert!(found(&files).is_empty());
         // The first value in a block wins within it.
         let files = [(
             MAIN,
