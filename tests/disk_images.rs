@@ -705,6 +705,11 @@ fn planted_findings() -> Vec<Finding> {
             "/home/ann/.ssh/authorized_keys2",
             Some("ann"),
         ),
+        (
+            AuthorizedKeys,
+            "/home/bob/.ssh/authorized_keys2",
+            Some("bob"),
+        ),
         (HostKeys, "/etc/ssh/ssh_host_ed25519_key", None),
         (Histories, "/home/ann/.bash_history", Some("ann")),
         (Histories, "/srv/svc/.psql_history", Some("svc")),
@@ -809,6 +814,16 @@ fn a_clean_image_has_no_finding() {
         let meter = Meter::new(device(name), Budget::default());
         assert_eq!(check_image(&meter).unwrap(), vec![vec![]], "{name}");
     }
+}
+
+#[test]
+fn a_system_file_over_the_read_bound_makes_the_file_system_unreadable() {
+    let meter = Meter::new(device("oversize-ext4-plain"), Budget::default());
+    let err = check_image(&meter).unwrap_err();
+    assert!(
+        matches!(&err, DiskError::TooLarge { path, max, .. } if path == "/etc/profile.d/huge.sh" && *max == content::MAX_FILE_BYTES),
+        "{err}"
+    );
 }
 
 #[test]

@@ -255,7 +255,7 @@ async fn the_content_check_reads_every_volume_once_and_names_no_secret() {
     assert_eq!(file_systems.len(), 2, "{file_systems:?}");
     let kinds: std::collections::BTreeSet<Kind> = findings.iter().map(|f| f.kind).collect();
     assert_eq!(kinds.len(), Kind::ALL.len(), "{findings:?}");
-    assert_eq!(findings.len(), 25, "{findings:?}");
+    assert_eq!(findings.len(), 26, "{findings:?}");
     assert!(findings.contains(&Finding::new(
         Kind::AuthorizedKeys,
         b"/dev/sdb:/carol/.ssh/authorized_keys",

@@ -71,9 +71,9 @@ def test_a_planted_image_exits_1_naming_every_kind_and_never_the_secret(emu, sna
     table = check(emu, "--region", HOME, image)
     assert table.returncode == 1, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0] == f"{image} in {HOME}: 24 finding(s), not to be made public as it is"
+    assert lines[0] == f"{image} in {HOME}: 25 finding(s), not to be made public as it is"
     assert lines[1].split() == ["kind", "account", "path"]
-    assert {line.split()[0] for line in lines[2:26]} == KINDS
+    assert {line.split()[0] for line in lines[2:27]} == KINDS
     assert "authorized-keys  root    /root/.ssh/authorized_keys" in lines
     assert any(line.startswith("  /dev/xvda (snap-") and line.endswith("partition 1 (Linux file system): XFS")
                for line in lines), table.stdout

@@ -483,6 +483,8 @@ def planted_tree(root):
     write(os.path.join(root, "root", ".ssh", "authorized_keys"), "ssh-ed25519 AAAAC3%s root@builder\n" % PLANTED, 0o600)
     write(os.path.join(root, "home", "ann", ".ssh", "authorized_keys2"), "# ci\nssh-rsa AAAAB3%s ann@ci\n" % PLANTED, 0o600)
     write(os.path.join(root, "home", "bob", ".ssh", "authorized_keys"), "# no keys here\n\n", 0o600)
+    # Over the check's 1 MiB read bound: a finding unread (it can't be cleared unread).
+    write(os.path.join(root, "home", "bob", ".ssh", "authorized_keys2"), "# padding\n" * 200000, 0o600)
     # host-keys: one private key (with its .pub, which is no finding).
     write(os.path.join(root, "etc", "ssh", "ssh_host_ed25519_key"), key, 0o600)
     write(os.path.join(root, "etc", "ssh", "ssh_host_ed25519_key.pub"), "ssh-ed25519 AAAA root@builder\n")
@@ -568,6 +570,13 @@ def home_tree(root):
     write(os.path.join(root, "carol", "notes.txt"), "nothing\n")
 
 
+def oversize_tree(root):
+    # A script every login shell reads, too large for the check to read:
+    # the file system can't be judged, so it is unreadable, not clean.
+    clean_tree(root)
+    write(os.path.join(root, "etc", "profile.d", "huge.sh"), "# generated\n" * 200000)
+
+
 def content_gpt(fs, fill, size=1024):
     """An AL2023-like GPT disk (BIOS boot, EFI, root on 1) of `fill`."""
     def build(path, work):
@@ -597,6 +606,7 @@ CONTENT_IMAGES = {
     "planted-home": content_plain(xfs_fs, home_tree, 300),
     "clean-xfs": content_gpt(xfs_fs, clean_tree),
     "clean-ext4-plain": content_plain(ext_fs, clean_tree, 128),
+    "oversize-ext4-plain": content_plain(ext_fs, oversize_tree, 128),
 }
 
 
