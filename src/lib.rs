@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod content;
 pub mod copies;
 mod copy_index;
 pub mod disk;

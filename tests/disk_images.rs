@@ -5,12 +5,13 @@
 //! hostile. The images are built on first use (a few minutes, cached); a
 //! missing tool fails these tests, it never skips them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use ami_publisher::content::{self, Finding, Kind};
 use ami_publisher::disk::{
     BlockDevice, Budget, Content, DiskError, FileDevice, FileKind, FileSystem, Meter,
     PartitionTable, ReadStats, read_volume,
@@ -511,15 +512,15 @@ fn mutate(rng: &mut Rng, ranges: &[(u64, usize)]) -> BTreeMap<u64, u8> {
     flips
 }
 
-/// Every layout, `iterations` mutated reads each, on a worker thread the
-/// test watches: a panic or an iteration over 30 s (a hang) fails with the
-/// layout and the seed to replay.
-fn fuzz(iterations: u64) {
+/// Every layout, `iterations` mutated reads each (`read`: what is read),
+/// on a worker thread the test watches: a panic or an iteration over 30 s
+/// (a hang) fails with the layout and the seed to replay.
+fn fuzz(layouts: &[&str], iterations: u64, read: fn(&Meter) -> Result<usize, DiskError>) {
     let budget = tight();
-    for name in LAYOUTS.iter().chain(&["hostile-ext4", "hostile-xfs"]) {
+    for name in layouts {
         let base = device(name);
         let recorder = Arc::new(Recorder(Arc::clone(&base), Mutex::new(Vec::new())));
-        let _ = read_check_paths(&Meter::new(recorder.clone(), Budget::default()));
+        let _ = read(&Meter::new(recorder.clone(), Budget::default()));
         let ranges = recorder.1.lock().unwrap().clone();
         assert!(!ranges.is_empty());
         let (tx, rx) = mpsc::channel();
@@ -529,9 +530,8 @@ fn fuzz(iterations: u64) {
                 let seed = 0x9E37_79B9_7F4A_7C15u64 ^ (i + 1).wrapping_mul(0x1000_0001);
                 let flips = mutate(&mut Rng(seed), &ranges);
                 let meter = Meter::new(Arc::new(Mutated(Arc::clone(&base), flips)), budget);
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    read_check_paths(&meter)
-                }));
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&meter)));
                 let ok = outcome.is_ok();
                 if tx
                     .send((i, seed, ok, meter.stats(), outcome.ok().map(|r| r.is_ok())))
@@ -573,7 +573,12 @@ fn fuzzed_images_end_in_a_result_within_the_budget() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(150);
-    fuzz(n);
+    let layouts: Vec<&str> = LAYOUTS
+        .iter()
+        .chain(&["hostile-ext4", "hostile-xfs"])
+        .copied()
+        .collect();
+    fuzz(&layouts, n, read_check_paths);
 }
 
 #[test]
@@ -684,4 +689,204 @@ fn a_budget_too_small_for_the_reads_says_so() {
         "{}",
         err.report()
     );
+}
+
+// ------------------------------------------------------- the content check
+
+const PLANTED: &str = "PLANTED-SECRET-7f3a";
+
+/// What tests/images/build.py's `planted_tree` plants, kind by kind.
+fn planted_findings() -> Vec<Finding> {
+    use Kind::*;
+    let mut expected: Vec<Finding> = [
+        (AuthorizedKeys, "/root/.ssh/authorized_keys", Some("root")),
+        (
+            AuthorizedKeys,
+            "/home/ann/.ssh/authorized_keys2",
+            Some("ann"),
+        ),
+        (
+            AuthorizedKeys,
+            "/home/bob/.ssh/authorized_keys2",
+            Some("bob"),
+        ),
+        (HostKeys, "/etc/ssh/ssh_host_ed25519_key", None),
+        (Histories, "/home/ann/.bash_history", Some("ann")),
+        (Histories, "/srv/svc/.psql_history", Some("svc")),
+        (Histories, "/home/orphan/.python_history", None),
+        (Histories, "/home/\u{fffd}x/.bash_history", None),
+        (Histories, "/root/.bash_history", Some("root")),
+        (Credentials, "/home/ann/.aws/credentials", Some("ann")),
+        (Credentials, "/home/ann/.docker/config.json", Some("ann")),
+        (Credentials, "/root/.git-credentials", Some("root")),
+        (Credentials, "/home/bob/.aws/config", Some("bob")),
+        (Credentials, "/home/bob/.netrc", Some("bob")),
+        (Credentials, "/home/bob/.pgpass", Some("bob")),
+        (Credentials, "/home/bob/.npmrc", Some("bob")),
+        (Credentials, "/home/bob/.config/gh/hosts.yml", Some("bob")),
+        (Credentials, "/home/bob/.kube/config", Some("bob")),
+        (Credentials, "/etc/environment", None),
+        (Credentials, "/etc/profile.d/build.sh", None),
+        (PasswordLogin, "/etc/shadow", Some("ann")),
+        (PasswordLogin, "/etc/shadow", Some("nopass")),
+        (PasswordLogin, "/etc/ssh/sshd_config", None),
+        (
+            PasswordLogin,
+            "/etc/ssh/sshd_config.d/50-cloud-init.conf",
+            None,
+        ),
+        (
+            InstanceData,
+            "/var/lib/cloud/instances/i-0123456789abcdef0/user-data.txt",
+            None,
+        ),
+    ]
+    .into_iter()
+    .map(|(kind, path, account)| Finding::new(kind, path.as_bytes(), account))
+    .collect();
+    expected.sort();
+    expected
+}
+
+/// The content check over every Linux file system of one image: the
+/// findings of each, in table order.
+fn check_image(meter: &Meter) -> Result<Vec<Vec<Finding>>, DiskError> {
+    let volume = read_volume(meter)?;
+    let mut all = Vec::new();
+    for (part, _) in volume.linux_file_systems() {
+        let mut fs = volume.open(meter, part)?;
+        all.push(content::check_file_system(&mut fs)?);
+    }
+    Ok(all)
+}
+
+/// Nothing planted shows in what a person, a log or a tag would see.
+fn assert_no_secret(findings: &[Finding]) {
+    let outcome = content::Outcome::Read {
+        findings: findings.to_vec(),
+        file_systems: vec![],
+    };
+    let shown = [
+        format!("{findings:?}"),
+        format!("{outcome:?}"),
+        outcome.to_string(),
+        serde_json::to_string(&outcome).unwrap(),
+        content::summary(findings, 256),
+        findings.iter().map(|f| format!("{f}\n")).collect(),
+    ];
+    for text in shown {
+        for secret in [PLANTED, "PLANTED000000000", "Q9vVx0cK1p2r3s4t"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+}
+
+#[test]
+fn every_kind_planted_is_found_with_its_path_and_account_on_ext4_and_xfs_partitioned_or_not() {
+    for name in [
+        "planted-xfs",
+        "planted-ext4",
+        "planted-xfs-plain",
+        "planted-ext4-plain",
+    ] {
+        let meter = Meter::new(device(name), Budget::default());
+        let found = check_image(&meter).unwrap();
+        assert_eq!(found.len(), 1, "{name}: one Linux file system");
+        assert_eq!(found[0], planted_findings(), "{name}");
+        let kinds: BTreeSet<Kind> = found[0].iter().map(|f| f.kind).collect();
+        assert_eq!(kinds.len(), Kind::ALL.len(), "{name}: every kind");
+        assert_no_secret(&found[0]);
+        let summary = content::summary(&found[0], 256);
+        assert!(
+            summary.starts_with(
+                "authorized-keys, host-keys, histories, credentials, password-login, instance-data: "
+            ) && summary.chars().count() <= 256
+                && summary.ends_with(" more"),
+            "{summary}"
+        );
+        eprintln!("{name}: {} findings, {:?}", found[0].len(), meter.stats());
+    }
+}
+
+#[test]
+fn a_clean_image_has_no_finding() {
+    for name in ["clean-xfs", "clean-ext4-plain"] {
+        let meter = Meter::new(device(name), Budget::default());
+        assert_eq!(check_image(&meter).unwrap(), vec![vec![]], "{name}");
+    }
+}
+
+#[test]
+fn a_system_file_over_the_read_bound_makes_the_file_system_unreadable() {
+    let meter = Meter::new(device("oversize-ext4-plain"), Budget::default());
+    let err = check_image(&meter).unwrap_err();
+    assert!(
+        matches!(&err, DiskError::TooLarge { path, max, .. } if path == "/etc/profile.d/huge.sh" && *max == content::MAX_FILE_BYTES),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_volume_without_etc_is_checked_as_homes_at_its_top() {
+    let meter = Meter::new(device("planted-home"), Budget::default());
+    assert_eq!(
+        check_image(&meter).unwrap(),
+        vec![vec![Finding::new(
+            Kind::AuthorizedKeys,
+            b"/carol/.ssh/authorized_keys",
+            None
+        )]]
+    );
+}
+
+#[test]
+fn the_check_of_a_realistic_root_costs_few_snapshot_blocks() {
+    // root_tree: 40 homes with keys and histories, 3 host keys, root's.
+    for (name, max_blocks) in [("al2023", 48), ("ubuntu", 48), ("mbr", 48)] {
+        let meter = Meter::new(device(name), Budget::default());
+        let found = check_image(&meter).unwrap();
+        let s = meter.stats();
+        let root: &Vec<Finding> = found.iter().max_by_key(|f| f.len()).unwrap();
+        let count = |kind| root.iter().filter(|f| f.kind == kind).count();
+        eprintln!(
+            "{name}: {} findings; {} blocks of 512 KiB, {} reads, {} bytes asked",
+            root.len(),
+            s.blocks,
+            s.reads,
+            s.bytes
+        );
+        assert_eq!(count(Kind::AuthorizedKeys), 41, "{name}");
+        assert_eq!(count(Kind::HostKeys), 3, "{name}");
+        assert!(s.blocks <= max_blocks, "{name}: {s:?}");
+    }
+}
+
+#[test]
+fn hostile_and_fuzzed_images_end_in_findings_or_could_not_read_within_the_budget() {
+    for name in ["hostile-ext4", "hostile-xfs"] {
+        let meter = Meter::new(device(name), tight());
+        match check_image(&meter) {
+            Ok(_) => {}
+            Err(e) => assert!(e.report().starts_with("could not read: "), "{name}: {e}"),
+        }
+        within(meter.stats(), tight());
+    }
+    let n = std::env::var("DISK_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    fuzz(&["planted-xfs", "planted-ext4-plain"], n, |meter| {
+        check_image(meter).map(|found| found.iter().map(Vec::len).sum())
+    });
+}
+
+#[test]
+fn a_budget_too_small_for_the_check_says_so() {
+    let budget = Budget {
+        max_blocks: 3,
+        ..Budget::default()
+    };
+    let meter = Meter::new(device("planted-xfs"), budget);
+    let err = check_image(&meter).unwrap_err();
+    assert!(matches!(err, DiskError::OverBudget(_)), "{err}");
 }

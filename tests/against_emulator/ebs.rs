@@ -292,3 +292,44 @@ async fn a_block_that_does_not_match_its_checksum_fails_the_read_and_is_never_da
     .unwrap_or_else(|e| panic!("{}", e.report()));
     assert_eq!(homes, 40);
 }
+
+#[tokio::test]
+async fn the_content_check_reads_every_volume_once_and_names_no_secret() {
+    use ami_publisher::content::{self, Finding, Kind, Outcome};
+    let emu = Emulator::start();
+    let ebs = ebs_client(&emu).await;
+    // A planted ext4 root on GPT, and a volume as if mounted at /home.
+    let snapshots = ami_over(&emu, &["planted-ext4", "planted-home"]).await;
+    let checked = content::check_ami(&ebs, &snapshots, ReadOptions::default()).await;
+    let Outcome::Read {
+        findings,
+        file_systems,
+    } = &checked.outcome
+    else {
+        panic!("{}", checked.outcome)
+    };
+    assert_eq!(file_systems.len(), 2, "{file_systems:?}");
+    let kinds: std::collections::BTreeSet<Kind> = findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds.len(), Kind::ALL.len(), "{findings:?}");
+    assert_eq!(findings.len(), 26, "{findings:?}");
+    assert!(findings.contains(&Finding::new(
+        Kind::AuthorizedKeys,
+        b"/dev/sdb:/carol/.ssh/authorized_keys",
+        None
+    )));
+    let json = serde_json::to_string(&checked.outcome).unwrap();
+    assert!(!json.contains("PLANTED-SECRET-7f3a") && !json.contains("PLANTED000000000"));
+    // Every block fetched once, and only those the readers touched.
+    let calls = block_calls(&emu);
+    assert!(calls.values().all(|n| *n == 1), "{calls:?}");
+    assert_eq!(calls.len() as u64, checked.fetch.fetched);
+    assert_eq!(
+        checked.fetch.fetched + checked.fetch.zero_blocks,
+        checked.read.blocks
+    );
+    eprintln!("content check: {:?} {:?}", checked.read, checked.fetch);
+
+    let clean = ami_over(&emu, &["clean-xfs"]).await;
+    let checked = content::check_ami(&ebs, &clean, ReadOptions::default()).await;
+    assert!(checked.outcome.is_clean(), "{}", checked.outcome);
+}

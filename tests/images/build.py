@@ -439,6 +439,177 @@ def hostile_xfs(path, work):
     )
 
 
+# ------------------------------------------------- the content check's images
+#
+# Issue 20's check: one secret of every kind planted where it looks, with
+# PLANTED-SECRET-7f3a and an access key id inside, so the tests can search
+# every output for them; and a clean root of the same shape, where each
+# check has something to look at that is no finding (comments, empty files,
+# locked accounts, `no`). tests/disk_images.rs lists what each must find.
+
+PLANTED = "PLANTED-SECRET-7f3a"
+PLANTED_KEY_ID = "AKIAPLANTED000000000"
+
+
+def _accounts(root, shadow_lines):
+    write(os.path.join(root, "etc", "passwd"), "\n".join([
+        "root:x:0:0:root:/root:/bin/bash",
+        "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin",
+        "ann:x:1000:1000::/home/ann:/bin/bash",
+        "bob:x:1001:1001::/home/bob:/bin/bash",
+        "svc:x:998:998::/srv/svc:/sbin/nologin",
+        "nopass:x:1002:1002::/home/nopass:/bin/sh",
+    ]) + "\n")
+    write(os.path.join(root, "etc", "shadow"), "\n".join(shadow_lines) + "\n", 0o640)
+    write(os.path.join(root, "etc", "os-release"), OS_UBUNTU)
+    write(os.path.join(root, "etc", "hostname"), "builder\n")
+    os.makedirs(os.path.join(root, "dev"))
+    os.makedirs(os.path.join(root, "tmp"))
+
+
+def planted_tree(root):
+    """Every kind of finding, at the paths tests/disk_images.rs expects."""
+    rng = random.Random(20)
+    key = fake_key(rng, PLANTED).replace("-----END", PLANTED + "\n-----END")
+    _accounts(root, [
+        "root:*:19000:0:99999:7:::",
+        "daemon:*:19000:0:99999:7:::",
+        "ann:$6$%s$Q9vVx0cK1p2r3s4t5u6v7w8x9y0z:19000:0:99999:7:::" % PLANTED,
+        "bob:!:19000:0:99999:7:::",
+        "svc:!!:19000::::::",
+        "nopass::19000:0:99999:7:::",
+    ])
+    # authorized-keys: root's, ann's authorized_keys2; bob's is only comments.
+    write(os.path.join(root, "root", ".ssh", "authorized_keys"), "ssh-ed25519 AAAAC3%s root@builder\n" % PLANTED, 0o600)
+    write(os.path.join(root, "home", "ann", ".ssh", "authorized_keys2"), "# ci\nssh-rsa AAAAB3%s ann@ci\n" % PLANTED, 0o600)
+    write(os.path.join(root, "home", "bob", ".ssh", "authorized_keys"), "# no keys here\n\n", 0o600)
+    # Over the check's 1 MiB read bound: a finding unread (it can't be cleared unread).
+    write(os.path.join(root, "home", "bob", ".ssh", "authorized_keys2"), "# padding\n" * 200000, 0o600)
+    # host-keys: one private key (with its .pub, which is no finding).
+    write(os.path.join(root, "etc", "ssh", "ssh_host_ed25519_key"), key, 0o600)
+    write(os.path.join(root, "etc", "ssh", "ssh_host_ed25519_key.pub"), "ssh-ed25519 AAAA root@builder\n")
+    # password-login: ann's hash and nopass's empty field (above); sshd's
+    # include comes first, so its `yes` wins over the main file's `no`; a
+    # Match block lets one user in with a password.
+    write(os.path.join(root, "etc", "ssh", "sshd_config"),
+          "Include /etc/ssh/sshd_config.d/*.conf\nPasswordAuthentication no\nPermitRootLogin no\n"
+          "Match User backup\n    PasswordAuthentication yes\n")
+    write(os.path.join(root, "etc", "ssh", "sshd_config.d", "50-cloud-init.conf"), "PasswordAuthentication yes\n")
+    # histories: ann's (/home, in passwd), svc's (a home outside /home),
+    # orphan's (under /home, in no passwd line), root's through a symlink.
+    write(os.path.join(root, "home", "ann", ".bash_history"), "export TOKEN=%s\n" % PLANTED, 0o600)
+    write(os.path.join(root, "srv", "svc", ".psql_history"), "ALTER USER svc PASSWORD '%s';\n" % PLANTED, 0o600)
+    write(os.path.join(root, "home", "orphan", ".python_history"), "token = '%s'\n" % PLANTED, 0o600)
+    write(os.path.join(root, "var", "tmp", "root-history"), "echo %s\n" % PLANTED, 0o600)
+    # Homes whose names are not UTF-8 and show alike: each one is read.
+    for odd in (b"\xffx", b"\xfex", b"\xfdx"):
+        os.makedirs(os.path.join(os.fsencode(root), b"home", odd))
+    with open(os.path.join(os.fsencode(root), b"home", b"\xfex", b".bash_history"), "w") as f:
+        f.write("echo %s\n" % PLANTED)
+    os.symlink("/var/tmp/root-history", os.path.join(root, "root", ".bash_history"))
+    # credentials: each file of the table, with what makes it one.
+    write(os.path.join(root, "home", "ann", ".aws", "credentials"),
+          "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n" % (PLANTED_KEY_ID, PLANTED), 0o600)
+    write(os.path.join(root, "home", "ann", ".docker", "config.json"),
+          '{"auths": {"registry.example.com": {"auth": "%s"}}}\n' % PLANTED, 0o600)
+    write(os.path.join(root, "root", ".git-credentials"), "https://ci:%s@github.com\n" % PLANTED, 0o600)
+    write(os.path.join(root, "home", "bob", ".aws", "config"),
+          "[profile ci]\nregion = us-east-1\naws_secret_access_key = %s\n" % PLANTED, 0o600)
+    write(os.path.join(root, "home", "bob", ".netrc"), "machine example.com login bob password %s\n" % PLANTED, 0o600)
+    write(os.path.join(root, "home", "bob", ".pgpass"), "db:5432:*:bob:%s\n" % PLANTED, 0o600)
+    write(os.path.join(root, "home", "bob", ".npmrc"), "//registry.npmjs.org/:_authToken=%s\n" % PLANTED, 0o600)
+    write(os.path.join(root, "home", "bob", ".config", "gh", "hosts.yml"),
+          "github.com:\n    oauth_token: %s\n    user: bob\n" % PLANTED, 0o600)
+    write(os.path.join(root, "home", "bob", ".kube", "config"),
+          "users:\n- name: ci\n  user:\n    token: %s\n" % PLANTED, 0o600)
+    write(os.path.join(root, "etc", "environment"), 'PATH="/usr/bin"\nAWS_ACCESS_KEY_ID=%s\n' % PLANTED_KEY_ID)
+    write(os.path.join(root, "etc", "profile.d", "build.sh"), "export AWS_ACCESS_KEY_ID=ASIAPLANTED000000000\n")
+    write(os.path.join(root, "etc", "profile.d", "lang.sh"), "export LANG=C.UTF-8\n")
+    # instance-data: cloud-init's copy of the build's user data.
+    inst = os.path.join(root, "var", "lib", "cloud", "instances", "i-0123456789abcdef0")
+    write(os.path.join(inst, "user-data.txt"), "#!/bin/bash\nexport TOKEN=%s\n" % PLANTED, 0o600)
+    os.symlink("/var/lib/cloud/instances/i-0123456789abcdef0", os.path.join(root, "var", "lib", "cloud", "instance"))
+
+
+def clean_tree(root):
+    """The same shape, cleaned as a careful build leaves it: no finding."""
+    _accounts(root, [
+        "root:*:19000:0:99999:7:::",
+        "daemon:*:19000:0:99999:7:::",
+        "ann:!$6$locked$Q9vVx0cK1p2r3s4t:19000:0:99999:7:::",
+        "bob:!:19000:0:99999:7:::",
+        "svc:!!:19000::::::",
+        "nopass:*:19000:0:99999:7:::",
+    ])
+    write(os.path.join(root, "root", ".ssh", "authorized_keys"), "# cloud-init adds the launch key here\n", 0o600)
+    write(os.path.join(root, "home", "ann", ".ssh", "authorized_keys"), "", 0o600)
+    write(os.path.join(root, "etc", "ssh", "ssh_host_ed25519_key.pub"), "ssh-ed25519 AAAA root@builder\n")
+    write(os.path.join(root, "etc", "ssh", "ssh_host_rsa_key"), "")
+    write(os.path.join(root, "etc", "ssh", "sshd_config"),
+          "Include /etc/ssh/sshd_config.d/*.conf\nPasswordAuthentication yes\n"
+          "Match User backup\n    PermitRootLogin no\n")
+    write(os.path.join(root, "etc", "ssh", "sshd_config.d", "60-hardening.conf"),
+          "PasswordAuthentication no\nPermitRootLogin prohibit-password\n")
+    write(os.path.join(root, "home", "ann", ".bash_history"), "", 0o600)
+    os.symlink("/dev/null", os.path.join(root, "root", ".bash_history"))
+    write(os.path.join(root, "srv", "svc", ".bashrc"), "# svc\n")
+    write(os.path.join(root, "home", "bob", ".aws", "config"), "[default]\nregion = us-east-1\n")
+    write(os.path.join(root, "home", "bob", ".docker", "config.json"), '{"auths": {}, "credsStore": "ecr-login"}\n')
+    write(os.path.join(root, "home", "bob", ".npmrc"), "registry=https://registry.npmjs.org/\n")
+    write(os.path.join(root, "home", "bob", ".kube", "config"),
+          "users:\n- name: eks\n  user:\n    exec:\n      command: aws\n")
+    write(os.path.join(root, "etc", "environment"), 'PATH="/usr/bin"\nEXAMPLE=AKIAEXAMPLE0001\n')
+    write(os.path.join(root, "etc", "profile.d", "lang.sh"), "export LANG=C.UTF-8\n")
+    inst = os.path.join(root, "var", "lib", "cloud", "instances", "i-0123456789abcdef0")
+    write(os.path.join(inst, "user-data.txt"), "")
+
+
+def home_tree(root):
+    # A volume mounted at /home: no /etc, homes at its top.
+    write(os.path.join(root, "carol", ".ssh", "authorized_keys"), "ssh-ed25519 AAAA%s carol@laptop\n" % PLANTED, 0o600)
+    write(os.path.join(root, "carol", "notes.txt"), "nothing\n")
+
+
+def oversize_tree(root):
+    # A script every login shell reads, too large for the check to read:
+    # the file system can't be judged, so it is unreadable, not clean.
+    clean_tree(root)
+    write(os.path.join(root, "etc", "profile.d", "huge.sh"), "# generated\n" * 200000)
+
+
+def content_gpt(fs, fill, size=1024):
+    """An AL2023-like GPT disk (BIOS boot, EFI, root on 1) of `fill`."""
+    def build(path, work):
+        tree = make_tree(work, "root", fill)
+        gpt_disk(path, size * MIB, [
+            (127, 1, 1, BIOS_BOOT, "BIOS-BOOT", lambda p, n: blob(p, n, GRUB_CORE)),
+            (128, 2, 10, EFI, "EFI-SYSTEM", fat_fs),
+            (1, 12, None, LINUX, "Linux", lambda p, n: fs(p, n, tree)),
+        ], work)
+    return build
+
+
+def content_plain(fs, fill, size):
+    """No partition table: the file system is the whole volume."""
+    def build(path, work):
+        fs(path, size * MIB, make_tree(work, "root", fill))
+    return build
+
+
+CONTENT_IMAGES = {
+    "planted-xfs": content_gpt(xfs_fs, planted_tree),
+    "planted-ext4": content_gpt(ext_fs, planted_tree),
+    "planted-xfs-plain": content_plain(xfs_fs, planted_tree, 300),
+    # Without metadata checksums (as plain-ext4): the fuzz pass's flipped
+    # bits reach the parsers the check drives.
+    "planted-ext4-plain": content_plain(lambda p, n, t: ext_fs(p, n, t, features="^metadata_csum"), planted_tree, 128),
+    "planted-home": content_plain(xfs_fs, home_tree, 300),
+    "clean-xfs": content_gpt(xfs_fs, clean_tree),
+    "clean-ext4-plain": content_plain(ext_fs, clean_tree, 128),
+    "oversize-ext4-plain": content_plain(ext_fs, oversize_tree, 128),
+}
+
+
 # make bench's fixtures (bench/run.py --only ebs): the AL2023-like and
 # Ubuntu-like 8 GiB layouts above with a tree of >= 20,000 files (1,300
 # packages of 16 files, plus the rest of root_tree). Their own directory and
@@ -481,6 +652,7 @@ IMAGES = {
     "data": data_volume,
     "hostile-ext4": hostile_ext4,
     "hostile-xfs": hostile_xfs,
+    **CONTENT_IMAGES,
 }
 
 if __name__ == "__main__":
