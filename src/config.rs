@@ -40,6 +40,11 @@ pub struct Config {
     pub keep_public_per_family: Option<u16>,
     /// Deprecate a retired AMI at once.
     pub deprecate_retired: bool,
+    /// What a source AMI's content check does before it is made public.
+    pub content_check: ContentCheck,
+    /// Whether an AMI the content check can't read may still be published
+    /// (`CONTENT_CHECK_UNREADABLE=publish`, for Windows AMIs).
+    pub publish_unreadable: bool,
     /// When its owner withdraws or holds a family's public release, make
     /// public again the newest release rotation retired in its favour.
     pub restore_on_withdraw: bool,
@@ -127,6 +132,17 @@ impl Config {
         )?;
         let deprecate_retired = var("DEPRECATE_RETIRED").boolean(false)?;
         let restore_on_withdraw = var("RESTORE_ON_WITHDRAW").boolean(true)?;
+        let content_check = var("CONTENT_CHECK")
+            .or("enforce")
+            .parse_with(ContentCheck::parse)?;
+        let publish_unreadable =
+            var("CONTENT_CHECK_UNREADABLE")
+                .or("reject")
+                .parse_with(|text| match text.trim().to_ascii_lowercase().as_str() {
+                    "reject" => Ok(false),
+                    "publish" => Ok(true),
+                    _ => Err("must be reject or publish".into()),
+                })?;
         let protect_public = var("PROTECT_PUBLIC").boolean(true)?;
         let pace_ec2_calls = var("PACE_EC2_CALLS").boolean(true)?;
         let ledger_table = var("LEDGER_TABLE").table_name()?;
@@ -143,6 +159,8 @@ impl Config {
             family_tag_key,
             keep_public_per_family,
             deprecate_retired,
+            content_check,
+            publish_unreadable,
             restore_on_withdraw,
             protect_public,
             pace_ec2_calls,
@@ -173,6 +191,37 @@ impl Config {
     pub fn status_tag(&self, tag: StatusTag) -> String {
         format!("{}{}", self.status_tag_prefix, tag.name())
     }
+
+    /// The owner's acknowledgement of content findings on one AMI
+    /// (`publish-allow=host-keys,histories`): the publish tag key with
+    /// `-allow`. Like the publish tag, the role can never write it.
+    pub fn allow_tag_key(&self) -> String {
+        format!("{}-allow", self.publish_tag_key)
+    }
+}
+
+/// `CONTENT_CHECK`: what the content check of a source AMI does before it
+/// is made public.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentCheck {
+    /// A finding keeps the AMI private (`rejected`), as does an AMI that
+    /// can't be read unless `CONTENT_CHECK_UNREADABLE=publish`.
+    Enforce,
+    /// Published; the findings are reported the same way.
+    Report,
+    /// Not read.
+    Off,
+}
+
+impl ContentCheck {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "enforce" => Ok(Self::Enforce),
+            "report" => Ok(Self::Report),
+            "off" => Ok(Self::Off),
+            _ => Err("must be enforce, report or off".into()),
+        }
+    }
 }
 
 /// The tags the function writes, each named `STATUS_TAG_PREFIX` + its name.
@@ -193,6 +242,10 @@ pub enum StatusTag {
     /// `true` when the function turned the AMI's deregistration protection
     /// on (it turns off only what it turned on).
     Protected,
+    /// The content check's verdict on a source AMI: `clean`, `findings`,
+    /// `acknowledged` (every finding's kind acknowledged by its owner) or
+    /// `unreadable`; what it found is in the reason and the outcome.
+    Content,
 }
 
 impl StatusTag {
@@ -207,6 +260,7 @@ impl StatusTag {
             Self::SourceCreated => "source-created",
             Self::Generation => "generation",
             Self::Protected => "protected",
+            Self::Content => "content",
         }
     }
 }

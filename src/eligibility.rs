@@ -36,6 +36,18 @@ pub enum Reason {
     /// The provenance tag of a copy is not `REGION/ami-...`: the function did
     /// not write it, so the copy's source is unknown.
     MalformedSource { tag: String },
+    /// The content check found what its builder left behind (a summary of
+    /// kinds and paths, never the content): "Recommendations for creating
+    /// shared Linux AMIs" (EC2 User Guide).
+    Content { summary: String, allow_key: String },
+    /// The content check could not read the AMI (and
+    /// `CONTENT_CHECK_UNREADABLE` is not `publish`): nothing is claimed.
+    ContentUnreadable { reason: String },
+    /// The owner's acknowledgement tag names kinds the check does not know.
+    UnknownAcknowledged { key: String, names: Vec<String> },
+    /// The content check is on and has no verdict for the AMI (fail closed;
+    /// the runner always reads one first).
+    ContentNotChecked,
     /// A copy follows its source: it may be public only while its source,
     /// read in the source's region, is owned, tagged for publishing and public.
     Source {
@@ -124,6 +136,21 @@ impl fmt::Display for Reason {
                 write!(f, "its tag {tag} does not name a source as REGION/ami-...")
             }
             Self::Source { source, problem } => write!(f, "its source {source} {problem}"),
+            Self::Content { summary, allow_key } => write!(
+                f,
+                "the content check found {summary}: clean the image and build it again, or acknowledge the kinds in the tag {allow_key}"
+            ),
+            Self::ContentUnreadable { reason } => write!(
+                f,
+                "the content check could not read it: {reason} (CONTENT_CHECK_UNREADABLE=publish publishes such AMIs)"
+            ),
+            Self::UnknownAcknowledged { key, names } => write!(
+                f,
+                "the tag {key} names unknown kinds: {} (known: {})",
+                names.join(", "),
+                crate::content::Kind::ALL.map(|k| k.name()).join(", ")
+            ),
+            Self::ContentNotChecked => f.write_str("the content check has no verdict for it"),
         }
     }
 }

@@ -138,6 +138,11 @@ pub(crate) struct Invocation<'a> {
     /// once, and two of one family must not both read it before either is
     /// public (each would keep the other; both could retire the same one).
     family_turns: std::sync::Mutex<HashMap<(RegionName, String), FamilyTurn>>,
+    /// Content verdicts read in this invocation and not recorded in the
+    /// ledger yet: each goes in with the AMI's intent to be made public
+    /// (one write, not two), or on its own when the AMI is rejected
+    /// (src/inspection.rs).
+    pub verdicts: std::sync::Mutex<HashMap<ImageId, crate::ledger::ContentRecord>>,
 }
 
 /// A family's turn in one region (see `Invocation::family_turn`).
@@ -173,6 +178,7 @@ impl<'a> Invocation<'a> {
             function,
             now,
             started: Instant::now(),
+            verdicts: Default::default(),
             deadline,
             runs,
             quotas: Quotas::default(),

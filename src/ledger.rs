@@ -87,6 +87,18 @@ impl State {
     }
 }
 
+/// The content check's verdict on an AMI, as the ledger keeps it: bound to
+/// the AMI's snapshots (an AMI's snapshots never change, so a verdict for
+/// the same snapshots is the verdict for the same content), the verdict as
+/// JSON (kinds, paths and accounts: never any content).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentRecord {
+    /// The AMI's snapshot ids, in block device order, comma-separated.
+    pub snapshots: String,
+    /// `content::Outcome`, serialized.
+    pub verdict: String,
+}
+
 /// One AMI's entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -114,8 +126,13 @@ pub async fn intend_public(
     id: &ImageId,
     why: &str,
     now: OffsetDateTime,
+    content: Option<&ContentRecord>,
 ) -> Result<u64, Ec2Error> {
-    match record(ledger, region, id, State::Publishing, why, now, None).await? {
+    let mut request = update(ledger, region, id, State::Publishing, why, now, None);
+    if let Some(content) = content {
+        request = with_content(request, content);
+    }
+    match written(ledger, id, request.send().await)? {
         Written::At(version) => Ok(version),
         // Unconditional: never overtaken.
         Written::Overtaken => Err(Ec2Error::permanent(
@@ -141,7 +158,21 @@ pub async fn record(
     version: Option<u64>,
 ) -> Result<Written, Ec2Error> {
     let request = update(ledger, region, id, state, reason, now, version);
-    match request.send().await {
+    written(ledger, id, request.send().await)
+}
+
+/// How an `UpdateItem` of [`update`] ended.
+fn written(
+    ledger: &Ledger,
+    id: &ImageId,
+    sent: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        >,
+    >,
+) -> Result<Written, Ec2Error> {
+    match sent {
         Ok(output) => {
             let version = output
                 .attributes()
@@ -216,6 +247,72 @@ fn update(
             .expression_attribute_values(":read", AttributeValue::N(version.to_string()));
     }
     request
+}
+
+/// The content verdict added to an `UpdateItem` of [`update`].
+fn with_content(
+    request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    content: &ContentRecord,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    let expression = request.get_update_expression().clone().unwrap_or_default();
+    request
+        .update_expression(format!(
+            "{expression}, content_snapshots = :snapshots, content = :verdict"
+        ))
+        .expression_attribute_values(":snapshots", AttributeValue::S(content.snapshots.clone()))
+        .expression_attribute_values(":verdict", AttributeValue::S(content.verdict.clone()))
+}
+
+/// Records a content verdict alone (an AMI it keeps private), the state
+/// and version as they are.
+pub async fn record_content(
+    ledger: &Ledger,
+    region: &RegionName,
+    id: &ImageId,
+    content: &ContentRecord,
+) -> Result<(), Ec2Error> {
+    ledger
+        .client
+        .update_item()
+        .table_name(&ledger.table)
+        .key("region", AttributeValue::S(region.as_str().into()))
+        .key("image_id", AttributeValue::S(id.as_str().into()))
+        .update_expression("SET content_snapshots = :snapshots, content = :verdict")
+        .expression_attribute_values(":snapshots", AttributeValue::S(content.snapshots.clone()))
+        .expression_attribute_values(":verdict", AttributeValue::S(content.verdict.clone()))
+        .send()
+        .await
+        .map_err(|e| Ec2Error::new("UpdateItem", &ledger.region, Some(id), e))?;
+    Ok(())
+}
+
+/// The content verdict the ledger keeps for an AMI, if any.
+pub async fn content_of(
+    ledger: &Ledger,
+    region: &RegionName,
+    id: &ImageId,
+) -> Result<Option<ContentRecord>, Ec2Error> {
+    let output = ledger
+        .client
+        .get_item()
+        .table_name(&ledger.table)
+        .key("region", AttributeValue::S(region.as_str().into()))
+        .key("image_id", AttributeValue::S(id.as_str().into()))
+        .projection_expression("content_snapshots, content")
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| Ec2Error::new("GetItem", &ledger.region, Some(id), e))?;
+    let text = |k: &str| {
+        output
+            .item()
+            .and_then(|item| item.get(k))
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+    };
+    Ok(text("content_snapshots")
+        .zip(text("content"))
+        .map(|(snapshots, verdict)| ContentRecord { snapshots, verdict }))
 }
 
 /// What the ledger says of one AMI (`None`: nothing).

@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod history;
 pub mod http_client;
+mod inspection;
 mod invocation;
 pub mod ledger;
 pub mod model;

@@ -6,7 +6,8 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::config::{Config, MAX_DEPRECATE_AFTER_DAYS, StatusTag};
+use crate::config::{Config, ContentCheck, MAX_DEPRECATE_AFTER_DAYS, StatusTag};
+use crate::content;
 use crate::eligibility::{self, Reason, SourceProblem};
 use crate::model::{BlockPublicAccess, Image, ImageState, Intent, RegionName, SourceRef, Status};
 
@@ -104,6 +105,101 @@ pub struct Facts<'a> {
     pub bpa: Option<&'a BlockPublicAccess>,
     /// The copy's source, when [`source_needed`].
     pub source: SourceFacts<'a>,
+    /// The content check's verdict, when [`needs_content_check`].
+    pub content: Option<&'a content::Outcome>,
+}
+
+/// Whether deciding about the AMI needs the content check's verdict: a
+/// source AMI (a copy has its source's content) that is private, tagged,
+/// available, eligible as far as its own facts tell, and not kept private
+/// by its status, so that it may be made public now. Copies and public
+/// AMIs are never read.
+pub fn needs_content_check(
+    image: &Image,
+    config: &Config,
+    intent: Intent,
+    now: OffsetDateTime,
+) -> bool {
+    let kept_private = match status_of(image, config) {
+        Some(Status::Held) => true,
+        Some(Status::Retired) => intent != Intent::Restore,
+        _ => false,
+    };
+    config.content_check != ContentCheck::Off
+        && matches!(intent, Intent::Reconcile | Intent::Restore)
+        && !image.public
+        && !is_copy(image, config)
+        && is_tagged(image, config)
+        && !kept_private
+        && expired(image, status_of(image, config), now).is_none()
+        && image.deprecation_time.is_none_or(|at| at > now)
+        && eligibility::check(image, None).is_empty()
+}
+
+/// What the content check's verdict means for making the AMI public, with
+/// the owner's acknowledgement (`publish-allow`) applied: the reasons to
+/// keep it private (none under `CONTENT_CHECK=report`), and the verdict
+/// as reported.
+pub fn judge_content(
+    image: &Image,
+    verdict: Option<&content::Outcome>,
+    config: &Config,
+) -> (Vec<Reason>, Option<content::Outcome>) {
+    if config.content_check == ContentCheck::Off || is_copy(image, config) {
+        return (Vec::new(), None);
+    }
+    let Some(verdict) = verdict else {
+        return (vec![Reason::ContentNotChecked], None);
+    };
+    let allow_key = config.allow_tag_key();
+    let acknowledged = match image
+        .tags
+        .get(&allow_key)
+        .map(|v| content::parse_acknowledged(v))
+    {
+        None => Default::default(),
+        Some(Ok(kinds)) => kinds,
+        Some(Err(unknown)) => {
+            let reason = Reason::UnknownAcknowledged {
+                key: allow_key,
+                names: unknown.0,
+            };
+            return (vec![reason], Some(verdict.clone()));
+        }
+    };
+    let verdict = verdict.clone().acknowledged(&acknowledged);
+    let reasons = match (&verdict, config.content_check) {
+        (_, ContentCheck::Report | ContentCheck::Off) => Vec::new(),
+        (content::Outcome::Read { findings, .. }, _) if !findings.is_empty() => {
+            vec![Reason::Content {
+                summary: content::summary(findings, CONTENT_SUMMARY_CHARS),
+                allow_key,
+            }]
+        }
+        (content::Outcome::Unreadable { reason }, _) if !config.publish_unreadable => {
+            vec![Reason::ContentUnreadable {
+                reason: reason.clone(),
+            }]
+        }
+        _ => Vec::new(),
+    };
+    (reasons, Some(verdict))
+}
+
+/// The most characters of a content summary in a reason: the reason tag
+/// holds 256 with the words around it.
+const CONTENT_SUMMARY_CHARS: usize = 150;
+
+/// The `publish:content` tag's value for a verdict (as judged, with the
+/// owner's acknowledgement applied; `acknowledged` when findings were
+/// acknowledged away).
+pub fn content_tag(raw: &content::Outcome, judged: &content::Outcome) -> &'static str {
+    match judged {
+        content::Outcome::Unreadable { .. } => "unreadable",
+        content::Outcome::Read { findings, .. } if !findings.is_empty() => "findings",
+        _ if !raw.findings().is_empty() => "acknowledged",
+        _ => "clean",
+    }
 }
 
 pub fn is_tagged(image: &Image, config: &Config) -> bool {
@@ -326,6 +422,11 @@ pub fn decide(facts: Facts<'_>, intent: Intent, config: &Config, now: OffsetDate
             None
         }
     };
+    if reasons.is_empty() {
+        // Last: what is inside matters only for an AMI that may be public
+        // otherwise (and only such an AMI is read).
+        reasons = judge_content(image, facts.content, config).0;
+    }
     match settle(reasons) {
         Some(decision) => decision,
         None => Decision::Publish(Steps {
@@ -637,8 +738,11 @@ mod tests {
     const SOURCE_ID: &str = "ami-0a1b2c3d4e5f60001";
     const COPY_ID: &str = "ami-0c0c0c0c0c0c00001";
 
+    /// The configuration of `vars`, the content check off unless they
+    /// turn it on (its own tests do).
     fn config(vars: &[(&str, &str)]) -> Config {
-        Config::from_vars(&[&[("AWS_REGION", "us-east-1")], vars].concat()).unwrap()
+        let base = [("AWS_REGION", "us-east-1"), ("CONTENT_CHECK", "off")];
+        Config::from_vars(&[&base[..], vars].concat()).unwrap()
     }
 
     fn region(name: &str) -> RegionName {
@@ -653,6 +757,7 @@ mod tests {
             image,
             bpa: UNBLOCKED,
             source: SourceFacts::NotNeeded,
+            content: None,
         };
         decide(facts, Intent::Reconcile, c, NOW)
     }
@@ -662,6 +767,7 @@ mod tests {
             image: copy,
             bpa: UNBLOCKED,
             source,
+            content: None,
         };
         decide(facts, Intent::Reconcile, c, NOW)
     }
@@ -797,6 +903,7 @@ mod tests {
             image: &eligible_image(),
             bpa: Some(&bpa),
             source: SourceFacts::NotNeeded,
+            content: None,
         };
         assert_eq!(
             decide(facts, Intent::Reconcile, &config(&[]), NOW),
@@ -819,6 +926,7 @@ mod tests {
             image: &image,
             bpa: None,
             source: SourceFacts::NotNeeded,
+            content: None,
         };
         assert_eq!(
             decide(facts, Intent::Reconcile, &config(&[]), NOW),
@@ -1238,6 +1346,7 @@ mod tests {
                 image: &image,
                 bpa: None,
                 source: SourceFacts::NotNeeded,
+                content: None,
             };
             let Decision::Skip { reason } = decide(facts, Intent::Unpublish, &c, NOW) else {
                 panic!("{image:?} must not be taken down")
@@ -1333,6 +1442,7 @@ mod tests {
                 image: &image,
                 bpa: None,
                 source: SourceFacts::NotNeeded,
+                content: None,
             };
             let Decision::Withdraw(w) = decide(facts, Intent::Unpublish, &c, NOW) else {
                 panic!()
@@ -1349,6 +1459,7 @@ mod tests {
             image: &copy,
             bpa: None,
             source: SourceFacts::NotNeeded,
+            content: None,
         };
         let Decision::Withdraw(w) = decide(facts, Intent::FollowUnpublish, &c, NOW) else {
             panic!()
@@ -1423,5 +1534,134 @@ mod tests {
         assert!(!is_settled(&eligible_image(), &c));
         let copying = with_tags(public_source(), &[("publish:status", "copying")]);
         assert!(!is_settled(&copying, &c));
+    }
+
+    fn found(kinds: &[content::Kind]) -> content::Outcome {
+        content::Outcome::Read {
+            findings: kinds
+                .iter()
+                .map(|k| content::Finding::new(*k, b"/root/.bash_history", Some("root")))
+                .collect(),
+            file_systems: vec!["/dev/xvda: ext4".into()],
+        }
+    }
+
+    fn decide_with_content(image: &Image, verdict: &content::Outcome, c: &Config) -> Decision {
+        let facts = Facts {
+            image,
+            bpa: UNBLOCKED,
+            source: SourceFacts::NotNeeded,
+            content: Some(verdict),
+        };
+        decide(facts, Intent::Reconcile, c, NOW)
+    }
+
+    #[test]
+    fn under_enforce_a_finding_keeps_the_ami_private_and_names_the_kind() {
+        let c = config(&[("CONTENT_CHECK", "enforce")]);
+        let image = eligible_image();
+        assert!(needs_content_check(&image, &c, Intent::Reconcile, NOW));
+        let Decision::Reject { reasons } =
+            decide_with_content(&image, &found(&[content::Kind::Histories]), &c)
+        else {
+            panic!("not rejected")
+        };
+        let text = reasons[0].to_string();
+        assert!(
+            text.contains("histories") && text.contains("publish-allow"),
+            "{text}"
+        );
+        assert!(matches!(
+            decide_with_content(&image, &found(&[]), &c),
+            Decision::Publish(Steps {
+                make_public: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn report_publishes_with_findings_and_off_never_reads() {
+        let image = eligible_image();
+        let report = config(&[("CONTENT_CHECK", "report")]);
+        let verdict = found(&[content::Kind::HostKeys]);
+        assert!(matches!(
+            decide_with_content(&image, &verdict, &report),
+            Decision::Publish(_)
+        ));
+        assert_eq!(
+            judge_content(&image, Some(&verdict), &report).1,
+            Some(verdict.clone())
+        );
+        assert!(!needs_content_check(
+            &image,
+            &config(&[]),
+            Intent::Reconcile,
+            NOW
+        ));
+    }
+
+    #[test]
+    fn an_unreadable_ami_is_rejected_unless_unreadable_ones_may_be_published() {
+        let image = eligible_image();
+        let unreadable = content::Outcome::Unreadable {
+            reason: "NTFS".into(),
+        };
+        let enforce = config(&[("CONTENT_CHECK", "enforce")]);
+        assert!(matches!(
+            decide_with_content(&image, &unreadable, &enforce),
+            Decision::Reject { .. }
+        ));
+        let publish = config(&[
+            ("CONTENT_CHECK", "enforce"),
+            ("CONTENT_CHECK_UNREADABLE", "publish"),
+        ]);
+        assert!(matches!(
+            decide_with_content(&image, &unreadable, &publish),
+            Decision::Publish(_)
+        ));
+        assert_eq!(plan_tag(&unreadable, &enforce), "unreadable");
+    }
+
+    fn plan_tag(raw: &content::Outcome, c: &Config) -> &'static str {
+        let judged = judge_content(&eligible_image(), Some(raw), c).1.unwrap();
+        content_tag(raw, &judged)
+    }
+
+    #[test]
+    fn the_owner_acknowledges_kinds_on_one_ami_and_unknown_kinds_are_refused() {
+        let c = config(&[("CONTENT_CHECK", "enforce")]);
+        let verdict = found(&[content::Kind::HostKeys]);
+        let acknowledged = with_tags(eligible_image(), &[("publish-allow", "host-keys")]);
+        assert!(matches!(
+            decide_with_content(&acknowledged, &verdict, &c),
+            Decision::Publish(_)
+        ));
+        let judged = judge_content(&acknowledged, Some(&verdict), &c).1.unwrap();
+        assert_eq!(content_tag(&verdict, &judged), "acknowledged");
+        let unknown = with_tags(eligible_image(), &[("publish-allow", "host-keys,secrets")]);
+        let Decision::Reject { reasons } = decide_with_content(&unknown, &verdict, &c) else {
+            panic!("not rejected")
+        };
+        assert!(reasons[0].to_string().contains("secrets"));
+    }
+
+    #[test]
+    fn no_verdict_with_the_check_on_keeps_it_private_and_copies_are_never_read() {
+        let c = config(&[("CONTENT_CHECK", "enforce")]);
+        assert!(matches!(
+            decide_image(&eligible_image(), &c),
+            Decision::Reject { reasons } if reasons == [Reason::ContentNotChecked]
+        ));
+        let copy = with_tags(
+            eligible_image(),
+            &[("publish:source", "us-east-1/ami-0a1b2c3d4e5f60009")],
+        );
+        assert!(!needs_content_check(&copy, &c, Intent::Reconcile, NOW));
+        let public = Image {
+            public: true,
+            ..eligible_image()
+        };
+        assert!(!needs_content_check(&public, &c, Intent::Reconcile, NOW));
     }
 }

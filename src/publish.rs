@@ -37,6 +37,14 @@ pub(crate) enum Again {
     SourceChanged,
 }
 
+/// The content check's verdict on an AMI being published, as reported:
+/// on the AMI as a tag, in its outcome in full.
+#[derive(Clone, Debug)]
+pub(crate) struct ContentReport {
+    pub tag: (String, String),
+    pub verdict: crate::content::Outcome,
+}
+
 /// Carries out a publish; [`Again`] when the AMI must be read again and
 /// decided again.
 pub(crate) async fn publish(
@@ -46,6 +54,7 @@ pub(crate) async fn publish(
     facts_at: Instant,
     steps: Steps,
     intent: Intent,
+    content: Option<ContentReport>,
 ) -> Result<ImageOutcome, Again> {
     info!(
         image_id = %image.id,
@@ -61,6 +70,10 @@ pub(crate) async fn publish(
         image.region.clone(),
         Action::AlreadyPublic,
     );
+    if let Some(content) = content {
+        outcome.tags.push(content.tag);
+        outcome.content = Some(content.verdict);
+    }
     let writes = steps.deprecate_at.is_some() || steps.make_public;
     // Making it public: the quota's reads, `all`, protection, and the
     // ledger's intent and result.
@@ -369,7 +382,17 @@ async fn record_intent(
         }
         _ => "about to add the group all",
     };
-    let version = ledger::intend_public(&ledger, &run.region, &image.id, why, inv.clock()).await?;
+    // The content verdict read for it goes in with the intent: one write.
+    let content = crate::inspection::take_unrecorded(inv, &image.id);
+    let version = ledger::intend_public(
+        &ledger,
+        &run.region,
+        &image.id,
+        why,
+        inv.clock(),
+        content.as_ref(),
+    )
+    .await?;
     Ok(Some(version))
 }
 

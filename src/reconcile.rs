@@ -7,18 +7,19 @@
 //! irreversible step are read again, once.
 
 use futures::future::LocalBoxFuture;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{Config, StatusTag};
 use crate::ec2::Ec2Error;
 use crate::event::Cause;
+use crate::inspection;
 use crate::invocation::{
     CALLS_TO_START_AN_AMI, Invocation, Observed, RegionRun, deferred, failed, not_found,
 };
 use crate::ledger;
-use crate::model::{Image, ImageId, Intent, Status};
+use crate::model::{BlockPublicAccess, Image, ImageId, Intent, Status};
 use crate::plan::{self, Decision, Facts, SourceFacts};
-use crate::publish::{self, Again};
+use crate::publish::{self, Again, ContentReport};
 use crate::report::{Action, ImageOutcome};
 use crate::rotation;
 use crate::takedown;
@@ -213,8 +214,37 @@ async fn attempt(
     } else {
         None
     };
-    let facts = Facts { image, bpa, source };
+    // What is inside, read (or found in the ledger) only for an AMI that
+    // may be made public now, and not when the region blocks sharing.
+    let blocked = matches!(bpa, Some(BlockPublicAccess::BlockNewSharing { .. }));
+    let content = if !blocked && plan::needs_content_check(image, config, intent, inv.now) {
+        match inspection::verdict(inv, run, image).await {
+            Ok(verdict) => Some(verdict),
+            Err(e) => {
+                let why = "could not read the content check's verdict";
+                return Ok(inv.fail(run, image, e, why).await);
+            }
+        }
+    } else {
+        None
+    };
+    let facts = Facts {
+        image,
+        bpa,
+        source,
+        content: content.as_ref(),
+    };
     let decision = plan::decide(facts, intent, config, inv.now);
+    // The verdict as reported (the owner's acknowledgement applied), with
+    // the tag that shows it.
+    let report = content.as_ref().and_then(|raw| {
+        let judged = plan::judge_content(image, Some(raw), config).1?;
+        let tag = plan::content_tag(raw, &judged);
+        Some(ContentReport {
+            tag: (config.status_tag(StatusTag::Content), tag.to_owned()),
+            verdict: judged,
+        })
+    });
     let outcome = |action| ImageOutcome::new(image.id.clone(), image.region.clone(), action);
     let done = match decision {
         Decision::Skip { reason } => {
@@ -240,6 +270,15 @@ async fn attempt(
             info!(image_id = %image.id, region = %image.region, action = "rejected", reasons = ?reasons, "decision");
             let mut rejected = outcome(Action::Rejected);
             rejected.reasons = reasons;
+            if let Some(report) = report {
+                rejected.tags.push(report.tag);
+                rejected.content = Some(report.verdict);
+                // Kept private: its verdict recorded now, so that the next
+                // run does not read it again (a failure only costs a read).
+                if let Err(e) = inspection::record_if_kept_private(inv, run, &image.id).await {
+                    warn!(image_id = %image.id, region = %image.region, error = %e, "the content verdict could not be recorded in the ledger: the next run reads the AMI again");
+                }
+            }
             let text = rejected.reasons.join("; ");
             inv.finish(run, image, rejected, Status::Rejected, text)
                 .await
@@ -257,7 +296,7 @@ async fn attempt(
         }
         Decision::Publish(steps) => {
             let oldest = source_at.map_or(observed.at, |s| s.min(observed.at));
-            match publish::publish(inv, run, image, oldest, steps, intent).await {
+            match publish::publish(inv, run, image, oldest, steps, intent, report).await {
                 Ok(outcome) => outcome,
                 Err(again) => return Err(again),
             }

@@ -101,6 +101,10 @@ pub struct ImageOutcome {
     /// The older public AMIs of its family (in its region) it replaced.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<ImageOutcome>,
+    /// The content check's verdict on it (findings: kinds, paths and
+    /// accounts, never any content), when it was checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<crate::content::Outcome>,
     /// The retired release of its family made public again after this one
     /// was withdrawn or held (`RESTORE_ON_WITHDRAW`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -138,6 +142,7 @@ impl ImageOutcome {
             copies: Vec::new(),
             retired: Vec::new(),
             restored: Vec::new(),
+            content: None,
             errors: Vec::new(),
             refused: false,
             source_changed: false,

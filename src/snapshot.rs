@@ -215,9 +215,16 @@ impl SnapshotDevice {
                     .acquire()
                     .await
                     .map_err(|e| DiskError::Io(e.to_string()))?;
-                let data = ebs::get_snapshot_block(&dev.client, &dev.snapshot_id, index, token)
-                    .await
-                    .map_err(|e| DiskError::Io(e.to_string()))?;
+                let get = || ebs::get_snapshot_block(&dev.client, &dev.snapshot_id, index, token);
+                let mut got = get().await;
+                if matches!(got, Err(ebs::EbsError::Checksum { .. })) {
+                    // "If the checksums do not match, consider the data not
+                    // valid and retry your request" (EBS User Guide, "Use EBS
+                    // direct APIs checksums to validate snapshot data"):
+                    // once; a second mismatch is the error.
+                    got = get().await;
+                }
+                let data = got.map_err(|e| DiskError::Io(e.to_string()))?;
                 dev.cache.fetched(key, data.len());
                 Ok::<_, DiskError>(Arc::new(data))
             })

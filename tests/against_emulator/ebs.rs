@@ -293,6 +293,30 @@ async fn a_block_that_does_not_match_its_checksum_fails_the_read_and_is_never_da
     assert_eq!(homes, 40);
 }
 
+/// One corrupted answer is fetched again, as the EBS User Guide says to
+/// ("consider the data not valid and retry your request"), and the read
+/// goes on with the data that matches.
+#[tokio::test]
+async fn a_block_that_does_not_match_its_checksum_once_is_fetched_again() {
+    let emu = Emulator::start();
+    let ebs = ebs_client(&emu).await;
+    let snapshots = ami_over(&emu, &["plain-ext4"]).await;
+    let root = snapshots[0].snapshot_id.clone();
+    emu.post(
+        "/_emulator/corrupt-blocks",
+        json!({"snapshot_id": root, "block_index": 0, "count": 1}),
+    );
+
+    let (homes, _, _) = snapshot::read_root(&ebs, &snapshots, ReadOptions::default(), |fs| {
+        fs.read_dir("/home").map(|e| e.len())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{}", e.report()));
+
+    assert_eq!(homes, 40);
+    assert_eq!(block_calls(&emu).get(&(root, 0)).copied(), Some(2));
+}
+
 #[tokio::test]
 async fn the_content_check_reads_every_volume_once_and_names_no_secret() {
     use ami_publisher::content::{self, Finding, Kind, Outcome};

@@ -12,6 +12,7 @@ use ami_publisher::steps::Step;
 use common::{Emulator, ami_state_event, sweep_event, tag_change_event};
 use serde_json::{Value, json};
 
+mod content;
 mod copies;
 mod ebs;
 mod ledger;

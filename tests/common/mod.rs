@@ -20,10 +20,17 @@ use serde_json::{Value, json};
 /// template.yaml defines it (tests/emulator/rules/ledger.py).
 pub const LEDGER_TABLE: &str = "ami-publisher-ledger";
 
-/// The configuration every test's function starts from: its region, and the
-/// ledger as the template deploys it (a test's own variables override).
-fn defaults(home_region: &str) -> [(&str, &str); 2] {
-    [("AWS_REGION", home_region), ("LEDGER_TABLE", LEDGER_TABLE)]
+/// The configuration every test's function starts from: its region, the
+/// ledger as the template deploys it, and the content check off: the AMIs
+/// most tests seed have no disk image behind them, and the check's own
+/// tests (tests/against_emulator/content.rs) turn it on over real images.
+/// A test's own variables override.
+fn defaults(home_region: &str) -> [(&str, &str); 3] {
+    [
+        ("AWS_REGION", home_region),
+        ("LEDGER_TABLE", LEDGER_TABLE),
+        ("CONTENT_CHECK", "off"),
+    ]
 }
 
 pub struct Emulator {

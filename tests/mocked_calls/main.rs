@@ -50,9 +50,14 @@ fn now() -> OffsetDateTime {
 }
 
 /// The function's configuration in these tests: deregistration protection
-/// off unless a test turns it on (its calls have tests of their own).
+/// and the content check off unless a test turns them on (their calls have
+/// tests of their own).
 fn config(vars: &[(&str, &str)]) -> Config {
-    let defaults = [("AWS_REGION", HOME), ("PROTECT_PUBLIC", "false")];
+    let defaults = [
+        ("AWS_REGION", HOME),
+        ("PROTECT_PUBLIC", "false"),
+        ("CONTENT_CHECK", "off"),
+    ];
     Config::from_vars(&[&defaults[..], vars].concat()).unwrap()
 }
 

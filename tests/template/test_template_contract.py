@@ -41,6 +41,8 @@ OTHER_ACTIONS = {
     "dynamodb:UpdateItem",
     "dynamodb:Query",
     "dynamodb:GetItem",
+    "ebs:ListSnapshotBlocks",
+    "ebs:GetSnapshotBlock",
 }
 
 
@@ -100,6 +102,9 @@ def test_env_var_defaults(template):
         "FAMILY_TAG_KEY": "family",
         "KEEP_PUBLIC_PER_FAMILY": "",
         "DEPRECATE_RETIRED": "false",
+        "RESTORE_ON_WITHDRAW": "true",
+        "CONTENT_CHECK": "enforce",
+        "CONTENT_CHECK_UNREADABLE": "reject",
         "PACE_EC2_CALLS": "true",
         "LEDGER_TABLE": {"Ref": "LedgerTable"},
     }

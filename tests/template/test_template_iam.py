@@ -408,6 +408,20 @@ MISCONFIGURED = [
 ]
 
 
+@pytest.mark.parametrize("tags", [
+    {"publish-allow": "host-keys"},
+    {"publish-ALLOW": "histories"},
+    {"publish-status": "public", "publish-allow": "host-keys"},
+], ids=str)
+def test_the_acknowledgement_tag_is_denied_even_inside_the_status_prefix(template, tags):
+    """The owner's acknowledgement of content findings (<publish key>-allow)
+    with STATUS_TAG_PREFIX=publish-: the role must never acknowledge for the
+    owner, while its status tags stay allowed."""
+    role = statements(template, StatusTagPrefix="publish-")
+    assert is_allowed(role, create_tags(existing_image({}), {"publish-status": "public"}))
+    assert not is_allowed(role, create_tags(existing_image({}), tags))
+
+
 @pytest.mark.parametrize(
     "config, overrides, what, tags",
     [pytest.param(config, overrides, what, tags, id=f"{config}: {what}")
