@@ -112,8 +112,6 @@ async fn ledger_writes_failing_with_service_unavailable_leave_the_ami_private_an
 /// DynamoDB's throttling (HTTP 400; "OK to retry? Yes" in the Developer
 /// Guide's error table; the SDK's standard retry treats it as throttling).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "product bug: src/ec2.rs TRANSIENT_CODES lacks ProvisionedThroughputExceededException, \
-            so the run marks the AMI rejected (\"EC2 refused UpdateItem\") and the invocation succeeds"]
 async fn ledger_writes_throttled_leave_the_ami_private_and_the_invocation_an_error() {
     transient_ledger_failure_fails_closed("ProvisionedThroughputExceededException").await;
 }

@@ -14,9 +14,14 @@ Image block public access is on in one target region (eu-west-1), so the
 copy there stays private until the owner turns it off. Then two newer
 releases of the same family come, each previewed first (a dry run: what the
 function would do, nothing written): with KEEP_PUBLIC_PER_FAMILY=2 the
-oldest is retired, in every region. Then the owner removes the publish tag
-from the newest (it and its copies become private again), and finally asks
-for an emergency unpublish of the other (held private, whatever its tags).
+oldest is retired, in every region. Then the owner pulls the newest, a bad
+build, by removing its publish tag: it and its copies become private again,
+and the release rotation retired for it is public again with its copies
+(the rollback, RESTORE_ON_WITHDRAW). Then the owner asks for an emergency
+unpublish of the middle one (held private, whatever its tags); the restored
+release stays public. Last, `ami-publisher history` prints the ledger (the
+function's DynamoDB table, LEDGER_TABLE) of the source region: each AMI's
+changes, when and why, the retirement and the restoration among them.
 
 Everything it starts is stopped at the end, also on failure or Ctrl-C.
 Exit code: 0 when everything went as expected, 1 when something did not,
@@ -29,8 +34,10 @@ interrupted (130 on Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,8 +47,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lambda_harness import (  # noqa: E402
-    ELIGIBLE, EXPECTED_ERRORS, FAMILY, FUNCTION_CONFIG, HOME, SAMPLE_AMIS, SAMPLE_EVENTS, TARGETS,
-    HarnessError, Invocation, Stack, ami_available_event, copies_of, final_state_problems,
+    BINARY, ELIGIBLE, EXPECTED_ERRORS, FAMILY, FUNCTION_CONFIG, HOME, SAMPLE_AMIS, SAMPLE_EVENTS, TARGETS,
+    HarnessError, Invocation, Stack, ami_available_event, base_env, copies_of, final_state_problems,
     format_table, home_sweep, load_event, result_rows, seed_sample_amis, stale_binary_note,
     sweep_event, tag_removed_event, unexpected_invocations,
 )
@@ -81,6 +88,48 @@ def on_signal(signum: int, _frame: object) -> None:
     raise Interrupted(signum)
 
 
+def history(emu, region: str, *args: str) -> subprocess.CompletedProcess:
+    """`ami-publisher history --region REGION ...`: the binary the function
+    runs as, read by a person, against the emulator's ledger table."""
+    env = dict(base_env(), AWS_ENDPOINT_URL=emu.url, LEDGER_TABLE=FUNCTION_CONFIG["LEDGER_TABLE"])
+    return subprocess.run([str(BINARY), "history", "--region", region, *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def show_ledger(emu, family: list[str]) -> list[str]:
+    """Prints the ledger's history of the home region's AMIs and returns
+    what is missing from it: an entry for each of the family's releases,
+    and for the first one its retirement by rotation, then its restoration
+    (a `publishing` intent whose reason says restored, then `public`) when
+    the newest release was pulled."""
+    step(f"ami-publisher history --region {HOME}   (LEDGER_TABLE={FUNCTION_CONFIG['LEDGER_TABLE']})")
+    done = history(emu, HOME)
+    if done.returncode != 0:
+        return [f"history --region {HOME}: exit {done.returncode}: {done.stderr.strip()}"]
+    for line in done.stdout.splitlines():
+        say(f"    {line}")
+    done = history(emu, HOME, "--json")
+    if done.returncode != 0:
+        return [f"history --region {HOME} --json: exit {done.returncode}: {done.stderr.strip()}"]
+    records = {r["image_id"]: r for r in json.loads(done.stdout)}
+    problems: list[str] = []
+    missing = sorted(set(family) - set(records))
+    if missing:
+        problems.append(f"the ledger of {HOME} has no entry for {missing}")
+    entry = records.get(ELIGIBLE, {})
+    changes = [(c.get("state"), c.get("reason") or "") for c in entry.get("history", [])]
+    retired = [n for n, (state, _) in enumerate(changes) if state == "retired"]
+    restored = [n for n in range(len(changes) - 1)
+                if retired and n > retired[0] and changes[n][1].startswith("restored")
+                and changes[n + 1][0] == "public"]
+    if not retired or not restored:
+        problems.append(f"the ledger's history of {ELIGIBLE}: expected a `retired` change, then a `restored` "
+                        f"one (reason restored: ...) followed by `public`; got {changes}")
+    if entry.get("state") != "public":
+        problems.append(f"the ledger's entry of {ELIGIBLE}: state {entry.get('state')!r}, expected 'public'")
+    return problems
+
+
 def run(stack: Stack) -> list[str]:
     """The demo proper; returns what did not go as expected."""
     emu, lam = stack.emu, stack.lam
@@ -95,6 +144,20 @@ def run(stack: Stack) -> list[str]:
 
     def check(after: str, **expected) -> None:
         problems.extend(f"after {after}: {p}" for p in final_state_problems(emu, **expected))
+
+    def family_public(expected: list[str], after: str) -> None:
+        """The family's public releases in the home region, and their
+        copies the only public ones of the family in each target region."""
+        public = sorted(i["image_id"] for i in emu.images(HOME)
+                        if i["public"] and i["tags"].get("family") == FAMILY)
+        if public != sorted(expected):
+            problems.append(f"after {after}: family {FAMILY} in {HOME}: public {public}, expected {sorted(expected)}")
+        for region in TARGETS:
+            kept = sorted(c["image_id"] for c in emu.images(region) if c["public"] and c["tags"].get("family") == FAMILY)
+            want = sorted(c["image_id"] for r in expected for c in copies_of(emu, r) if c["region"] == region)
+            if kept != want:
+                problems.append(f"after {after}: family {FAMILY} in {region}: public {kept}, "
+                                f"expected the copies of {sorted(expected)}: {want}")
 
     step("seeding the AMIs the sample events name (all in us-east-1, owned by 123456789012)")
     emu.reset()
@@ -148,28 +211,31 @@ def run(stack: Stack) -> list[str]:
         invoke(ami_available_event(release, HOME), f"available event of {release}")
         emu.complete_copies()
         invocations.append(show(home_sweep(lam)))
-    public = sorted(i["image_id"] for i in emu.images(HOME) if i["public"] and i["tags"].get("family") == FAMILY)
-    if public != sorted(releases):
-        problems.append(f"family {FAMILY} in {HOME}: public {public}, expected the two newest {sorted(releases)}")
-    for region in TARGETS:
-        kept = sorted(c["image_id"] for c in emu.images(region) if c["public"] and c["tags"].get("family") == FAMILY)
-        newest = sorted(c["image_id"] for r in releases for c in copies_of(emu, r) if c["region"] == region)
-        if kept != newest:
-            problems.append(f"family {FAMILY} in {region}: public {kept}, expected the copies of the two newest")
+    family_public(releases, "the rotation")
     check("the rotation", eligible="retired")
 
-    newest = releases[-1]
-    heading(f"5. The owner removes the publish tag from {newest}: it and its copies are private again")
+    newest, middle = releases[-1], releases[0]
+    heading(f"5. A bad release: the owner pulls {newest}; the release rotation retired for it comes back")
+    say(f"   ({newest} and its copies private again; {ELIGIBLE} public again with its copies: "
+        "RESTORE_ON_WITHDRAW, on by default)")
     owner.delete_tags(Resources=[newest], Tags=[{"Key": "publish"}])
     step(f"owner: aws ec2 delete-tags --resources {newest} --tags Key=publish")
     taken_down = invoke(tag_removed_event(newest), f"tag change on {newest} (publish removed)")
-    if taken_down.ok and taken_down.image(newest).get("status") != "withdrawn":
-        problems.append(f"{newest}: {taken_down.image(newest)}")
+    if taken_down.ok:
+        outcome = taken_down.image(newest)
+        if outcome.get("status") != "withdrawn":
+            problems.append(f"{newest}: {outcome}")
+        restored = [(r["image_id"], r["region"]) for r in outcome.get("restored") or []]
+        if restored != [(ELIGIBLE, HOME)]:
+            problems.append(f"{newest} pulled: restored {restored}, expected [{(ELIGIBLE, HOME)}]")
     left = [c for c in copies_of(emu, newest) if c["public"]]
     if emu.image(newest)["public"] or left:
         problems.append(f"{newest} or its copies still public after the tag was removed")
+    # The rollback: the eligible AMI public again with its copies, and the
+    # family's newest two good releases (it and the middle one) public.
+    check("the pull (rollback)")
+    family_public([ELIGIBLE, middle], "the pull (rollback)")
 
-    middle = releases[0]
     heading(f"6. An emergency: unpublish {middle} now, whatever its tags")
     held = invoke({"image_id": middle, "region": HOME, "action": "unpublish"}, f"unpublish request for {middle}")
     invoke(sweep_event(HOME), f"scheduled sweep in {HOME} (keeps it private)")
@@ -177,7 +243,13 @@ def run(stack: Stack) -> list[str]:
         problems.append(f"{middle}: {held.image(middle)}")
     if emu.image(middle)["public"] or any(c["public"] for c in copies_of(emu, middle)):
         problems.append(f"{middle} or its copies public after the unpublish request")
+    # Nothing older is left to restore: the restored release stays public.
+    check("the unpublish request")
+    family_public([ELIGIBLE], "the unpublish request")
     problems += unexpected_invocations(invocations)
+
+    heading("7. The ledger: what the function did to each AMI, when and why (ami-publisher history)")
+    problems += show_ledger(emu, [ELIGIBLE, *releases])
 
     heading("Result: what the function did and why, per AMI and region")
     say(format_table(result_rows(emu, invocations)))

@@ -7,7 +7,8 @@ What runs, each a process of its own:
 * the EC2 emulator (tests/emulator/server.py, started by tests/emulator/harness.py);
 * `cargo lambda watch --only-lambda-apis`: cargo-lambda's emulation of the
   Lambda control plane and runtime API, on a free port of 127.0.0.1;
-* the function, `target/debug/ami-publisher` as cargo built it, with
+* the function, `target/debug/ami-publisher` as cargo built it (under
+  $CARGO_TARGET_DIR when that is set, as cargo does), with
   `AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:PORT/.rt` and
   `AWS_LAMBDA_FUNCTION_NAME=_`. With --only-lambda-apis, cargo-lambda serves
   the runtime API under `/.rt`; the routes without a function name
@@ -52,7 +53,15 @@ from typing import Any, Callable, Iterable
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
-BINARY = ROOT / "target" / "debug" / "ami-publisher"
+# Where cargo builds: $CARGO_TARGET_DIR when set (as cargo reads it, a
+# relative one from the current directory), else target/ of the repository.
+BINARY = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target").absolute() / "debug" / "ami-publisher"
+
+
+def shown(path: Path) -> str:
+    """A path as printed: from the repository's root when under it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
 
 sys.path.insert(0, str(ROOT / "tests" / "emulator"))
 from harness import Emulator, EmulatorStartError  # noqa: E402  (tests/emulator/harness.py)
@@ -190,7 +199,7 @@ def cargo_lambda() -> str:
 def function_binary() -> Path:
     if not (BINARY.is_file() and os.access(BINARY, os.X_OK)):
         raise HarnessError(
-            f"the function binary {BINARY.relative_to(ROOT)} does not exist. The end-to-end "
+            f"the function binary {shown(BINARY)} does not exist. The end-to-end "
             "run uses what cargo built and does not build it itself: run "
             "`cargo test --all-targets` (as `make test` does) or `cargo build` (as `make demo` does) first."
         )
@@ -208,7 +217,7 @@ def stale_binary_note() -> str | None:
     if not newer:
         return None
     return (
-        f"{BINARY.relative_to(ROOT)} is older than {', '.join(newer[:5])}"
+        f"{shown(BINARY)} is older than {', '.join(newer[:5])}"
         f"{' ...' if len(newer) > 5 else ''}: rebuild it (cargo test --all-targets --no-run, or cargo build)"
     )
 
@@ -440,6 +449,15 @@ class Invocation:
             if reasons:
                 text += f": {'; '.join(reasons)}"
             lines.append(text)
+            # What the run did to other releases of the family: rotation's
+            # retirements, and the release restored after a pull.
+            for field_name in ("retired", "restored"):
+                for other in image.get(field_name) or []:
+                    status = f" (status {other['status']})" if other.get("status") else ""
+                    copies = [f"{c['region']} {c['image_id']} {c['action']}"
+                              for c in other.get("copies") or [] if c.get("image_id") and c.get("action")]
+                    lines.append(f"  {field_name} {other['image_id']} {other['region']}: {other['action']}{status}"
+                                 + (f"; copies: {', '.join(copies)}" if copies else ""))
         if result.get("deferred"):
             lines.append(f"{result['deferred']} AMI(s) left for the next sweep")
         return [prefix + lines[0], *lines[1:]]
@@ -605,7 +623,7 @@ class Stack:
             )
             config = FUNCTION_CONFIG if self.config is None else self.config
             self.progress(
-                f"starting {BINARY.relative_to(ROOT)} with "
+                f"starting {shown(BINARY)} with "
                 + " ".join(f"{k}={v}" for k, v in config.items())
                 + f" AWS_ENDPOINT_URL={self.emu.url}"
             )
@@ -860,18 +878,25 @@ class Row:
 def last_actions(invocations: Iterable[Invocation]) -> dict[tuple[str, str], str]:
     """The last action the function reported for each (image, region)."""
     actions: dict[tuple[str, str], str] = {}
+
+    def walk(image: dict[str, Any], suffix: str = "") -> None:
+        actions[(image["image_id"], image["region"])] = image["action"] + suffix
+        # The source's stack reconciles its copies too, rotation retires
+        # older AMIs of the family, and a pulled release's run restores the
+        # one rotation retired for it (RESTORE_ON_WITHDRAW), copies too.
+        retired = list(image.get("retired") or [])
+        for c in image.get("copies") or []:
+            if c.get("image_id") and c.get("action"):
+                actions[(c["image_id"], c["region"])] = c["action"] + suffix
+            retired += c.get("retired") or []
+        for r in retired:
+            walk(r)
+        for r in image.get("restored") or []:
+            walk(r, " (restored)")
+
     for inv in invocations:
         for image in inv.images:
-            actions[(image["image_id"], image["region"])] = image["action"]
-            # The source's stack reconciles its copies too, and rotation
-            # retires older AMIs of the family.
-            retired = list(image.get("retired") or [])
-            for c in image.get("copies") or []:
-                if c.get("image_id") and c.get("action"):
-                    actions[(c["image_id"], c["region"])] = c["action"]
-                retired += c.get("retired") or []
-            for r in retired:
-                actions[(r["image_id"], r["region"])] = r["action"]
+            walk(image)
     return actions
 
 
