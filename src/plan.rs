@@ -312,14 +312,14 @@ pub fn source_of(image: &Image, config: &Config) -> Option<SourceRef> {
 /// Whether deciding needs the region's image block public access state:
 /// only for a tagged AMI that is not public yet (turning BPA on does not
 /// affect AMIs that are already public).
-pub fn needs_bpa(image: &Image, config: &Config) -> bool {
-    is_tagged(image, config)
-        && !image.public
-        && !is_terminal(&image.state)
-        && !matches!(
-            status_of(image, config),
-            Some(Status::Held | Status::Retired)
-        )
+pub fn needs_bpa(image: &Image, config: &Config, intent: Intent) -> bool {
+    let kept_private = match status_of(image, config) {
+        Some(Status::Held) => true,
+        // A restore makes a retired AMI public again: BPA applies.
+        Some(Status::Retired) => intent != Intent::Restore,
+        _ => false,
+    };
+    is_tagged(image, config) && !image.public && !is_terminal(&image.state) && !kept_private
 }
 
 /// The source a decision about this AMI must read first: a tagged copy's
@@ -844,7 +844,7 @@ mod tests {
             decide_image(&image, &config(&[])),
             Decision::Skip { .. }
         ));
-        assert!(!needs_bpa(&image, &config(&[])));
+        assert!(!needs_bpa(&image, &config(&[]), Intent::Reconcile));
     }
 
     #[test]
@@ -873,7 +873,7 @@ mod tests {
                 decide_image(&image, &config(&[])),
                 Decision::Skip { .. }
             ));
-            assert!(!needs_bpa(&image, &config(&[])));
+            assert!(!needs_bpa(&image, &config(&[]), Intent::Reconcile));
         }
     }
 
@@ -921,7 +921,7 @@ mod tests {
             public: true,
             ..eligible_image()
         };
-        assert!(!needs_bpa(&image, &config(&[])));
+        assert!(!needs_bpa(&image, &config(&[]), Intent::Reconcile));
         let facts = Facts {
             image: &image,
             bpa: None,
@@ -1487,7 +1487,7 @@ mod tests {
                     copies_in: vec![region("us-west-2")],
                 })
             );
-            assert!(!needs_bpa(&held, &c));
+            assert!(!needs_bpa(&held, &c, Intent::Reconcile));
             assert_eq!(
                 is_settled(&held, &c),
                 !public,
@@ -1502,7 +1502,7 @@ mod tests {
         let retired = with_tags(eligible_image(), &[("publish:status", "retired")]);
         assert!(matches!(decide_image(&retired, &c), Decision::Skip { .. }));
         assert!(is_settled(&retired, &c));
-        assert!(!needs_bpa(&retired, &c));
+        assert!(!needs_bpa(&retired, &c, Intent::Reconcile));
     }
 
     #[test]

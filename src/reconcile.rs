@@ -203,7 +203,7 @@ async fn attempt(
         },
     };
     let source_at = given_source.or(read_source.as_ref()).map(|s| s.at);
-    let bpa = if plan::needs_bpa(image, config) {
+    let bpa = if plan::needs_bpa(image, config, intent) {
         match run.bpa().await {
             Ok(bpa) => Some(bpa),
             Err(e) => {

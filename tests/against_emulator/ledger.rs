@@ -10,7 +10,6 @@ use ami_publisher::config::Config;
 use ami_publisher::model::RegionName;
 
 use super::*;
-use crate::common::LEDGER_TABLE;
 
 /// Every `UpdateItem` of the ledger fails with `code` (more often than
 /// any run retries it).
@@ -153,8 +152,7 @@ async fn a_ledger_out_of_reach_makes_nothing_public_and_the_invocation_an_error(
             )
             .build(),
     );
-    let config = Config::from_vars(&[("AWS_REGION", HOME), ("LEDGER_TABLE", LEDGER_TABLE)])
-        .expect("valid configuration");
+    let config = Config::from_vars(&common::defaults(HOME)).expect("valid configuration");
     let clients = Clients::from_sdk_config(&sdk)
         .with_limits(CallLimits::default())
         .with_dynamodb_clients([(region, unreachable)]);

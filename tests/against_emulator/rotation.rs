@@ -379,7 +379,11 @@ async fn a_dry_run_of_a_rotation_with_copies_writes_nothing_and_matches_the_run(
 /// request. The release rotation retired for it is public again, with its
 /// copy, recorded in the ledger with why; with `RESTORE_ON_WITHDRAW=false`
 /// the family is left with nothing public.
-async fn pull_the_newest_release(pull: &str, restore: &str) -> (Emulator, Vec<String>) {
+async fn pull_the_newest_release(
+    pull: &str,
+    restore: &str,
+    bpa_before_the_pull: bool,
+) -> (Emulator, Vec<String>) {
     let emu = Emulator::start();
     let vars = [
         ("TARGET_REGIONS", "us-west-2"),
@@ -398,6 +402,9 @@ async fn pull_the_newest_release(pull: &str, restore: &str) -> (Emulator, Vec<St
         family.push(id);
     }
     assert_eq!(public_in(&emu, HOME), vec![family[2].clone()]);
+    if bpa_before_the_pull {
+        emu.set_bpa(HOME, "block-new-sharing", "account");
+    }
     let newest = &family[2];
     let done = match pull {
         "untag" => {
@@ -416,7 +423,7 @@ async fn pull_the_newest_release(pull: &str, restore: &str) -> (Emulator, Vec<St
 }
 
 async fn pulling_restores_the_previous_release(pull: &str) {
-    let (emu, family) = pull_the_newest_release(pull, "true").await;
+    let (emu, family) = pull_the_newest_release(pull, "true", false).await;
     let previous = &family[1];
     assert_eq!(public_in(&emu, HOME), vec![previous.clone()], "{pull}");
     assert_eq!(
@@ -456,7 +463,26 @@ async fn holding_a_familys_public_release_restores_the_one_it_retired() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_restore_on_withdraw_false_a_pulled_release_leaves_its_family_private() {
-    let (emu, _) = pull_the_newest_release("untag", "false").await;
+    let (emu, _) = pull_the_newest_release("untag", "false", false).await;
     assert_eq!(public_in(&emu, HOME), Vec::<String>::new());
     assert_eq!(public_in(&emu, "us-west-2"), Vec::<String>::new());
+}
+
+/// A restore is a publish like any other: with image block public access
+/// on in the region, the retired release stays private and says why, and
+/// the ledger records no intent for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_respects_block_public_access() {
+    let (emu, family) = pull_the_newest_release("untag", "true", true).await;
+    let previous = emu.image(HOME, &family[1]);
+    assert_eq!(previous["public"], false);
+    assert_eq!(tag(&previous, "publish:status"), Some("rejected"));
+    assert!(
+        tag(&previous, "publish:reason")
+            .unwrap_or_default()
+            .contains("image block public access"),
+        "{previous}"
+    );
+    let changes = ledger_changes(&emu, &family[1]).await;
+    assert_eq!(changes.last().map(|(s, _)| s.as_str()), Some("retired"));
 }

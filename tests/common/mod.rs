@@ -25,7 +25,7 @@ pub const LEDGER_TABLE: &str = "ami-publisher-ledger";
 /// most tests seed have no disk image behind them, and the check's own
 /// tests (tests/against_emulator/content.rs) turn it on over real images.
 /// A test's own variables override.
-fn defaults(home_region: &str) -> [(&str, &str); 3] {
+pub fn defaults(home_region: &str) -> [(&str, &str); 3] {
     [
         ("AWS_REGION", home_region),
         ("LEDGER_TABLE", LEDGER_TABLE),
