@@ -39,7 +39,7 @@ a person, it previews what the function would do; it never changes anything:
     ami-publisher plan --region REGION AMI_ID...   what the function would do with these AMIs
     ami-publisher plan --region REGION --sweep      what the next scheduled sweep would do
     ami-publisher ls --region REGION AMI_ID PATH    list a directory of the AMI's root file system
-    ami-publisher history --region REGION [AMI_ID]  what the function did to the AMIs, from its ledger
+    ami-publisher history --region REGION [--table-region HOME] [AMI_ID]  what the function did, from its ledger
     ami-publisher check --region REGION AMI_ID      what the AMI holds that must not be made public
     ami-publisher --help                            this text
 
@@ -59,9 +59,11 @@ ebs:GetSnapshotBlock (--profile too). It prints one entry a line, a directory
 ending in `/`, a symbolic link in `@`.
 
 `history` reads the function's ledger (--table NAME, or LEDGER_TABLE: the
-stack's output LedgerTableName) in REGION: every AMI of that region the
-function recorded, or one, with each change, when and why (--json as
-JSON). It needs dynamodb:Query on the table.
+stack's output LedgerTableName), in --table-region (the stack's region;
+default REGION): every AMI of REGION the function recorded, or one, with
+each change, when and why (--json as JSON). A stack records its copies in
+other regions in its own table: `--region us-west-2 --table-region
+us-east-1`. It needs dynamodb:Query on the table.
 
 `check` reads every Linux file system of the AMI's volumes the same way as
 `ls` (the same permissions) and prints what must not be made public: SSH
