@@ -619,7 +619,8 @@ mod tests {
             "{report}"
         );
         assert!(report.contains("checksum mismatch"), "{report}");
-        assert_eq!(corrupt.num_calls(), 1);
+        // Fetched again once, as EBS advises; corrupt twice, it is the error.
+        assert_eq!(corrupt.num_calls(), 2);
         assert_eq!(stats.fetched, 0);
     }
 
