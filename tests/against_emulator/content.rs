@@ -63,8 +63,8 @@ async fn a_planted_image_stays_private_named_and_a_clean_one_is_published() {
         (Some("rejected"), Some("findings"))
     );
     let reason = tag(&image, "publish:reason").unwrap_or_default();
-    for kind in ["authorized-keys", "host-keys", "histories"] {
-        assert!(reason.contains(kind), "{kind} in {reason}");
+    for kind in ami_publisher::content::Kind::ALL {
+        assert!(reason.contains(kind.name()), "{kind} in {reason}");
     }
     assert!(reason.chars().count() <= 256);
     let findings = kept.images[0]

@@ -137,3 +137,35 @@ def test_bad_usage_exits_2(emu):
         done = check(emu, *args)
         assert done.returncode == 2, args
         assert done.stderr.startswith("ami-publisher: "), done.stderr
+
+
+def test_the_functions_preview_runs_the_check_shows_the_findings_and_writes_nothing(emu, snapshots):
+    """`ami-publisher plan` (the function's dry run) with CONTENT_CHECK=enforce:
+    the planted AMI would stay private, the reason naming the kinds; the
+    clean one would be made public; nothing is written; no secret shown."""
+    planted = emu.seed_image(region=HOME, name="planted-tagged", tags={"publish": "public"},
+                             snapshots=[{"snapshot_id": snapshots["planted"]}])
+    clean = emu.seed_image(region=HOME, name="clean-tagged", tags={"publish": "public"},
+                           snapshots=[{"snapshot_id": snapshots["clean"]}])
+    env = base_env()
+    env.update(AWS_ENDPOINT_URL=emu.url, CONTENT_CHECK="enforce")
+    emu.clear_calls()
+    for image, expected in [(planted, "rejected"), (clean, "make public")]:
+        done = subprocess.run([str(BINARY), "plan", "--region", HOME, image, "--json"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        for secret in PLANTED:
+            assert secret not in done.stdout and secret not in done.stderr, f"{secret} shown"
+        assert done.returncode == 0, done.stderr
+        [outcome] = json.loads(done.stdout)
+        (result,) = outcome["images"]
+        if expected == "rejected":
+            assert result["action"] == "rejected", result
+            assert all(kind in result["reasons"][0] for kind in KINDS), result["reasons"]
+            assert {f["kind"] for f in result["content"]["findings"]} == KINDS
+        else:
+            assert {s["step"] for s in outcome["steps"]} >= {"make-public"}, outcome["steps"]
+            assert result["content"] == {"result": "read", "findings": [], "file_systems": result["content"]["file_systems"]}
+    writes = [c for c in emu.control("GET", "/_emulator/calls")["calls"]
+              if c["action"] not in ("DescribeImages", "GetImageBlockPublicAccessState", "ListImagesInRecycleBin",
+                                     "GetServiceQuota")]
+    assert writes == [], writes
