@@ -35,10 +35,13 @@ pub fn render(records: &[Record]) -> String {
             "{} ({}): {} (version {})",
             record.image_id, record.region, record.state, record.version
         );
+        // The times as recorded (RFC 3339, fractions of a second as long
+        // as they need): padded to the longest, so the columns line up.
+        let width = record.history.iter().map(|c| c.at.len()).max().unwrap_or(0);
         for change in &record.history {
             let _ = writeln!(
                 out,
-                "  {}  {:<11} {}",
+                "  {:<width$}  {:<11} {}",
                 change.at, change.state, change.reason
             );
         }
@@ -65,7 +68,7 @@ mod tests {
                     reason: "about to add the group all".into(),
                 },
                 Change {
-                    at: "2026-12-01T10:00:01Z".into(),
+                    at: "2026-12-01T10:00:01.5Z".into(),
                     state: "public".into(),
                     reason: "public in us-east-1".into(),
                 },
@@ -84,6 +87,14 @@ mod tests {
         );
         assert!(lines[1].contains("publishing") && lines[1].starts_with("  2026-12-01T10:00:00Z"));
         assert!(lines[3].contains("held") && lines[3].ends_with("an unpublish request"));
+        // The columns line up whatever the times' fractions.
+        let state_at = |line: &str| {
+            line.find("publishing")
+                .or_else(|| line.find("public"))
+                .or_else(|| line.find("held"))
+        };
+        assert_eq!(state_at(lines[1]), state_at(lines[2]));
+        assert_eq!(state_at(lines[1]), state_at(lines[3]));
         assert!(render(&[]).starts_with("The ledger has nothing"));
     }
 }
