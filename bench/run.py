@@ -1436,6 +1436,8 @@ def measure_check_publish(function: Path, emu: Emulator, snapshot_id: str, name:
                 body = expect_ok(result, f"publish, CONTENT_CHECK={mode}", "published", 1)
                 times[mode].append(result.duration_ms)
                 log = ebs_calls(emu)
+                others = Counter({k: v for k, v in calls(emu).items()
+                                  if k not in ("GetSnapshotBlock", "ListSnapshotBlocks")})
                 if mode == "off":
                     if log:
                         raise BenchError(f"CONTENT_CHECK=off made {len(log)} EBS call(s)")
@@ -1453,7 +1455,7 @@ def measure_check_publish(function: Path, emu: Emulator, snapshot_id: str, name:
                             and len(lists) == read["list_calls"])
                 replays_ok = replays_ok and replay_ebs == 0
                 if not first:
-                    first = {"gets": len(gets), "distinct": len(distinct), "lists": len(lists),
+                    first = {"gets": len(gets), "distinct": len(distinct), "lists": len(lists), "others": others,
                              "replay_ebs": replay_ebs, "content": content, "body": body}
     if first["content"] != "acknowledged":
         raise BenchError(f"publish:content is {first['content']!r}, expected 'acknowledged' "
@@ -1467,6 +1469,8 @@ def measure_check_publish(function: Path, emu: Emulator, snapshot_id: str, name:
             f"{first['gets']} GetSnapshotBlock ({first['distinct']} distinct) + {first['lists']} ListSnapshotBlocks",
             f"= {minimum_gets} + {read['list_calls']} (blocks touched − zeros + listing pages)",
             calls_ok),
+        calls_compared(f"{what}: the publish's other calls (EC2, quotas, ledger)", first["others"],
+                       minimum("publish")),
         Row(f"{what}: EBS calls of its replay (same process; first run, every run checked)",
             f"{first['replay_ebs']}", "0", replays_ok),
         Row(f"{what}: handler time added vs. CONTENT_CHECK=off at {EBS_LATENCY_MS} ms per AWS call "
