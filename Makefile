@@ -81,7 +81,7 @@ lint: venv ## rustfmt, clippy (-D warnings), no import cycle in src/, cfn-lint, 
 	$(PY) tests/template/lint_iam.py
 	$(PY) tests/template/sar.py
 
-demo: venv ## run the function end to end against the local EC2 emulator
+demo: venv images-tools ## run the function end to end against the local EC2 emulator (and the content check over real disk images)
 	cargo build
 	$(PY) tests/e2e/demo.py
 

@@ -592,8 +592,15 @@ def wait_quiet(what: str, notes: dict[str, Any]) -> None:
 # Scenarios
 # ---------------------------------------------------------------------------
 
-def function_config(targets: int = 0, concurrency: int | None = None) -> dict[str, str]:
-    env = {"DEPRECATE_AFTER_DAYS": DEPRECATE_AFTER_DAYS}
+def function_config(targets: int = 0, concurrency: int | None = None,
+                    content_check: str = "off") -> dict[str, str]:
+    # CONTENT_CHECK=off: the AMIs these rows seed (emu.seed_image without a
+    # disk image) have snapshots with no blocks, so the content check
+    # (enforce by default) would find no file system and keep every one
+    # private ("rejected: could not read"). These rows measure the rest of
+    # the publish path; the EBS section measures the check, and its publish
+    # row runs with CONTENT_CHECK=enforce over a real disk image.
+    env = {"DEPRECATE_AFTER_DAYS": DEPRECATE_AFTER_DAYS, "CONTENT_CHECK": content_check}
     if targets:
         env["TARGET_REGIONS"] = ",".join(TARGETS[:targets])
     if concurrency is not None:
@@ -1384,12 +1391,107 @@ def run_ebs_read(binary: Path, endpoint: str, image_id: str) -> tuple[dict[str, 
     return result, int(result.get("peak_rss_bytes", 0)), wall
 
 
+CHECK_PUBLISH_PAIRS = 3
+
+
+def release_function() -> Path:
+    """The function's x86_64 release build, as build() makes it."""
+    return ROOT / "target" / "release" / "ami-publisher"
+
+
+def ebs_calls(emu: Emulator) -> list[dict[str, Any]]:
+    return emu.control("GET", "/_emulator/calls?service=ebs")["calls"]
+
+
+def measure_check_publish(function: Path, emu: Emulator, snapshot_id: str, name: str, head: str,
+                          read: dict[str, Any]) -> list[Row]:
+    """The publish path with the content check on: AMIs over the fixture's
+    snapshot, tagged publish=public, published by the function at
+    EBS_LATENCY_MS per call (the emulator's latency is one setting for every
+    AWS call, EC2's and the ledger's too: the time the check adds is the
+    difference with CONTENT_CHECK=off, same latency, same fixture). Pairs of
+    fresh processes, off and enforce alternating. The fixtures hold
+    builders' leftovers, so under enforce each AMI carries its owner's
+    acknowledgement of the kinds the check finds there (`publish-allow`,
+    what an owner would write; the role can't): the AMI is read, judged
+    and published, and its verdict is `acknowledged`. `read`: ebs_read's
+    JSON for the same fixture (the minimum calls)."""
+    kinds = sorted(set(read["finding_kinds"]))
+    tags = {"publish": "public", **({"publish-allow": ",".join(kinds)} if kinds else {})}
+    emu.config(latency_ms=EBS_LATENCY_MS, public_image_quota=1000)
+    minimum_gets = read["blocks_touched"] - read["zero_blocks"]
+    times: dict[str, list[float]] = {"off": [], "enforce": []}
+    rss: list[int] = []
+    first: dict[str, Any] = {}
+    calls_ok = replays_ok = True
+    for i in range(CHECK_PUBLISH_PAIRS):
+        wait_quiet(f"the publishes with the content check ({name}, pair {i + 1})", {})
+        for mode in ("off", "enforce"):
+            ami = emu.seed_image(region=HOME, name=f"bench-check-{name}-{mode}-{i}", tags=tags,
+                                 snapshots=[{"snapshot_id": snapshot_id}])
+            emu.clear_calls()
+            with Session(function, emu.url, function_config(content_check=mode), f"check-{name}-{mode}") as s:
+                s.start()
+                result = s.invoke(direct(ami))
+                body = expect_ok(result, f"publish, CONTENT_CHECK={mode}", "published", 1)
+                times[mode].append(result.duration_ms)
+                log = ebs_calls(emu)
+                others = Counter({k: v for k, v in calls(emu).items()
+                                  if k not in ("GetSnapshotBlock", "ListSnapshotBlocks")})
+                if mode == "off":
+                    if log:
+                        raise BenchError(f"CONTENT_CHECK=off made {len(log)} EBS call(s)")
+                    continue
+                rss.append(s.peak_rss_bytes())
+                content = emu.image(ami).get("tags", {}).get("publish:content")
+                gets = [c for c in log if c["action"] == "GetSnapshotBlock"]
+                lists = [c for c in log if c["action"] == "ListSnapshotBlocks"]
+                distinct = {(c["snapshot_id"], c["block_index"]) for c in gets}
+                emu.clear_calls()
+                replay = s.invoke(direct(ami))
+                expect_ok(replay, "replay, CONTENT_CHECK=enforce", "already-public", 1)
+                replay_ebs = len(ebs_calls(emu))
+                calls_ok = (calls_ok and len(gets) == len(distinct) == minimum_gets
+                            and len(lists) == read["list_calls"])
+                replays_ok = replays_ok and replay_ebs == 0
+                if not first:
+                    first = {"gets": len(gets), "distinct": len(distinct), "lists": len(lists), "others": others,
+                             "replay_ebs": replay_ebs, "content": content, "body": body}
+    if first["content"] != "acknowledged":
+        raise BenchError(f"publish:content is {first['content']!r}, expected 'acknowledged' "
+                         f"(allowed: {tags.get('publish-allow')}): {first['body']}")
+    off, enforce = statistics.median(times["off"]), statistics.median(times["enforce"])
+    added = enforce - off
+    what = (f"{head}: publish by the function, CONTENT_CHECK=enforce "
+            f"(publish-allow={tags.get('publish-allow', '')}, verdict {first['content']})")
+    return [
+        Row(f"{what}: EBS calls of the publish (first run; every run checked)",
+            f"{first['gets']} GetSnapshotBlock ({first['distinct']} distinct) + {first['lists']} ListSnapshotBlocks",
+            f"= {minimum_gets} + {read['list_calls']} (blocks touched − zeros + listing pages)",
+            calls_ok),
+        calls_compared(f"{what}: the publish's other calls (EC2, quotas, ledger)", first["others"],
+                       minimum("publish")),
+        Row(f"{what}: EBS calls of its replay (same process; first run, every run checked)",
+            f"{first['replay_ebs']}", "0", replays_ok),
+        Row(f"{what}: handler time added vs. CONTENT_CHECK=off at {EBS_LATENCY_MS} ms per AWS call "
+            f"(medians of {CHECK_PUBLISH_PAIRS} fresh processes each)",
+            f"{added:.0f} ms ({enforce:.0f} vs. {off:.0f} ms)",
+            f"≤ {EBS_MAX_WALL_S:.0f} s", added <= EBS_MAX_WALL_S * 1000),
+        Row(f"{what}: peak RSS of the function (VmHWM, start + publish)",
+            mb(max(rss)), f"≤ {mb(EBS_MAX_RSS_BYTES)}", 0 < max(rss) <= EBS_MAX_RSS_BYTES),
+    ]
+
+
 def run_ebs(skip_build: bool) -> list[Row]:
     """The EBS reads: each fixture uploaded to the emulator as coldsnap
-    would, an AMI over it, then ebs_read at 20 ms per AWS call."""
+    would, an AMI over it, then ebs_read at 20 ms per AWS call; then the
+    function publishes AMIs over it with the content check on and off."""
     from ebs_upload import upload_disk_image  # tests/emulator/ebs_upload.py
 
     binary = ebs_bench_binary(skip_build)
+    function = release_function()
+    if not function.is_file():
+        raise BenchError(f"missing binary {function} (run without --skip-build)")
     images = ebs_fixtures()
     files = count_files(images)
     rows: list[Row] = []
@@ -1407,7 +1509,13 @@ def run_ebs(skip_build: bool) -> list[Row]:
             lists = [c for c in log if c["action"] == "ListSnapshotBlocks"]
             distinct = {(c["snapshot_id"], c["block_index"]) for c in gets}
             minimum = result["blocks_touched"] - result["zero_blocks"]
-            head = f"EBS reads, {label}, 8 GiB, ≥ {files:,} files ({result['files_read']} files read)"
+            # The check fails closed: an unreadable fixture is a failure of
+            # the measure, not a cheap run.
+            if result["outcome"] != "read":
+                raise BenchError(f"the content check could not read {name}.img: {result['unreadable_reason']}")
+            kinds = sorted(set(result["finding_kinds"]))
+            head = (f"EBS reads, {label}, 8 GiB, ≥ {files:,} files (the check: {result['findings']} findings "
+                    f"of {len(kinds)} kinds, the fixture's leftovers)")
             rows.append(Row(
                 f"{head}: 512 KiB blocks touched (of which zeros, no call) / GetSnapshotBlock calls",
                 f"{result['blocks_touched']} ({result['zero_blocks']}) / {len(gets)} calls, "
@@ -1415,8 +1523,9 @@ def run_ebs(skip_build: bool) -> list[Row]:
                 "calls = blocks touched − zeros (no block fetched twice)",
                 len(gets) == minimum == len(distinct)))
             rows.append(Row(
-                f"{head}: bytes transferred (block data), ListSnapshotBlocks calls",
-                f"{result['bytes_transferred'] / 2**20:.1f} MiB, {len(lists)} list call(s)"))
+                f"{head}: bytes transferred (block data), ListSnapshotBlocks calls (pages)",
+                f"{result['bytes_transferred'] / 2**20:.1f} MiB, {len(lists)} list call(s)",
+                "list calls = the listing's pages", len(lists) == result["list_calls"] >= 1))
             rows.append(Row(
                 f"{head}: wall time at {EBS_LATENCY_MS} ms per EBS call, concurrency {result['concurrency']}",
                 f"{result['wall_ms']:.0f} ms",
@@ -1424,6 +1533,7 @@ def run_ebs(skip_build: bool) -> list[Row]:
             rows.append(Row(
                 f"{head}: peak RSS of the reading process (VmHWM; cache bound {result['cache_bytes'] >> 20} MiB)",
                 mb(rss), f"≤ {mb(EBS_MAX_RSS_BYTES)}", 0 < rss <= EBS_MAX_RSS_BYTES))
+            rows.extend(measure_check_publish(function, emu, snapshot_id, name, f"{label}", result))
     return rows
 
 
@@ -1434,10 +1544,12 @@ def write_ebs_section(rows: list[Row]) -> str:
         EBS_SECTION,
         "",
         "Written by `make bench` after the tables above, or alone by `bench/run.py --only ebs`. "
-        "examples/ebs_read.rs (release profile, the library's defaults) reads the content check's paths "
-        "(/etc/passwd, /etc/shadow, /etc/ssh/*, every home's .ssh and dot files, /root's) from an AMI "
+        "examples/ebs_read.rs (release profile) runs the function's content check, "
+        "`content::check_ami(&client, &snapshots, ReadOptions::default())`, over an AMI "
         "uploaded to the emulator through the EBS direct APIs (tests/emulator/ebs_upload.py), "
-        f"{EBS_LATENCY_MS} ms of latency on every call. Wall time: listing, every fetch and the reading.",
+        f"{EBS_LATENCY_MS} ms of latency on every call. Wall time: listing, every fetch and the check's reading. "
+        "The fixtures are builders' leftovers on purpose (tests/images/build.py root_tree): the findings "
+        "are the check working, not a failure.",
         "",
         table(rows),
         "",
@@ -1522,7 +1634,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     if args.only == "calls":
-        binary = args.binary or ROOT / "target" / "release" / "ami-publisher"
+        binary = args.binary or release_function()
         return run_section(lambda: measure_calls_only(binary),
                            lambda rows: f"AWS calls per outcome, {binary}:\n\n{table(rows)}")
     if args.only == "ebs":

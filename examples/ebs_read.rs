@@ -1,8 +1,9 @@
-//! `make bench`'s EBS reads (bench/run.py --only ebs): reads, from an AMI's
-//! root file system through the EBS direct APIs, the paths the content
-//! check reads (/etc/passwd, /etc/shadow, /etc/ssh/*, every home's .ssh and
-//! dot files, /root's), with the library's own code and defaults, and
-//! prints what it cost as one JSON line.
+//! `make bench`'s EBS reads (bench/run.py --only ebs): runs the content
+//! check the function runs before a publish,
+//! `ami_publisher::content::check_ami` with the library's defaults
+//! (`ReadOptions::default()`), over an AMI's EBS snapshots through the EBS
+//! direct APIs, and prints what it cost and what it found as one JSON line
+//! (the findings' count and kinds, never their paths' content).
 //!
 //!     ebs_read REGION AMI_ID
 //!
@@ -12,62 +13,9 @@
 use std::time::Instant;
 
 use ami_publisher::clients::Clients;
-use ami_publisher::disk::{DiskError, FileKind, FileSystem};
+use ami_publisher::content::{self, Outcome};
 use ami_publisher::model::{ImageId, RegionName};
-use ami_publisher::snapshot::{self, ReadOptions};
-
-/// Small files are read whole up to this; larger ones only have their size read.
-const SMALL: u64 = 1 << 20;
-
-/// Reads one file, or notes its size when it is larger than a small read.
-fn read(root: &mut FileSystem, path: &[u8], files: &mut u64) -> Result<(), DiskError> {
-    match root.read_file(path, SMALL) {
-        Ok(_) => *files += 1,
-        Err(DiskError::TooLarge { .. }) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(())
-}
-
-/// A directory's dot files, and its .ssh's files.
-fn dot_files(root: &mut FileSystem, dir: &[u8], files: &mut u64) -> Result<(), DiskError> {
-    for entry in root.read_dir(dir)? {
-        if !entry.name.starts_with(b".") {
-            continue;
-        }
-        let path = [dir, b"/", &entry.name].concat();
-        match entry.kind {
-            FileKind::File => read(root, &path, files)?,
-            FileKind::Directory if entry.name == b".ssh" => {
-                for key in root.read_dir(&path)? {
-                    if key.kind == FileKind::File {
-                        read(root, &[&path[..], b"/", &key.name].concat(), files)?;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn check_paths(root: &mut FileSystem) -> Result<u64, DiskError> {
-    let mut files = 0;
-    read(root, b"/etc/passwd", &mut files)?;
-    read(root, b"/etc/shadow", &mut files)?;
-    for entry in root.read_dir("/etc/ssh")? {
-        if entry.kind == FileKind::File {
-            read(root, &[&b"/etc/ssh/"[..], &entry.name].concat(), &mut files)?;
-        }
-    }
-    for home in root.read_dir("/home")? {
-        if home.kind == FileKind::Directory {
-            dot_files(root, &[&b"/home/"[..], &home.name].concat(), &mut files)?;
-        }
-    }
-    dot_files(root, b"/root", &mut files)?;
-    Ok(files)
-}
+use ami_publisher::snapshot::ReadOptions;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
@@ -105,12 +53,26 @@ async fn run(region: &str, image: &str) -> Result<String, String> {
         .ok_or("no such AMI")?;
     let options = ReadOptions::default();
     let start = Instant::now();
-    let (files, read, fetch) = snapshot::read_root(&ebs, &image.snapshots, options, check_paths)
-        .await
-        .map_err(|e| e.report())?;
+    let checked = content::check_ami(&ebs, &image.snapshots, options).await;
     let wall = start.elapsed();
+    let (read, fetch) = (checked.read, checked.fetch);
+    let (result, file_systems, reason) = match &checked.outcome {
+        Outcome::Read { file_systems, .. } => ("read", file_systems.clone(), None),
+        Outcome::Unreadable { reason } => ("unreadable", Vec::new(), Some(reason.clone())),
+    };
+    let kinds: Vec<&str> = checked
+        .outcome
+        .findings()
+        .iter()
+        .map(|f| f.kind.name())
+        .collect();
     Ok(serde_json::json!({
-        "files_read": files,
+        "outcome": result,
+        "verdict": checked.outcome.to_string(),
+        "unreadable_reason": reason,
+        "file_systems": file_systems,
+        "findings": kinds.len(),
+        "finding_kinds": kinds,
         "blocks_touched": read.blocks,
         "zero_blocks": fetch.zero_blocks,
         "blocks_fetched": fetch.fetched,

@@ -19,9 +19,17 @@ build, by removing its publish tag: it and its copies become private again,
 and the release rotation retired for it is public again with its copies
 (the rollback, RESTORE_ON_WITHDRAW). Then the owner asks for an emergency
 unpublish of the middle one (held private, whatever its tags); the restored
-release stays public. Last, `ami-publisher history` prints the ledger (the
+release stays public. Then `ami-publisher history` prints the ledger (the
 function's DynamoDB table, LEDGER_TABLE) of the source region: each AMI's
 changes, when and why, the retirement and the restoration among them.
+Last, the content check: the function again with CONTENT_CHECK=enforce
+(the sample AMIs above have no disk image, so it is off for them), over two
+AMIs whose ext4 root volumes are built here (tests/images/build.py's tools
+and clean tree) and uploaded through the EBS direct APIs
+(tests/emulator/ebs_upload.py): one with a builder's leftover
+authorized_keys stays private, named, and the clean one is published. The
+leftover key's text appears nowhere in what the demo prints, in the
+function's answers, tags or logs.
 
 Everything it starts is stopped at the end, also on failure or Ctrl-C.
 Exit code: 0 when everything went as expected, 1 when something did not,
@@ -34,7 +42,10 @@ interrupted (130 on Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -47,16 +58,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lambda_harness import (  # noqa: E402
-    BINARY, ELIGIBLE, EXPECTED_ERRORS, FAMILY, FUNCTION_CONFIG, HOME, SAMPLE_AMIS, SAMPLE_EVENTS, TARGETS,
-    HarnessError, Invocation, Stack, ami_available_event, base_env, copies_of, final_state_problems,
-    format_table, home_sweep, load_event, result_rows, seed_sample_amis, stale_binary_note,
-    sweep_event, tag_removed_event, unexpected_invocations,
+    BINARY, ELIGIBLE, EXPECTED_ERRORS, FAMILY, FUNCTION_CONFIG, HOME, REASON, ROOT, SAMPLE_AMIS, SAMPLE_EVENTS,
+    STATUS, TARGETS, FunctionProcess, HarnessError, Invocation, Lambda, Stack, ami_available_event, base_env,
+    copies_of, final_state_problems, format_table, home_sweep, load_event, result_rows, seed_sample_amis,
+    stale_binary_note, sweep_event, tag_removed_event, unexpected_invocations,
 )
+from ebs_upload import upload_disk_image  # noqa: E402  (tests/emulator/ebs_upload.py, on the harness's path)
 
 BLOCKED_REGION = TARGETS[-1]
+CONTENT = "publish:content"
+
+# Everything the demo prints, so that the content check's step can look
+# for the leftover key's text in it.
+PRINTED: list[str] = []
 
 
 def say(message: str = "") -> None:
+    PRINTED.append(message)
     print(message, flush=True)
 
 
@@ -127,6 +145,125 @@ def show_ledger(emu, family: list[str]) -> list[str]:
                         f"one (reason restored: ...) followed by `public`; got {changes}")
     if entry.get("state") != "public":
         problems.append(f"the ledger's entry of {ELIGIBLE}: state {entry.get('state')!r}, expected 'public'")
+    return problems
+
+
+def image_builder():
+    """tests/images/build.py as a module: its file-system tools and trees."""
+    spec = importlib.util.spec_from_file_location("image_build", ROOT / "tests" / "images" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_content_images(work: Path, leftover_key: str) -> tuple[Path, Path]:
+    """Two 128 MiB ext4 root volumes (no partition table, as
+    clean-ext4-plain.img), built without root by mke2fs -d: build.py's clean
+    root, and the same root with one builder's leftover, an authorized_keys
+    holding `leftover_key` in ann's home."""
+    build = image_builder()
+    os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    if shutil.which("mke2fs") is None:
+        raise HarnessError("mke2fs is missing (e2fsprogs): run `make images-tools`")
+
+    def leftover_tree(root: str) -> None:
+        build.clean_tree(root)
+        build.write(os.path.join(root, "home", "ann", ".ssh", "authorized_keys"),
+                    f"ssh-ed25519 {leftover_key} ann@build-host\n", 0o600)
+
+    paths = []
+    for name, fill in (("clean-ext4-plain", build.clean_tree), ("leftover-key-ext4-plain", leftover_tree)):
+        path = work / f"{name}.img"
+        tree_dir = work / name
+        tree_dir.mkdir()
+        build.content_plain(build.ext_fs, fill, 128)(str(path), str(tree_dir))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def content_check_step(stack: Stack, invocations: list[Invocation]) -> list[str]:
+    """Step 8: the function with CONTENT_CHECK=enforce over two AMIs built
+    from real disk images; returns what did not go as expected."""
+    emu = stack.emu
+    problems: list[str] = []
+    # A key that looks like one and is unique to this run: it must appear
+    # nowhere the demo, the function or the emulator's tags show.
+    leftover_key = "AAAAC3NzaC1lZDI1NTE5AAAAI" + secrets.token_hex(16)
+    work = Path(tempfile.mkdtemp(prefix="ami-publisher-demo-images-"))
+    try:
+        step("building two ext4 root volumes with mke2fs -d (tests/images/build.py's clean tree)")
+        clean_img, leftover_img = build_content_images(work, leftover_key)
+        say(f"    {clean_img.name}: clean (as a careful build leaves it)")
+        say(f"    {leftover_img.name}: the same, plus a leftover /home/ann/.ssh/authorized_keys")
+        ebs = emu.client("ebs", HOME)
+        amis = {}
+        for label, path, name in (("leftover", leftover_img, "example-app-2024.04.01"),
+                                  ("clean", clean_img, "example-app-2024.04.02")):
+            snapshot = upload_disk_image(ebs, path)
+            amis[label] = emu.seed_image(region=HOME, name=name, snapshots=[{"snapshot_id": snapshot}],
+                                         tags={"publish": "public", "Name": name})
+            step(f"uploaded {path.name} through the EBS direct APIs (StartSnapshot, PutSnapshotBlock, "
+                 f"CompleteSnapshot): {snapshot}; AMI {amis[label]} ({name}) over it, tagged publish=public")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    config = dict(FUNCTION_CONFIG, CONTENT_CHECK="enforce")
+    step("the function again, with CONTENT_CHECK=enforce: "
+         + " ".join(f"{k}={v}" for k, v in config.items()))
+    stack.function.stop()
+    log_dir = stack.log_dir / "content-check"
+    stack.function = FunctionProcess.start(stack.runtime.runtime_api, emu.url, log_dir, config=config)
+    lam = stack.lam = Lambda(stack.runtime, stack.function, stack.log_dir)
+
+    def invoke(event, label: str) -> Invocation:
+        inv = show(lam.invoke(event, label=label))
+        invocations.append(inv)
+        return inv
+
+    for label in ("leftover", "clean"):
+        invoke(ami_available_event(amis[label], HOME), f"available event of {amis[label]}")
+    emu.complete_copies()
+    emu.clear_calls()
+    invoke(sweep_event(HOME), f"scheduled sweep in {HOME} (publishes the copies)")
+    read_again = [c["action"] for c in emu.control("GET", "/_emulator/calls?service=ebs")["calls"]]
+    if read_again:
+        problems.append(f"the sweep after the check read the volumes again: {read_again}")
+    say(f"    {'':<44}    EBS calls of the sweep: {len(read_again)} (the verdicts are in the ledger)")
+
+    kept, published = emu.image(amis["leftover"]), emu.image(amis["clean"])
+    path = "/home/ann/.ssh/authorized_keys"
+    reason = kept["tags"].get(REASON, "")
+    say(f"    {amis['leftover']}: public={kept['public']} {STATUS}={kept['tags'].get(STATUS)} "
+        f"{CONTENT}={kept['tags'].get(CONTENT)} {REASON}={reason!r}")
+    say(f"    {amis['clean']}: public={published['public']} {STATUS}={published['tags'].get(STATUS)} "
+        f"{CONTENT}={published['tags'].get(CONTENT)}")
+    if kept["public"] or kept["tags"].get(STATUS) != "rejected" or kept["tags"].get(CONTENT) != "findings":
+        problems.append(f"the AMI with a leftover authorized_keys: public={kept['public']}, tags {kept['tags']}")
+    if "authorized-keys" not in reason or path not in reason:
+        problems.append(f"{amis['leftover']}: {REASON}={reason!r} does not name authorized-keys and {path}")
+    if not published["public"] or published["tags"].get(STATUS) != "public" \
+            or published["tags"].get(CONTENT) != "clean":
+        problems.append(f"the clean AMI: public={published['public']}, tags {published['tags']}")
+    copies = copies_of(emu, amis["clean"])
+    if sorted(c["region"] for c in copies if c["public"]) != sorted(TARGETS):
+        problems.append(f"the clean AMI's copies: {[(c['region'], c['public']) for c in copies]}")
+    if copies_of(emu, amis["leftover"]):
+        problems.append(f"the AMI with a leftover authorized_keys was copied: {copies_of(emu, amis['leftover'])}")
+
+    # The key's text: nowhere in what was printed, the function's answers,
+    # the images' tags, or either function's log.
+    places = {
+        "the demo's output": "\n".join(PRINTED),
+        "the function's answers": json.dumps([i.result for i in invocations]),
+        "the images' tags": json.dumps([i["tags"] for i in emu.images()]),
+    }
+    for log in sorted(stack.log_dir.rglob("ami-publisher.log")):
+        places[f"the function's log {log.relative_to(stack.log_dir)}"] = log.read_text(errors="replace")
+    leaked = [where for where, text in places.items() if leftover_key in text]
+    if leaked:
+        problems.append(f"the leftover key's text is in {', '.join(leaked)}")
+    step(f"the leftover key's text searched for in {', '.join(places)}: "
+         f"{'FOUND in ' + ', '.join(leaked) if leaked else 'not found'}")
     return problems
 
 
@@ -250,6 +387,10 @@ def run(stack: Stack) -> list[str]:
 
     heading("7. The ledger: what the function did to each AMI, when and why (ami-publisher history)")
     problems += show_ledger(emu, [ELIGIBLE, *releases])
+
+    heading("8. The content check: what a builder left behind is not made public")
+    problems += content_check_step(stack, invocations)
+    problems += unexpected_invocations(invocations)
 
     heading("Result: what the function did and why, per AMI and region")
     say(format_table(result_rows(emu, invocations)))
