@@ -19,6 +19,8 @@
 //!
 //! Nothing is made public when the intent can't be recorded (fail closed).
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
@@ -68,17 +70,17 @@ impl State {
         }
     }
 
+    pub const ALL: [State; 6] = [
+        Self::Publishing,
+        Self::Public,
+        Self::Withdrawn,
+        Self::Held,
+        Self::Retired,
+        Self::Expired,
+    ];
+
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Publishing,
-            Self::Public,
-            Self::Withdrawn,
-            Self::Held,
-            Self::Retired,
-            Self::Expired,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
     /// Whether the function made (or was about to make) the AMI public.
@@ -226,8 +228,7 @@ fn update(
         .client
         .update_item()
         .table_name(&ledger.table)
-        .key("region", AttributeValue::S(region.as_str().into()))
-        .key("image_id", AttributeValue::S(id.as_str().into()))
+        .set_key(Some(key(region, id)))
         .update_expression(
             "SET #state = :state, #version = if_not_exists(#version, :zero) + :one, \
              updated_at = :at, history = list_append(if_not_exists(history, :empty), :change)",
@@ -249,18 +250,40 @@ fn update(
     request
 }
 
+/// An entry's key: its AMI's region and id.
+fn key(region: &RegionName, id: &ImageId) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            "region".to_owned(),
+            AttributeValue::S(region.as_str().into()),
+        ),
+        ("image_id".to_owned(), AttributeValue::S(id.as_str().into())),
+    ])
+}
+
+/// The attributes of a content verdict, set by an `UpdateItem` (its
+/// values: [`content_values`]).
+const SET_CONTENT: &str = "content_snapshots = :snapshots, content = :verdict";
+
+fn content_values(
+    request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    content: &ContentRecord,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    request
+        .expression_attribute_values(":snapshots", AttributeValue::S(content.snapshots.clone()))
+        .expression_attribute_values(":verdict", AttributeValue::S(content.verdict.clone()))
+}
+
 /// The content verdict added to an `UpdateItem` of [`update`].
 fn with_content(
     request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
     content: &ContentRecord,
 ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
     let expression = request.get_update_expression().clone().unwrap_or_default();
-    request
-        .update_expression(format!(
-            "{expression}, content_snapshots = :snapshots, content = :verdict"
-        ))
-        .expression_attribute_values(":snapshots", AttributeValue::S(content.snapshots.clone()))
-        .expression_attribute_values(":verdict", AttributeValue::S(content.verdict.clone()))
+    content_values(
+        request.update_expression(format!("{expression}, {SET_CONTENT}")),
+        content,
+    )
 }
 
 /// Records a content verdict alone (an AMI it keeps private), the state
@@ -271,15 +294,13 @@ pub async fn record_content(
     id: &ImageId,
     content: &ContentRecord,
 ) -> Result<(), Ec2Error> {
-    ledger
+    let request = ledger
         .client
         .update_item()
         .table_name(&ledger.table)
-        .key("region", AttributeValue::S(region.as_str().into()))
-        .key("image_id", AttributeValue::S(id.as_str().into()))
-        .update_expression("SET content_snapshots = :snapshots, content = :verdict")
-        .expression_attribute_values(":snapshots", AttributeValue::S(content.snapshots.clone()))
-        .expression_attribute_values(":verdict", AttributeValue::S(content.verdict.clone()))
+        .set_key(Some(key(region, id)))
+        .update_expression(format!("SET {SET_CONTENT}"));
+    content_values(request, content)
         .send()
         .await
         .map_err(|e| Ec2Error::new("UpdateItem", &ledger.region, Some(id), e))?;
@@ -296,8 +317,7 @@ pub async fn content_of(
         .client
         .get_item()
         .table_name(&ledger.table)
-        .key("region", AttributeValue::S(region.as_str().into()))
-        .key("image_id", AttributeValue::S(id.as_str().into()))
+        .set_key(Some(key(region, id)))
         .projection_expression("content_snapshots, content")
         .consistent_read(true)
         .send()
@@ -325,8 +345,7 @@ pub async fn state_of(
         .client
         .get_item()
         .table_name(&ledger.table)
-        .key("region", AttributeValue::S(region.as_str().into()))
-        .key("image_id", AttributeValue::S(id.as_str().into()))
+        .set_key(Some(key(region, id)))
         .projection_expression("#state")
         .expression_attribute_names("#state", "state")
         .consistent_read(true)
@@ -425,8 +444,8 @@ pub async fn history(
     Ok(records)
 }
 
-fn record_of(item: &std::collections::HashMap<String, AttributeValue>) -> Record {
-    let text = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+fn record_of(item: &HashMap<String, AttributeValue>) -> Record {
+    let text = |item: &HashMap<String, AttributeValue>, k: &str| {
         item.get(k)
             .and_then(|v| v.as_s().ok())
             .cloned()
@@ -466,14 +485,7 @@ mod tests {
 
     #[test]
     fn states_read_back_as_written() {
-        for state in [
-            State::Publishing,
-            State::Public,
-            State::Withdrawn,
-            State::Held,
-            State::Retired,
-            State::Expired,
-        ] {
+        for state in State::ALL {
             assert_eq!(State::parse(state.as_str()), Some(state));
         }
         assert_eq!(State::parse("PUBLIC"), None);
